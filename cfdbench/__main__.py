@@ -1,0 +1,5 @@
+"""``python -m cfdbench`` is the ``cfdbench`` command (torchrun launches it this way)."""
+
+from cfdbench.cli import main
+
+main()

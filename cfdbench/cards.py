@@ -1,0 +1,266 @@
+"""Dataset and model cards: the typed metadata that drives generation, shapes and defaults.
+
+Cards live in the repository's top-level ``datasets/<name>/<name>.yaml`` and
+``models/<name>.yaml``. They are data, not code: every size, sweep and default
+hyper-parameter is read from them, never hand-written elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from cfdbench.errors import CfdbenchError, UnknownNameError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_root() -> Path:
+    """Folder holding ``datasets/``, ``models/`` and ``leaderboard/`` (``CFDBENCH_HOME`` overrides)."""
+    return Path(os.environ.get("CFDBENCH_HOME", REPO_ROOT))
+
+
+def data_root() -> Path:
+    """Where generated and downloaded datasets live (``CFDBENCH_DATA``, else ``./data``)."""
+    return Path(os.environ.get("CFDBENCH_DATA", "data"))
+
+
+# --------------------------------------------------------------------------- dataset cards
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """How the numerical generator runs one case (non-dimensional: lengths by the reference
+    length, velocities by the reference velocity, time by their ratio)."""
+
+    cells_x: int
+    cells_y: int
+    cfl: float
+    dtype: str
+    frame_interval: float  # convective units between stored frames
+    n_frames: int  # stored frames including the initial state
+    store_solver_grid: bool = True
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    seed: int = 0
+    train: float = 0.8
+    valid: float = 0.1
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One simulation to run: its stable id, sweep subset and physical parameters."""
+
+    case_id: str
+    subset: str
+    params: dict[str, float]
+    reynolds: float
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    """Typed view of ``datasets/<name>/<name>.yaml``."""
+
+    name: str
+    version: str
+    problem: str
+    description: str
+    parameters: tuple[str, ...]
+    baseline: dict[str, float]
+    subsets: dict[str, dict[str, list[float]]]
+    reynolds_range: tuple[float, float]
+    reference_length: str
+    reference_velocity: str
+    solver: SolverSettings
+    frame_shape: tuple[int, int]  # (ny, nx) of the stored, resampled frames
+    fields: tuple[str, ...]
+    splits: SplitSettings
+    deviations: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def folder(self) -> Path:
+        assert self.path is not None
+        return self.path.parent
+
+    def reynolds(self, params: dict[str, float]) -> float:
+        """Re = rho U L / mu with the card's reference velocity and length."""
+        return (
+            params["density"]
+            * params[self.reference_velocity]
+            * params[self.reference_length]
+            / params["viscosity"]
+        )
+
+    def cases(self) -> list[CaseSpec]:
+        """Expand the sweeps: each subset varies its keys (Cartesian product) around the baseline.
+
+        Cases whose Reynolds number falls outside ``reynolds_range`` are not generated
+        (the card's ``deviations`` says why). Ids are stable: ``<subset>-<index in sweep>``.
+        """
+        lo, hi = self.reynolds_range
+        specs = []
+        for subset, sweep in self.subsets.items():
+            keys = list(sweep)
+            for index, values in enumerate(itertools.product(*(sweep[k] for k in keys))):
+                params = dict(self.baseline)
+                params.update({k: float(v) for k, v in zip(keys, values)})
+                re = self.reynolds(params)
+                if lo <= re <= hi:
+                    specs.append(CaseSpec(f"{subset}-{index:04d}", subset, params, re))
+        return specs
+
+    def content_hash(self) -> str:
+        """SHA-256 of the card file: a generated dataset records which card made it."""
+        assert self.path is not None
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def _expand_values(spec: Any, where: str) -> list[float]:
+    """A sweep axis is a list of numbers or ``{start, stop, step}`` (stop included)."""
+    if isinstance(spec, dict):
+        try:
+            start, stop, step = float(spec["start"]), float(spec["stop"]), float(spec["step"])
+        except KeyError as missing:
+            raise CfdbenchError(f"{where}: range needs start, stop and step (missing {missing})")
+        if step <= 0 or stop < start:
+            raise CfdbenchError(f"{where}: empty range {spec}")
+        count = int(np.floor((stop - start) / step + 1e-9)) + 1
+        values = [round(start + i * step, 12) for i in range(count)]
+    elif isinstance(spec, (list, tuple)):
+        values = [float(v) for v in spec]
+    else:
+        raise CfdbenchError(f"{where}: expected a list or {{start, stop, step}}, got {spec!r}")
+    if not values:
+        raise CfdbenchError(f"{where}: empty sweep")
+    return values
+
+
+def _require_positive(params: dict[str, float], where: str) -> None:
+    for key, value in params.items():
+        if not np.isfinite(value) or value <= 0:
+            raise CfdbenchError(f"{where}: parameter '{key}' must be positive, got {value}")
+
+
+def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> DatasetCard:
+    """Validate a card's content; every error names the card and the offending key."""
+    where = str(path or raw.get("name", "dataset card"))
+    try:
+        solver = SolverSettings(**raw["solver"])
+        frame = raw["frames"]
+        parameters = tuple(raw["parameters"])
+        baseline = {k: float(v) for k, v in raw["baseline"].items()}
+        subsets = {
+            name: {k: _expand_values(v, f"{where}: subsets.{name}.{k}") for k, v in sweep.items()}
+            for name, sweep in raw["subsets"].items()
+        }
+        card = DatasetCard(
+            name=str(raw["name"]),
+            version=str(raw["version"]),
+            problem=str(raw["problem"]),
+            description=str(raw.get("description", "")).strip(),
+            parameters=parameters,
+            baseline=baseline,
+            subsets=subsets,
+            reynolds_range=tuple(float(r) for r in raw.get("reynolds_range", [0, np.inf])),
+            reference_length=str(raw["reference_length"]),
+            reference_velocity=str(raw["reference_velocity"]),
+            solver=solver,
+            frame_shape=(int(frame["ny"]), int(frame["nx"])),
+            fields=tuple(raw.get("fields", ["u", "v", "p"])),
+            splits=SplitSettings(**raw.get("splits", {})),
+            deviations=str(raw.get("deviations", "")).strip(),
+            path=path,
+        )
+    except (KeyError, TypeError) as err:
+        raise CfdbenchError(f"{where}: malformed dataset card ({err})") from None
+    if set(baseline) != set(parameters):
+        raise CfdbenchError(f"{where}: baseline keys {sorted(baseline)} != parameters {sorted(parameters)}")
+    _require_positive(baseline, where)
+    for name, sweep in subsets.items():
+        unknown = set(sweep) - set(parameters)
+        if unknown:
+            raise CfdbenchError(f"{where}: subsets.{name} sweeps unknown parameters {sorted(unknown)}")
+        for key, values in sweep.items():
+            _require_positive({key: min(values)}, f"{where}: subsets.{name}")
+    s = card.solver
+    if min(s.cells_x, s.cells_y, s.n_frames, *card.frame_shape) <= 0 or s.frame_interval <= 0 or s.cfl <= 0:
+        raise CfdbenchError(f"{where}: solver sizes, frame interval and CFL must be positive")
+    if not card.cases():
+        raise CfdbenchError(f"{where}: the sweeps produce no case inside reynolds_range {card.reynolds_range}")
+    return card
+
+
+def dataset_names() -> list[str]:
+    root = project_root() / "datasets"
+    return sorted(p.name for p in root.iterdir() if (p / f"{p.name}.yaml").is_file()) if root.is_dir() else []
+
+
+def load_dataset_card(name_or_path: str | Path) -> DatasetCard:
+    """A card by dataset name (``cavity``) or by the path of a card file."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = project_root() / "datasets" / str(name_or_path) / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise UnknownNameError("dataset", str(name_or_path), dataset_names())
+    elif not path.is_file():
+        raise CfdbenchError(f"dataset card not found: {path}")
+    with open(path) as fh:
+        raw = yaml.safe_load(fh)
+    return parse_dataset_card(raw, path)
+
+
+# --------------------------------------------------------------------------- model cards
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Typed view of ``models/<name>.yaml``: default hyper-parameters, per dataset where they differ."""
+
+    name: str
+    description: str
+    model: dict[str, Any]
+    training: dict[str, Any]
+    per_dataset: dict[str, dict[str, dict[str, Any]]]
+    reference_parameter_count: int | None
+    path: Path | None = None
+
+    def resolve(self, dataset: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(model kwargs, training settings) for a dataset: defaults updated by its overrides."""
+        override = self.per_dataset.get(dataset, {})
+        return {**self.model, **override.get("model", {})}, {**self.training, **override.get("training", {})}
+
+
+def model_card_names() -> list[str]:
+    root = project_root() / "models"
+    return sorted(p.stem for p in root.glob("*.yaml")) if root.is_dir() else []
+
+
+def load_model_card(name: str) -> ModelCard | None:
+    """The card for a registered model name, or ``None`` for models without a card (plug-ins)."""
+    path = project_root() / "models" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        raw = yaml.safe_load(fh)
+    try:
+        return ModelCard(
+            name=str(raw["name"]),
+            description=str(raw.get("description", "")).strip(),
+            model=dict(raw.get("model", {})),
+            training=dict(raw.get("training", {})),
+            per_dataset=dict(raw.get("datasets", {}) or {}),
+            reference_parameter_count=raw.get("cfdbench_parameter_count"),
+            path=path,
+        )
+    except (KeyError, TypeError) as err:
+        raise CfdbenchError(f"{path}: malformed model card ({err})") from None
