@@ -1,0 +1,142 @@
+"""Physics validation of the 2D generator against analytic solutions and Ghia et al. (1982).
+
+Reference numbers: ../shared/reference/validation.md, sections 1, 3 and 8.1.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cfdbench.errors import CfdbenchError, SimulationDivergedError
+from cfdbench.solvers.cavity import CavityCase, build_cavity_solver, simulate_cavities
+from cfdbench.solvers.grid import StaggeredGrid
+from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
+
+# Ghia, Ghia & Shin (1982), Table I: u(0.5, y) and Table II: v(x, 0.5).
+GHIA_Y = [1.0, 0.9766, 0.9688, 0.9609, 0.9531, 0.8516, 0.7344, 0.6172, 0.5, 0.4531, 0.2813, 0.1719, 0.1016, 0.0703, 0.0625, 0.0547, 0.0]
+GHIA_U = {
+    100: [1, 0.84123, 0.78871, 0.73722, 0.68717, 0.23151, 0.00332, -0.13641, -0.20581, -0.21090, -0.15662, -0.10150, -0.06434, -0.04775, -0.04192, -0.03717, 0],
+    1000: [1, 0.65928, 0.57492, 0.51117, 0.46604, 0.33304, 0.18719, 0.05702, -0.06080, -0.10648, -0.27805, -0.38289, -0.29730, -0.22220, -0.20196, -0.18109, 0],
+}
+GHIA_X = [1.0, 0.9688, 0.9609, 0.9531, 0.9453, 0.9063, 0.8594, 0.8047, 0.5, 0.2344, 0.2266, 0.1563, 0.0938, 0.0781, 0.0703, 0.0625, 0.0]
+GHIA_V = {
+    100: [0, -0.05906, -0.07391, -0.08864, -0.10313, -0.16914, -0.22445, -0.24533, 0.05454, 0.17527, 0.17507, 0.16077, 0.12317, 0.10890, 0.10091, 0.09233, 0],
+    1000: [0, -0.21388, -0.27669, -0.33714, -0.39188, -0.51550, -0.42665, -0.31966, 0.02526, 0.32235, 0.33075, 0.37095, 0.32627, 0.30353, 0.29012, 0.27485, 0],
+}
+
+
+def taylor_green_error(n: int, nu: float = 0.01, duration: float = 1.0) -> tuple[float, float]:
+    """Relative L2 velocity error and max divergence of the 2D Taylor–Green vortex at t = duration."""
+    length = torch.tensor([2 * math.pi], dtype=torch.float64)
+    grid = StaggeredGrid(n, n, length, length, "periodic", "periodic")
+    solver = NavierStokesSolver(grid, torch.tensor([nu], dtype=torch.float64))
+    xu, yu = grid.u_coordinates()
+    xv, yv = grid.v_coordinates()
+    state = FlowState(torch.sin(xu) * torch.cos(yu), -torch.cos(xv) * torch.sin(yv), grid.zeros(grid.p_shape))
+    state = solver.advance(state, duration, cfl=0.5)
+    decay = math.exp(-2 * nu * duration)
+    u_exact = torch.sin(xu) * torch.cos(yu) * decay
+    v_exact = -torch.cos(xv) * torch.sin(yv) * decay
+    error = torch.sqrt(((state.u - u_exact) ** 2).sum() + ((state.v - v_exact) ** 2).sum())
+    norm = torch.sqrt((u_exact**2).sum() + (v_exact**2).sum())
+    divergence = grid.divergence(state.u, state.v).abs().max()
+    return float(error / norm), float(divergence)
+
+
+def test_taylor_green_second_order_convergence():
+    coarse, _ = taylor_green_error(32)
+    fine, divergence = taylor_green_error(64)
+    order = math.log2(coarse / fine)
+    assert fine < 1e-3
+    assert 1.8 <= order <= 2.2, f"observed order {order:.3f}"
+    assert divergence < 1e-10
+
+
+def test_taylor_green_kinetic_energy_decay():
+    """E(t) = E0 exp(-4 nu t); the central scheme adds no numerical dissipation beyond O(dx^2)."""
+    n, nu, duration = 48, 0.05, 0.5
+    length = torch.tensor([2 * math.pi], dtype=torch.float64)
+    grid = StaggeredGrid(n, n, length, length, "periodic", "periodic")
+    solver = NavierStokesSolver(grid, torch.tensor([nu], dtype=torch.float64))
+    xu, yu = grid.u_coordinates()
+    xv, yv = grid.v_coordinates()
+    state = FlowState(torch.sin(xu) * torch.cos(yu), -torch.cos(xv) * torch.sin(yv), grid.zeros(grid.p_shape))
+    energy0 = float((state.u**2).sum() + (state.v**2).sum())
+    state = solver.advance(state, duration, cfl=0.5)
+    energy = float((state.u**2).sum() + (state.v**2).sum())
+    assert energy / energy0 == pytest.approx(math.exp(-4 * nu * duration), rel=2e-3)
+
+
+def test_projection_is_divergence_free_with_walls():
+    """Projection of a random field in a walled box leaves divergence at round-off and no flux through walls."""
+    torch.manual_seed(0)
+    lengths = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    grid = StaggeredGrid(24, 16, lengths, torch.tensor([1.0, 0.5], dtype=torch.float64))
+    solver = NavierStokesSolver(grid, torch.tensor([0.1, 0.1], dtype=torch.float64))
+    u = torch.randn(grid.u_shape, dtype=torch.float64)
+    v = torch.randn(grid.v_shape, dtype=torch.float64)
+    u[..., 0] = u[..., -1] = 0
+    v[:, 0] = v[:, -1] = 0
+    u, v, _ = solver.project(u, v)
+    assert grid.divergence(u, v).abs().max() < 1e-10
+    assert u[..., [0, -1]].abs().max() == 0 and v[:, [0, -1]].abs().max() == 0
+
+
+def ghia_deviation(reynolds: int, cells: int, duration: float) -> tuple[float, float]:
+    """Max |u - u_Ghia| on the vertical and |v - v_Ghia| on the horizontal centreline."""
+    case = CavityCase(vel_top=1.0, density=1.0, viscosity=1.0 / reynolds, height=1.0, width=1.0)
+    solver = build_cavity_solver([case], cells, cells, torch.float64, "cpu")
+    state = solver.advance(solver.rest_state(), duration, cfl=1.0)
+    centres = (np.arange(cells) + 0.5) / cells
+    u_line = state.u[0, :, cells // 2].numpy()  # u faces at x = 0.5
+    v_line = state.v[0, cells // 2, :].numpy()  # v faces at y = 0.5
+    u = np.interp(GHIA_Y, np.r_[0.0, centres, 1.0], np.r_[0.0, u_line, 1.0])
+    v = np.interp(GHIA_X, np.r_[0.0, centres, 1.0], np.r_[0.0, v_line, 0.0])
+    return float(np.abs(u - GHIA_U[reynolds]).max()), float(np.abs(v - GHIA_V[reynolds]).max())
+
+
+def test_cavity_re100_matches_ghia():
+    du, dv = ghia_deviation(100, cells=128, duration=14.0)
+    assert du <= 0.01 and dv <= 0.01, (du, dv)
+
+
+@pytest.mark.slow
+def test_cavity_re1000_matches_ghia():
+    du, dv = ghia_deviation(1000, cells=128, duration=60.0)
+    assert du <= 0.03 and dv <= 0.03, (du, dv)
+
+
+def test_batched_cases_match_single_runs():
+    """A sweep advanced as one batch gives each case exactly what it gets alone."""
+    cases = [CavityCase(1.0, 1.0, 0.01, 1.0, 1.0, "a"), CavityCase(2.0, 1.0, 0.01, 0.02, 0.01, "b")]
+    kwargs = dict(cells_x=16, cells_y=16, frame_interval=0.25, n_frames=3, frame_shape=(8, 8), dtype=torch.float64)
+    together = simulate_cavities(cases, **kwargs)
+    for index, case in enumerate(cases):
+        alone = simulate_cavities([case], **kwargs)
+        # Same CFL-limited step only if the batch limit equals the single-case limit; compare loosely.
+        np.testing.assert_allclose(together.u[index], alone.u[0], atol=2e-3 * case.vel_top)
+        assert together.dt[index] == pytest.approx(alone.dt[0])
+
+
+def test_cavity_frames_are_si_and_resampled():
+    case = CavityCase(vel_top=5.0, density=2.0, viscosity=1e-3, height=0.01, width=0.01)
+    frames = simulate_cavities([case], 32, 32, frame_interval=0.5, n_frames=3, frame_shape=(16, 16))
+    assert frames.u.shape == (1, 3, 16, 16)
+    assert np.all(frames.u[:, 0] == 0)  # starts from rest
+    assert 0 < np.abs(frames.u[0, -1]).max() <= case.vel_top
+    assert frames.dt[0] == pytest.approx(0.5 * case.width / case.vel_top)
+
+
+def test_blow_up_names_the_case():
+    case = CavityCase(vel_top=1.0, density=1.0, viscosity=1e-4, height=1.0, width=1.0, label="bc-0042")
+    with pytest.raises(SimulationDivergedError, match=r"bc-0042.*vel_top=1.*Re=1e\+04"):
+        simulate_cavities([case], 16, 16, frame_interval=20.0, n_frames=3, frame_shape=(8, 8), cfl=40.0)
+
+
+@pytest.mark.parametrize("bad", [dict(viscosity=0.0), dict(viscosity=-1e-3), dict(width=-0.01), dict(vel_top=float("nan"))])
+def test_nonsensical_parameters_are_rejected(bad):
+    params = dict(vel_top=1.0, density=1.0, viscosity=1e-3, height=0.01, width=0.01) | bad
+    with pytest.raises(CfdbenchError, match="must be positive"):
+        CavityCase(**params)
