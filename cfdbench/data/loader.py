@@ -1,0 +1,243 @@
+"""Autoregressive training samples from a stored dataset.
+
+A sample is an input window of ``input_frames`` frames spaced by ``stride`` and the frame one
+stride after the window, together with the case's mask and (normalised) parameters. Fields
+are normalised with the dataset's training-split statistics.
+
+Memory: each needed frame is held once (or, in lazy mode, read from disk per batch), never
+as materialised (input, target) pairs; batches are gathered by vectorised indexing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cfdbench.data.view import StoredDataset
+from cfdbench.errors import CfdbenchError
+
+DEFAULT_CACHE_BYTES = 4 * 2**30
+
+
+@dataclass(frozen=True)
+class FieldScaler:
+    """Per-field z-score normalisation with the training split's statistics."""
+
+    mean: Tensor  # (C,)
+    std: Tensor  # (C,)
+
+    @classmethod
+    def from_stats(cls, stats: dict, fields: Sequence[str]) -> "FieldScaler":
+        try:
+            mean = [float(stats[f]["mean"]) for f in fields]
+            std = [float(stats[f]["std"]) for f in fields]
+        except KeyError as missing:
+            raise CfdbenchError(f"stats.yaml has no statistics for field {missing}") from None
+        return cls(torch.tensor(mean), torch.tensor(std))
+
+    def _shape(self, x: Tensor, channel_dim: int) -> tuple[Tensor, Tensor]:
+        shape = [1] * x.dim()
+        shape[channel_dim] = -1
+        return self.mean.to(x).reshape(shape), self.std.to(x).reshape(shape)
+
+    def normalize(self, x: Tensor, channel_dim: int = -3) -> Tensor:
+        mean, std = self._shape(x, channel_dim)
+        return (x - mean) / std
+
+    def denormalize(self, x: Tensor, channel_dim: int = -3) -> Tensor:
+        mean, std = self._shape(x, channel_dim)
+        return x * std + mean
+
+
+@dataclass(frozen=True)
+class ParameterScaler:
+    """Case parameters span decades (viscosity 1e-3..1), so they are standardised in log10.
+
+    Fitted on the training split only; a parameter constant over the training split maps to 0.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    @classmethod
+    def fit(cls, params: np.ndarray) -> "ParameterScaler":
+        logs = np.log10(params)
+        std = logs.std(axis=0)
+        return cls(torch.tensor(logs.mean(axis=0), dtype=torch.float32), torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
+
+    def transform(self, params: np.ndarray | Tensor) -> Tensor:
+        logs = torch.log10(torch.as_tensor(params, dtype=torch.float32))
+        return (logs - self.mean) / self.std
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Field and parameter scalers of a training run; saved in its checkpoints."""
+
+    fields: FieldScaler
+    params: ParameterScaler
+    field_names: tuple[str, ...]
+
+    @classmethod
+    def from_dataset(cls, dataset: StoredDataset, fields: Sequence[str]) -> "Normalization":
+        """Statistics of the dataset's training split (stats.yaml for fields, parameters read from cases)."""
+        params = ParameterScaler.fit(case_parameters(dataset, dataset.split("train")))
+        return cls(FieldScaler.from_stats(dataset.stats, fields), params, tuple(fields))
+
+    def to_dict(self) -> dict:
+        return {
+            "field_names": list(self.field_names),
+            "field_mean": self.fields.mean.tolist(),
+            "field_std": self.fields.std.tolist(),
+            "param_log_mean": self.params.mean.tolist(),
+            "param_log_std": self.params.std.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Normalization":
+        return cls(
+            FieldScaler(torch.tensor(raw["field_mean"]), torch.tensor(raw["field_std"])),
+            ParameterScaler(torch.tensor(raw["param_log_mean"]), torch.tensor(raw["param_log_std"])),
+            tuple(raw["field_names"]),
+        )
+
+
+def case_parameters(dataset: StoredDataset, case_ids: Sequence[str]) -> np.ndarray:
+    """(N, P) physical parameters of the given cases, in the dataset's parameter order."""
+    rows = []
+    for case_id in case_ids:
+        with dataset.open_case(case_id) as case:
+            rows.append(list(case.params.values()))
+    return np.asarray(rows, dtype=np.float64)
+
+
+class AutoregressiveDataset(torch.utils.data.Dataset):
+    """(input window -> next frame) samples of one split, keyed by an integer index.
+
+    ``dataset[i]`` gives one sample; ``dataset[[i, j, ...]]`` gives a batch gathered in one
+    vectorised step (use :meth:`loader`, which hands index lists to ``__getitem__``).
+    Returned tensors: ``input`` (k*C, H, W), ``target`` (C, H, W), ``mask`` (1, H, W),
+    ``params`` (P,), plus ``case`` and ``frame`` indices; batches add a leading dimension.
+    """
+
+    def __init__(
+        self,
+        dataset: StoredDataset,
+        split: str = "train",
+        input_frames: int = 1,
+        stride: int = 1,
+        fields: Sequence[str] = ("u", "v"),
+        cache: bool | None = None,
+        max_cache_bytes: int = DEFAULT_CACHE_BYTES,
+        normalization: "Normalization | None" = None,
+    ):
+        if input_frames < 1 or stride < 1:
+            raise CfdbenchError(f"input_frames and stride must be >= 1, got {input_frames} and {stride}")
+        if dataset.stats is None or dataset.splits is None:
+            raise CfdbenchError(f"dataset {dataset.path} has no stats.yaml/splits.json; regenerate or finalise it")
+        self.dataset, self.split = dataset, split
+        self.fields = tuple(fields)
+        self.input_frames, self.stride = input_frames, stride
+        self.case_ids = list(dataset.split(split))
+        if not self.case_ids:
+            raise CfdbenchError(f"split '{split}' of {dataset.name} has no cases")
+        # A model trained elsewhere brings its own normalisation; otherwise use this dataset's.
+        self.normalization = normalization or Normalization.from_dataset(dataset, self.fields)
+        self.scaler = self.normalization.fields
+        self.param_scaler = self.normalization.params
+        self._index_cases()
+        frame_bytes = 4 * len(self.fields) * int(np.prod(self.frame_shape))
+        self.cached = (self.total_frames * frame_bytes <= max_cache_bytes) if cache is None else cache
+        self._frames = self._load_all_frames() if self.cached else None
+
+    # ------------------------------------------------------------------ indexing
+    @property
+    def window(self) -> int:
+        """Frames spanned by one sample, target included."""
+        return self.input_frames * self.stride + 1
+
+    def _index_cases(self) -> None:
+        """Per case: frame count, mask, parameters; per sample: (case, first input frame)."""
+        n_frames, masks, params = [], [], []
+        for case_id in self.case_ids:
+            with self.dataset.open_case(case_id) as case:
+                n_frames.append(case.n_frames)
+                masks.append(torch.from_numpy(np.ascontiguousarray(case.mask, dtype=np.float32)))
+                params.append(list(case.params.values()))
+                self.frame_shape = case.shape
+                self.parameter_names = tuple(case.params)
+        self.n_frames = torch.tensor(n_frames)
+        self.masks = torch.stack(masks).unsqueeze(1)  # (cases, 1, H, W)
+        self.params = self.param_scaler.transform(np.asarray(params))  # (cases, P)
+        self.raw_params = torch.tensor(params, dtype=torch.float64)
+        self.frame_offset = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), self.n_frames[:-1]]), 0)
+        self.total_frames = int(self.n_frames.sum())
+        starts_per_case = (self.n_frames - self.input_frames * self.stride).clamp(min=0)
+        self.sample_case = torch.repeat_interleave(torch.arange(len(self.case_ids)), starts_per_case)
+        first = torch.cat([torch.arange(int(n)) for n in starts_per_case]) if len(self.sample_case) else torch.zeros(0)
+        self.sample_start = first.long()
+        if len(self.sample_case) == 0:
+            raise CfdbenchError(
+                f"no sample fits: cases of split '{self.split}' have {int(self.n_frames.min())} frames, "
+                f"a window of {self.input_frames} inputs at stride {self.stride} needs {self.window}"
+            )
+
+    def _load_all_frames(self) -> Tensor:
+        """All frames of the split's cases, normalised, as one (total_frames, C, H, W) tensor."""
+        chunks = []
+        for case_id in self.case_ids:
+            with self.dataset.open_case(case_id) as case:
+                chunks.append(torch.from_numpy(case.read(self.fields, slice(None))))
+        return self.scaler.normalize(torch.cat(chunks))
+
+    def __len__(self) -> int:
+        return len(self.sample_case)
+
+    # ------------------------------------------------------------------ fetching
+    def _frame_ids(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(case, input frame numbers (B, k), target frame number (B,)) for sample indices."""
+        case = self.sample_case[index]
+        start = self.sample_start[index]
+        offsets = torch.arange(self.input_frames) * self.stride
+        return case, start[:, None] + offsets, start + self.input_frames * self.stride
+
+    def _read_frames(self, case: Tensor, frames: Tensor) -> Tensor:
+        """Normalised frames (..., C, H, W) for matching tensors of case and frame numbers."""
+        if self._frames is not None:
+            return self._frames[self.frame_offset[case] + frames]
+        out = torch.empty((*frames.shape, len(self.fields), *self.frame_shape))
+        flat_case, flat_frame, flat_out = case.expand_as(frames).reshape(-1), frames.reshape(-1), out.view(-1, *out.shape[-3:])
+        for c in torch.unique(flat_case).tolist():
+            rows = torch.nonzero(flat_case == c).squeeze(1)
+            with self.dataset.open_case(self.case_ids[c]) as handle:
+                flat_out[rows] = torch.from_numpy(handle.read(self.fields, flat_frame[rows].numpy()))
+        return self.scaler.normalize(out)
+
+    def __getitem__(self, index: int | Sequence[int] | Tensor) -> dict[str, Tensor]:
+        single = isinstance(index, (int, np.integer))
+        index = torch.as_tensor([index] if single else index, dtype=torch.long)
+        case, inputs, target = self._frame_ids(index)
+        mask = self.masks[case]
+        # Zero outside the fluid in normalised space, exactly as a model's masked output.
+        x = self._read_frames(case[:, None], inputs).flatten(1, 2) * mask  # (B, k*C, H, W)
+        y = self._read_frames(case, target) * mask
+        batch = {
+            "input": x,
+            "target": y,
+            "mask": mask,
+            "params": self.params[case],
+            "case": case,
+            "frame": target,
+        }
+        return {k: v[0] for k, v in batch.items()} if single else batch
+
+    def loader(self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> Iterator:
+        """A ``DataLoader`` whose items are whole batches gathered in one indexing step."""
+        generator = torch.Generator().manual_seed(seed)
+        base = torch.utils.data.RandomSampler(self, generator=generator) if shuffle else torch.utils.data.SequentialSampler(self)
+        sampler = torch.utils.data.BatchSampler(base, batch_size, drop_last=drop_last)
+        return torch.utils.data.DataLoader(self, sampler=sampler, batch_size=None)

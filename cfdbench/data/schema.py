@@ -1,0 +1,129 @@
+"""One simulated case in memory (:class:`CaseRecord`) and the version of its on-disk schema.
+
+A record is what a generator hands to the store and what the store gives back: the stored
+frames on a uniform cell-centred grid, the fluid mask, the physical parameters and the time
+step. Arrays follow the image convention ``(T, ny, nx)``: row = y, column = x, row 0 at the
+bottom. The store converts to The Well's ``[x, y]`` order itself (see ``store.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cfdbench.errors import CfdbenchError
+
+SCHEMA_VERSION = "1.0"
+
+FIELD_NAMES = ("u", "v", "p")
+BC_TYPES = ("wall", "open", "periodic")
+AXES = ("x", "y")
+# Case ids become file names: no separators, no leading dot (dot files are temporaries).
+_CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass
+class CaseRecord:
+    """One case: frames ``fields[name]`` of shape (T, ny, nx), float32, on cell centres ``x``, ``y``.
+
+    ``params`` keeps the card's parameter order; ``attrs`` holds extra scalar or string facts
+    (Reynolds number, solver settings); ``solver_fields`` holds native solver-grid arrays of
+    any shape, described by the optional ``solver_field_attrs[name]``.
+    """
+
+    case_id: str
+    subset: str
+    params: dict[str, float]
+    dt: float
+    x: np.ndarray
+    y: np.ndarray
+    fields: dict[str, np.ndarray]
+    mask: np.ndarray
+    boundary_conditions: dict[str, str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    solver_fields: dict[str, np.ndarray] = field(default_factory=dict)
+    solver_field_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._check_identity()
+        self._check_params()
+        self.dt = float(self.dt)
+        if not np.isfinite(self.dt) or self.dt <= 0:
+            raise self._error(f"dt must be finite and positive, got {self.dt}")
+        self.x = self._axis(self.x, "x")
+        self.y = self._axis(self.y, "y")
+        self._check_fields()
+        self._check_mask()
+        self._check_boundary_conditions()
+        self._check_solver_fields()
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def n_frames(self) -> int:
+        return int(self.fields["u"].shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(ny, nx) of one frame."""
+        return (len(self.y), len(self.x))
+
+    @property
+    def time(self) -> np.ndarray:
+        """Physical time of each frame in seconds, starting at 0."""
+        return np.arange(self.n_frames) * self.dt
+
+    # ------------------------------------------------------------------ validation
+    def _error(self, message: str) -> CfdbenchError:
+        return CfdbenchError(f"case '{self.case_id}': {message}")
+
+    def _check_identity(self) -> None:
+        if not isinstance(self.case_id, str) or not _CASE_ID.fullmatch(self.case_id):
+            raise CfdbenchError(f"invalid case id {self.case_id!r}: use letters, digits, '_', '-' and '.'")
+        if not isinstance(self.subset, str) or not self.subset:
+            raise self._error(f"subset must be a non-empty string, got {self.subset!r}")
+
+    def _check_params(self) -> None:
+        """Parameter names become attribute and dataset names: non-empty, no '/'."""
+        for name in self.params:
+            if not isinstance(name, str) or not name or "/" in name:
+                raise self._error(f"invalid parameter name {name!r}")
+        self.params = {name: float(value) for name, value in self.params.items()}
+
+    def _axis(self, values: np.ndarray, name: str) -> np.ndarray:
+        array = np.asarray(values, dtype=np.float64)
+        if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
+            raise self._error(f"{name} must be a non-empty finite 1-D array, got shape {array.shape}")
+        return array
+
+    def _check_fields(self) -> None:
+        if set(self.fields) != set(FIELD_NAMES):
+            raise self._error(f"fields must be exactly {list(FIELD_NAMES)}, got {sorted(self.fields)}")
+        self.fields = {name: np.asarray(self.fields[name], dtype=np.float32) for name in FIELD_NAMES}
+        for name, frames in self.fields.items():
+            expected = (self.fields["u"].shape[0], *self.shape)
+            if frames.ndim != 3 or frames.shape != expected or frames.shape[0] < 1:
+                raise self._error(f"field '{name}' has shape {frames.shape}, expected (T, ny, nx) = {expected}")
+            if not np.all(np.isfinite(frames)):
+                raise self._error(f"field '{name}' contains NaN or Inf")
+
+    def _check_mask(self) -> None:
+        mask = np.asarray(self.mask)
+        if mask.shape != self.shape:
+            raise self._error(f"mask has shape {mask.shape}, expected (ny, nx) = {self.shape}")
+        self.mask = mask.astype(bool)
+
+    def _check_boundary_conditions(self) -> None:
+        for axis, kind in self.boundary_conditions.items():
+            if axis not in AXES or kind not in BC_TYPES:
+                raise self._error(
+                    f"boundary condition {axis}={kind!r} invalid: axes {list(AXES)}, types {list(BC_TYPES)}"
+                )
+
+    def _check_solver_fields(self) -> None:
+        self.solver_fields = {str(k): np.asarray(v) for k, v in self.solver_fields.items()}
+        unknown = set(self.solver_field_attrs) - set(self.solver_fields)
+        if unknown:
+            raise self._error(f"solver_field_attrs describe unknown solver fields {sorted(unknown)}")

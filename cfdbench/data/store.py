@@ -1,0 +1,580 @@
+"""One file per case in The Well's HDF5 schema: atomic writes, lazy per-frame reads.
+
+A dataset folder keeps its cases in ``<dataset_dir>/cases/<case_id>.h5`` (HDF5) or
+``<dataset_dir>/cases/<case_id>.zarr`` (zarr v3 directory, see ``zarr_store.py``). Both hold
+the same tree, so The Well's tooling reads the HDF5 files unchanged:
+
+- root attributes: The Well's (``dataset_name``, ``grid_type``, ``n_spatial_dims``,
+  ``n_trajectories``, ``simulation_parameters`` and one attribute per parameter) plus
+  cfdbench's (``schema_version``, ``case_id``, ``subset``, ``dt``, the record's ``attrs``);
+- ``dimensions``, ``boundary_conditions``, ``scalars``, ``t0_fields`` (pressure, mask),
+  ``t1_fields`` (velocity), ``t2_fields`` (empty), and cfdbench's ``solver_grid``.
+
+The Well indexes space as ``[x, y]``; :class:`CaseRecord` and every reader here use
+``(ny, nx)``. :func:`_swap_xy` is the only place that converts between the two.
+
+A write goes to a dot-named temporary beside the final name and is renamed into place only
+when complete, so an interrupted write never leaves a case under its final name;
+:func:`remove_partials` deletes the temporaries a hard crash may leave behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import h5py
+import numpy as np
+
+from cfdbench.data.schema import AXES, FIELD_NAMES, SCHEMA_VERSION, CaseRecord
+from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
+
+FORMATS = {"hdf5": ".h5", "zarr": ".zarr"}
+COMPRESSIONS = ("gzip",)
+CASES_DIR = "cases"
+WELL_GROUPS = ("dimensions", "boundary_conditions", "scalars", "t0_fields", "t1_fields", "t2_fields")
+# Where each record field lives on disk: (dataset path, vector component or None).
+FIELD_LOCATIONS = {
+    "u": ("t1_fields/velocity", 0),
+    "v": ("t1_fields/velocity", 1),
+    "p": ("t0_fields/pressure", None),
+}
+REQUIRED_NODES = (
+    *WELL_GROUPS,
+    "dimensions/time",
+    "dimensions/x",
+    "dimensions/y",
+    "t0_fields/pressure",
+    "t0_fields/mask",
+    "t1_fields/velocity",
+)
+REQUIRED_ROOT_ATTRS = ("schema_version", "case_id", "subset", "dt", "simulation_parameters")
+RESERVED_ROOT_ATTRS = frozenset(
+    {
+        "dataset_name",
+        "grid_type",
+        "n_spatial_dims",
+        "n_trajectories",
+        "simulation_parameters",
+        "schema_version",
+        "case_id",
+        "subset",
+        "dt",
+        "extra_attrs",
+        "json_attrs",
+    }
+)
+_CONSTANT = {"sample_varying": False, "time_varying": False}
+_VARYING = {"dim_varying": [True, True], "sample_varying": True, "time_varying": True}
+_READ_ERRORS = (OSError, ValueError, KeyError, RuntimeError)
+
+
+# --------------------------------------------------------------------------- layout helpers
+
+
+def _swap_xy(array: np.ndarray, vector: bool = False) -> np.ndarray:
+    """Convert between cfdbench's ``(..., ny, nx)`` and The Well's ``(..., nx, ny)``.
+
+    The swap is its own inverse, so writing and reading both use it. Vector fields carry a
+    trailing component axis after the two spatial axes.
+    """
+    last_spatial = -2 if vector else -1
+    return np.swapaxes(array, last_spatial - 1, last_spatial)
+
+
+def cases_dir(dataset_dir: str | Path) -> Path:
+    return Path(dataset_dir) / CASES_DIR
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` itself, or :class:`UnknownNameError` listing the storage formats."""
+    if fmt not in FORMATS:
+        raise UnknownNameError("format", str(fmt), list(FORMATS))
+    return fmt
+
+
+def case_path(dataset_dir: str | Path, case_id: str, fmt: str = "hdf5") -> Path:
+    """Final location of a case file of the given format."""
+    return cases_dir(dataset_dir) / f"{case_id}{FORMATS[check_format(fmt)]}"
+
+
+def temporary_path(final: Path, tag: str = "tmp") -> Path:
+    """Dot-named sibling of ``final`` owned by this process (``.bc-0001.h5.tmp-1234``)."""
+    return final.with_name(f".{final.name}.{tag}-{os.getpid()}")
+
+
+def is_partial(name: str) -> bool:
+    """Whether a name in ``cases/`` is a leftover of an interrupted write."""
+    return name.startswith(".") and (".tmp-" in name or ".old-" in name)
+
+
+def fsync_path(path: Path) -> None:
+    """Push a file, or every file of a directory tree, to disk before it is renamed into place."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with open(file, "rb+") as fh:
+            os.fsync(fh.fileno())
+
+
+# --------------------------------------------------------------------------- the tree
+
+
+class TreeWriter(Protocol):
+    """What :func:`write_tree` needs from a backend: groups with attributes, arrays with attributes."""
+
+    def group(self, path: str, attrs: dict[str, Any]) -> None: ...
+
+    def array(
+        self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None
+    ) -> None: ...
+
+
+def write_tree(writer: TreeWriter, record: CaseRecord, dataset_name: str) -> None:
+    """Write a record as The Well's tree plus cfdbench's extras, through any backend."""
+    writer.group("", root_attrs(record, dataset_name))
+    _write_dimensions(writer, record)
+    _write_boundary_conditions(writer, record)
+    _write_scalars(writer, record)
+    _write_fields(writer, record)
+    _write_solver_grid(writer, record)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} as a case attribute")
+
+
+def root_attrs(record: CaseRecord, dataset_name: str) -> dict[str, Any]:
+    """Root attributes; non-scalar ``record.attrs`` values are JSON-encoded and listed in ``json_attrs``."""
+    clash = (RESERVED_ROOT_ATTRS | set(record.params)) & set(record.attrs)
+    clash |= RESERVED_ROOT_ATTRS & set(record.params)
+    if clash:
+        raise CfdbenchError(f"case '{record.case_id}': attribute or parameter names {sorted(clash)} are reserved")
+    extras, json_names = {}, []
+    for key, value in record.attrs.items():
+        value = value.item() if isinstance(value, np.generic) else value
+        if not isinstance(value, (bool, int, float, str)):
+            value = json.dumps(value, default=_json_default)
+            json_names.append(key)
+        extras[key] = value
+    return {
+        "dataset_name": dataset_name,
+        "grid_type": "cartesian",
+        "n_spatial_dims": len(AXES),
+        "n_trajectories": 1,
+        "simulation_parameters": list(record.params),
+        **record.params,
+        "schema_version": SCHEMA_VERSION,
+        "case_id": record.case_id,
+        "subset": record.subset,
+        "dt": record.dt,
+        "extra_attrs": list(record.attrs),
+        "json_attrs": json_names,
+        **extras,
+    }
+
+
+def _write_dimensions(writer: TreeWriter, record: CaseRecord) -> None:
+    writer.group("dimensions", {"spatial_dims": list(AXES)})
+    for name, values in (("time", record.time), ("x", record.x), ("y", record.y)):
+        writer.array(f"dimensions/{name}", values.astype(np.float32), _CONSTANT)
+
+
+def _write_boundary_conditions(writer: TreeWriter, record: CaseRecord) -> None:
+    """One subgroup per axis, ``<axis>_<type>``, whose mask marks both ends of that axis."""
+    writer.group("boundary_conditions", {})
+    for axis, kind in record.boundary_conditions.items():
+        mask = np.zeros(len(record.x if axis == "x" else record.y), dtype=bool)
+        mask[[0, -1]] = True
+        name = f"boundary_conditions/{axis}_{kind}"
+        writer.group(name, {"associated_dims": [axis], "associated_fields": [], "bc_type": kind, **_CONSTANT})
+        writer.array(f"{name}/mask", mask, {})
+        writer.array(f"{name}/values", np.zeros(0, dtype=np.float32), {})
+
+
+def _write_scalars(writer: TreeWriter, record: CaseRecord) -> None:
+    """One 0-d float32 dataset per parameter: The Well's validator requires a constant scalar
+    to have no axes (its format page writes ``float32(1)``, but the check is ``ndim == 0``)."""
+    writer.group("scalars", {"field_names": list(record.params)})
+    for name, value in record.params.items():
+        writer.array(f"scalars/{name}", np.array(value, dtype=np.float32), _CONSTANT)
+
+
+def _write_fields(writer: TreeWriter, record: CaseRecord) -> None:
+    """Pressure and the constant fluid mask as t0 fields, velocity (u, v) as a t1 field; chunks of one frame."""
+    nx, ny = len(record.x), len(record.y)
+    velocity = _swap_xy(np.stack([record.fields["u"], record.fields["v"]], axis=-1), vector=True)[None]
+    pressure = _swap_xy(record.fields["p"])[None]
+    mask = _swap_xy(record.mask.astype(np.float32))[None]
+    writer.group("t0_fields", {"field_names": ["pressure", "mask"]})
+    writer.array("t0_fields/pressure", pressure, _VARYING, chunks=(1, 1, nx, ny))
+    writer.array("t0_fields/mask", mask, {**_VARYING, "time_varying": False})
+    writer.group("t1_fields", {"field_names": ["velocity"]})
+    writer.array("t1_fields/velocity", velocity, _VARYING, chunks=(1, 1, nx, ny, 2))
+    writer.group("t2_fields", {"field_names": []})
+
+
+def _write_solver_grid(writer: TreeWriter, record: CaseRecord) -> None:
+    writer.group("solver_grid", {"field_names": list(record.solver_fields)})
+    for name, values in record.solver_fields.items():
+        writer.array(f"solver_grid/{name}", values, record.solver_field_attrs.get(name, {}))
+
+
+# --------------------------------------------------------------------------- HDF5 writing
+
+
+def _h5_attr(value: Any) -> Any:
+    """HDF5 stores lists of strings as variable-length strings; an empty list counts as strings."""
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, str) for v in value):
+            return np.array(value, dtype=h5py.string_dtype())
+        return np.asarray(value)
+    return value
+
+
+class _Hdf5Writer:
+    def __init__(self, file: h5py.File, compression: str | None):
+        self.file, self.compression = file, compression
+
+    def group(self, path: str, attrs: dict[str, Any]) -> None:
+        node = self.file.require_group(path) if path else self.file
+        for key, value in attrs.items():
+            node.attrs[key] = _h5_attr(value)
+
+    def array(
+        self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None
+    ) -> None:
+        options: dict[str, Any] = {"chunks": chunks} if chunks else {}
+        if self.compression and data.ndim and data.size:  # HDF5 cannot chunk scalars or empty arrays
+            options = {"chunks": chunks or True, "compression": self.compression}
+        dataset = self.file.create_dataset(path, data=data, **options)
+        for key, value in attrs.items():
+            dataset.attrs[key] = _h5_attr(value)
+
+
+def _write_hdf5_case(final: Path, record: CaseRecord, dataset_name: str, compression: str | None) -> None:
+    """Write to a temporary file, flush it to disk, then rename it over ``final``."""
+    tmp = temporary_path(final)
+    try:
+        with h5py.File(tmp, "w") as file:
+            write_tree(_Hdf5Writer(file, compression), record, dataset_name)
+        fsync_path(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- folder-level API
+
+
+def write_case(
+    dataset_dir: str | Path,
+    record: CaseRecord,
+    dataset_name: str,
+    fmt: str = "hdf5",
+    compression: str | None = None,
+) -> Path:
+    """Store one case atomically under ``<dataset_dir>/cases/`` and return its final path.
+
+    An existing case of the same id and format is replaced only once the new one is complete.
+    ``compression="gzip"`` compresses the arrays (off by default: per-frame reads stay cheap).
+    """
+    check_format(fmt)
+    if compression is not None and compression not in COMPRESSIONS:
+        raise UnknownNameError("compression", str(compression), list(COMPRESSIONS))
+    final = case_path(dataset_dir, record.case_id, fmt)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "zarr":
+        from cfdbench.data.zarr_store import write_zarr_case
+
+        write_zarr_case(final, record, dataset_name, compression)
+    else:
+        _write_hdf5_case(final, record, dataset_name, compression)
+    return final
+
+
+def list_cases(dataset_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:
+    """Complete case files by id, sorted; temporaries are never listed.
+
+    ``fmt`` restricts the listing to one format; without it a case stored in both formats
+    is an error, since which copy is meant would be a guess.
+    """
+    suffixes = {FORMATS[check_format(fmt)]} if fmt else set(FORMATS.values())
+    folder = cases_dir(dataset_dir)
+    found: dict[str, Path] = {}
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        if entry.name.startswith(".") or entry.suffix not in suffixes:
+            continue
+        if entry.is_dir() != (entry.suffix == FORMATS["zarr"]):
+            continue
+        if entry.stem in found:
+            raise CfdbenchError(
+                f"case '{entry.stem}' is stored twice in {folder} ({found[entry.stem].name}, {entry.name}); "
+                "delete one copy or choose a format"
+            )
+        found[entry.stem] = entry
+    return dict(sorted(found.items()))
+
+
+def remove_partials(dataset_dir: str | Path) -> list[Path]:
+    """Delete leftovers of interrupted writes (dot-named ``.tmp-``/``.old-`` entries); return them."""
+    folder = cases_dir(dataset_dir)
+    removed = []
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if is_partial(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def open_case(path: str | Path) -> "CaseFile":
+    """A lazy reader for one case file; the suffix chooses the backend (``.h5`` or ``.zarr``)."""
+    path = Path(path)
+    if path.suffix == FORMATS["zarr"]:
+        from cfdbench.data.zarr_store import ZarrCaseFile
+
+        return ZarrCaseFile(path)
+    if path.suffix == FORMATS["hdf5"]:
+        return CaseFile(path)
+    raise CfdbenchError(f"{path}: not a case file (expected a {' or '.join(FORMATS.values())} suffix)")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _plain(value: Any) -> Any:
+    """HDF5 attributes come back as numpy values; turn them into plain Python ones."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+def frame_selection(
+    frames: slice | int | Sequence[int] | np.ndarray, n_frames: int
+) -> tuple[slice | np.ndarray, np.ndarray | None]:
+    """Turn a frame request into what the storage libraries accept.
+
+    Returns a forward slice, or sorted unique indices plus the positions that restore the
+    requested order (``None`` when the request is already sorted and unique).
+    """
+    if isinstance(frames, slice):
+        start, stop, step = frames.indices(n_frames)
+        if step < 1:
+            raise CfdbenchError(f"frame slices must step forward, got step {step}")
+        return slice(start, stop, step), None
+    index = np.asarray(frames).reshape(-1)
+    if index.size and index.dtype.kind not in "iu":
+        raise CfdbenchError(f"frame indices must be integers, got {index.dtype}")
+    index = index.astype(np.int64)
+    index = np.where(index < 0, index + n_frames, index)
+    outside = index[(index < 0) | (index >= n_frames)]
+    if outside.size:
+        raise CfdbenchError(f"frame {int(outside[0])} is out of range for a case with {n_frames} frames")
+    unique, inverse = np.unique(index, return_inverse=True)
+    return unique, None if np.array_equal(unique, index) else inverse
+
+
+class CaseFile:
+    """Lazy reader of one stored case (HDF5); use as a context manager or call :meth:`close`.
+
+    Opening reads only metadata and checks the layout; frames are read on demand by
+    :meth:`read`, which touches only the requested frames (one chunk per frame and field).
+    """
+
+    field_names: tuple[str, ...] = FIELD_NAMES
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CfdbenchError(f"{self.path}: no such case file")
+        self._root: Any = self._open_root()
+        try:
+            self._check_layout()
+            self._load_metadata()
+        except _READ_ERRORS + (TypeError, IndexError) as err:
+            self.close()
+            raise self._corrupt(f"{type(err).__name__}: {err}") from None
+        except BaseException:  # CfdbenchError (a newer schema, say) and interrupts pass through
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ backend hooks
+    def _open_root(self) -> Any:
+        try:
+            return h5py.File(self.path, "r")
+        except OSError as err:
+            raise self._corrupt(str(err)) from None
+
+    def _select(self, array: Any, selection: tuple) -> np.ndarray:
+        """Read ``array[selection]``; h5py takes sorted index arrays directly."""
+        return array[selection]
+
+    def close(self) -> None:
+        if self._root is not None:
+            self._root.close()
+            self._root = None
+
+    # ------------------------------------------------------------------ opening
+    def _corrupt(self, reason: str) -> CorruptCaseError:
+        return CorruptCaseError(f"{self.path}: corrupt or incomplete case file ({reason})")
+
+    def _check_layout(self) -> None:
+        missing = [name for name in REQUIRED_NODES if name not in self._root]
+        missing += [f"@{name}" for name in REQUIRED_ROOT_ATTRS if name not in self._root.attrs]
+        if missing:
+            raise self._corrupt(f"missing {', '.join(missing)}")
+
+    def _load_metadata(self) -> None:
+        attrs = {key: _plain(value) for key, value in self._root.attrs.items()}
+        self.schema_version = str(attrs["schema_version"])
+        if self.schema_version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise CfdbenchError(
+                f"{self.path}: written with schema {self.schema_version}; this cfdbench reads {SCHEMA_VERSION}"
+            )
+        self.case_id, self.subset = str(attrs["case_id"]), str(attrs["subset"])
+        self.dataset_name = str(attrs.get("dataset_name", ""))
+        self.dt = float(attrs["dt"])
+        self.params = {str(name): float(attrs[name]) for name in attrs["simulation_parameters"]}
+        json_names = set(attrs.get("json_attrs", []))
+        self.attrs = {k: json.loads(attrs[k]) if k in json_names else attrs[k] for k in attrs.get("extra_attrs", [])}
+        self.n_frames = int(self._root["dimensions/time"].shape[0])
+        self.shape = (int(self._root["dimensions/y"].shape[0]), int(self._root["dimensions/x"].shape[0]))
+        self.boundary_conditions = self._read_boundary_conditions()
+        self._check_shapes()
+
+    def _read_boundary_conditions(self) -> dict[str, str]:
+        found = {}
+        group = self._root["boundary_conditions"]
+        for name in group.keys():
+            attrs = group[name].attrs
+            found[str(_plain(attrs["associated_dims"])[0])] = str(_plain(attrs["bc_type"])).lower()
+        return dict(sorted(found.items()))
+
+    def _check_shapes(self) -> None:
+        ny, nx = self.shape
+        expected = {
+            "t1_fields/velocity": (1, self.n_frames, nx, ny, 2),
+            "t0_fields/pressure": (1, self.n_frames, nx, ny),
+            "t0_fields/mask": (1, nx, ny),
+        }
+        for name, shape in expected.items():
+            actual = tuple(self._root[name].shape)
+            if actual != shape:
+                raise self._corrupt(f"{name} has shape {actual}, expected {shape}")
+
+    # ------------------------------------------------------------------ lazy arrays
+    def _get(self, name: str, selection: tuple = (Ellipsis,)) -> np.ndarray:
+        """Read part of a stored array; storage errors become :class:`CorruptCaseError`."""
+        if self._root is None:
+            raise CfdbenchError(f"{self.path}: case file is closed")
+        try:
+            return np.asarray(self._select(self._root[name], selection))
+        except _READ_ERRORS as err:
+            raise self._corrupt(f"reading {name}: {err}") from None
+
+    @cached_property
+    def x(self) -> np.ndarray:
+        """Cell-centre x coordinates [m], (nx,)."""
+        return self._get("dimensions/x").astype(np.float64)
+
+    @cached_property
+    def y(self) -> np.ndarray:
+        """Cell-centre y coordinates [m], (ny,)."""
+        return self._get("dimensions/y").astype(np.float64)
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """Fluid mask (ny, nx), True = fluid."""
+        return np.ascontiguousarray(_swap_xy(self._get("t0_fields/mask", (0, Ellipsis)) > 0.5))
+
+    @property
+    def time(self) -> np.ndarray:
+        """Physical time of each frame [s]."""
+        return np.arange(self.n_frames) * self.dt
+
+    def _field_list(self, fields: Sequence[str]) -> list[str]:
+        names = [fields] if isinstance(fields, str) else list(fields)
+        if not names:
+            raise CfdbenchError("read() needs at least one field name")
+        for name in names:
+            if name not in FIELD_LOCATIONS:
+                raise UnknownNameError("field", str(name), list(self.field_names))
+        return names
+
+    def read(self, fields: Sequence[str], frames: slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames of the given fields as float32 ``(len(frames), len(fields), ny, nx)``.
+
+        Only the requested frames are read. Index lists may be unsorted, negative or
+        repeated: they are read sorted and unique, then put back in the requested order.
+        """
+        names = self._field_list(fields)
+        index, order = frame_selection(frames, self.n_frames)
+        count = len(range(self.n_frames)[index]) if isinstance(index, slice) else len(index)
+        out = np.empty((count, len(names), *self.shape), dtype=np.float32)
+        if count == 0:
+            return out if order is None else out[order]
+        sources = {FIELD_LOCATIONS[name][0] for name in names}
+        stored = {source: self._get(source, (0, index)) for source in sorted(sources)}
+        for channel, name in enumerate(names):
+            source, component = FIELD_LOCATIONS[name]
+            values = stored[source] if component is None else stored[source][..., component]
+            out[:, channel] = _swap_xy(values)
+        return out if order is None else out[order]
+
+    # ------------------------------------------------------------------ whole case
+    def _solver_fields(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        if "solver_grid" not in self._root:
+            return {}, {}
+        group = self._root["solver_grid"]
+        arrays, attrs = {}, {}
+        for name in group.keys():
+            arrays[name] = self._get(f"solver_grid/{name}")
+            described = {key: _plain(value) for key, value in group[name].attrs.items()}
+            if described:
+                attrs[name] = described
+        return arrays, attrs
+
+    def to_record(self, include_solver_fields: bool = True) -> CaseRecord:
+        """The whole case in memory (solver-grid arrays only when asked)."""
+        frames = self.read(FIELD_NAMES, slice(None))
+        solver_fields, solver_attrs = self._solver_fields() if include_solver_fields else ({}, {})
+        return CaseRecord(
+            case_id=self.case_id,
+            subset=self.subset,
+            params=dict(self.params),
+            dt=self.dt,
+            x=self.x.copy(),
+            y=self.y.copy(),
+            fields={name: np.ascontiguousarray(frames[:, i]) for i, name in enumerate(FIELD_NAMES)},
+            mask=self.mask.copy(),
+            boundary_conditions=dict(self.boundary_conditions),
+            attrs=dict(self.attrs),
+            solver_fields=solver_fields,
+            solver_field_attrs=solver_attrs,
+        )
+
+    # ------------------------------------------------------------------ protocol
+    def __enter__(self) -> "CaseFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, frames={self.n_frames}, shape={self.shape})"

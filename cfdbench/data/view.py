@@ -1,0 +1,127 @@
+"""``open_dataset``: a stored dataset folder as case ids, splits, statistics and xarray views.
+
+Example::
+
+    ds = open_dataset("cavity")            # a folder, or a name under ``data_root()``
+    case_id = ds.split("test")[0]
+    ds[case_id].u.isel(t=-1).plot()        # labelled (t, y, x) arrays in SI units
+
+Training code reads frames through :meth:`StoredDataset.open_case` (lazy, per frame); the
+xarray view reads one whole case and is meant for inspection and plotting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from cfdbench.cards import data_root
+from cfdbench.data.dataset_dir import MANIFEST_FILE, SPLITS_FILE, STATS_FILE, read_manifest, read_splits, read_stats
+from cfdbench.data.store import CASES_DIR, CaseFile, check_format, list_cases, open_case
+from cfdbench.errors import CfdbenchError, DatasetNotFoundError, UnknownNameError
+
+
+class StoredDataset:
+    """A dataset folder: its cases (sorted ids), and ``splits``, ``stats``, ``manifest`` when present.
+
+    ``splits`` and ``stats`` are ``None`` and ``manifest`` is ``{}`` until generation has
+    finalised the folder. ``fmt`` limits the cases to one storage format.
+    """
+
+    def __init__(self, path: str | Path, fmt: str | None = None):
+        self.path = Path(path)
+        self._cases = list_cases(self.path, fmt)
+        self.manifest: dict[str, Any] = read_manifest(self.path) if (self.path / MANIFEST_FILE).is_file() else {}
+        self.splits: dict[str, list[str]] | None = (
+            read_splits(self.path) if (self.path / SPLITS_FILE).is_file() else None
+        )
+        stats_path = self.path / STATS_FILE
+        self.stats: dict[str, Any] | None = read_stats(stats_path) if stats_path.is_file() else None
+        self.name = str(self.manifest.get("info", {}).get("dataset") or self.path.name)
+
+    @property
+    def case_ids(self) -> list[str]:
+        return list(self._cases)
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.case_ids)
+
+    def __contains__(self, case_id: object) -> bool:
+        return case_id in self._cases
+
+    def split(self, name: str) -> list[str]:
+        """Case ids of a split (``train``, ``valid`` or ``test``)."""
+        if self.splits is None:
+            raise CfdbenchError(f"dataset {self.path} has no {SPLITS_FILE}; finish it with `cfdbench data generate`")
+        if name not in self.splits:
+            raise UnknownNameError("split", name, list(self.splits))
+        return list(self.splits[name])
+
+    def case_path(self, case_id: str) -> Path:
+        if case_id not in self._cases:
+            raise UnknownNameError("case", case_id, self.case_ids)
+        return self._cases[case_id]
+
+    def open_case(self, case_id: str) -> CaseFile:
+        """A lazy reader of one case; use it as a context manager."""
+        return open_case(self.case_path(case_id))
+
+    def __getitem__(self, case_id: str) -> xr.Dataset:
+        """One case as an ``xarray.Dataset``: u, v, p over (t, y, x) and the fluid mask over (y, x)."""
+        with self.open_case(case_id) as case:
+            frames = case.read(case.field_names, slice(None))
+            coords = {
+                "t": ("t", case.time, {"units": "s"}),
+                "y": ("y", case.y, {"units": "m"}),
+                "x": ("x", case.x, {"units": "m"}),
+            }
+            data_vars: dict[str, Any] = {
+                name: (("t", "y", "x"), frames[:, channel]) for channel, name in enumerate(case.field_names)
+            }
+            data_vars["mask"] = (("y", "x"), case.mask, {"description": "True = fluid"})
+            attrs = {
+                "case_id": case.case_id,
+                "subset": case.subset,
+                "dt": case.dt,
+                "schema_version": case.schema_version,
+                **case.params,
+            }
+        return xr.Dataset(data_vars, coords, attrs)
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items()) if self.splits else "no splits"
+        return f"StoredDataset({self.name!r}, {len(self)} cases, {splits}, path={str(self.path)!r})"
+
+
+def _resolve(path_or_name: str | Path) -> Path:
+    """An existing dataset folder as given, else a bare name under :func:`data_root`."""
+    path = Path(path_or_name)
+    if (path / CASES_DIR).is_dir() or len(path.parts) != 1 or path.is_absolute():
+        return path
+    return data_root() / path
+
+
+def open_dataset(path_or_name: str | Path, fmt: str | None = None) -> StoredDataset:
+    """Open a dataset folder (a path, or a name resolved under ``data_root()``).
+
+    Raises :class:`DatasetNotFoundError` saying how to get the dataset when it is not there.
+    """
+    if fmt is not None:
+        check_format(fmt)
+    path = _resolve(path_or_name)
+    if not (path / CASES_DIR).is_dir():
+        name = Path(path_or_name).name
+        raise DatasetNotFoundError(
+            f"dataset '{name}' not found at {path}; generate it with `cfdbench data generate {name}` "
+            f"or download it with `cfdbench data download {name}`"
+        )
+    return StoredDataset(path, fmt)
+
+
+__all__ = ["StoredDataset", "open_dataset"]
