@@ -1,0 +1,63 @@
+"""Fourier neural operator (neuraloperator's ``FNO``) in CFDBench's configuration.
+
+CFDBench: lift by a 1x1 convolution of [u, v, mask, x, y, parameters] to 32 channels, four
+spectral layers with 12 x 12 modes plus a 1x1 skip convolution, GELU, then 32 -> 128 -> 2.
+Here the same network comes from neuraloperator; unlike CFDBench (a recorded defect) the
+non-periodic cavity/channel domains are zero-padded before the FFT (``domain_padding``), and
+the mask is applied to the output.
+"""
+
+from __future__ import annotations
+
+import torch
+from neuralop.models import FNO
+from torch import Tensor
+
+from cfdbench.models.base import NeuralOperator, OperatorMeta, broadcast_params
+from cfdbench.models.registry import register_model
+
+
+@register_model("fno")
+class FNO2d(NeuralOperator):
+    """``modes`` = (modes_y, modes_x) as CFDBench counts them: ``modes_y`` positive and as many
+    negative frequencies along the first axis, ``modes_x`` non-negative ones along the last."""
+
+    def __init__(
+        self,
+        meta: OperatorMeta,
+        modes: tuple[int, int] = (12, 12),
+        hidden_channels: int = 32,
+        n_layers: int = 4,
+        projection_channels: int = 128,
+        domain_padding: float | None = 0.125,
+        residual: bool = False,
+    ):
+        super().__init__(
+            meta,
+            modes=list(modes),
+            hidden_channels=hidden_channels,
+            n_layers=n_layers,
+            projection_channels=projection_channels,
+            domain_padding=domain_padding,
+            residual=residual,
+        )
+        in_channels = meta.input_frames * meta.n_fields + 1 + meta.n_params  # + 2 grid channels added by the FNO
+        self.residual = residual
+        self.net = FNO(
+            n_modes=(2 * modes[0], 2 * modes[1] - 2),  # neuraloperator keeps n//2+1 along the rfft axis
+            in_channels=in_channels,
+            out_channels=meta.n_fields,
+            hidden_channels=hidden_channels,
+            n_layers=n_layers,
+            lifting_channel_ratio=0,  # a single 1x1 convolution, as CFDBench
+            projection_channel_ratio=projection_channels / hidden_channels,
+            positional_embedding="grid",  # x, y in [0, 1]
+            use_channel_mlp=False,
+            fno_skip="linear",
+            domain_padding=domain_padding or None,
+        )
+
+    def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
+        x = torch.cat([inputs, mask, broadcast_params(params, inputs)], dim=1)
+        out = self.net(x)
+        return out + self.last_frame(inputs) if self.residual else out

@@ -1,0 +1,78 @@
+"""Rollout alignment and the identity baseline, with an oracle that knows the true frames."""
+
+import numpy as np
+import pytest
+import torch
+
+from cfdbench.data.loader import Normalization
+from cfdbench.evaluation.metrics import evaluate_all
+from cfdbench.evaluation.rollout import RolloutTask, evaluate_one_step, evaluate_rollout
+from cfdbench.models.base import NeuralOperator, OperatorMeta
+
+
+class Oracle(NeuralOperator):
+    """Returns the stored frame that follows its latest input frame by ``stride``: zero error iff aligned."""
+
+    registered_name = "oracle"
+
+    def __init__(self, meta, frames: list[torch.Tensor], stride: int):
+        super().__init__(meta)
+        self.frames, self.stride = frames, stride
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the evaluator a device
+
+    def predict(self, inputs, mask, params):
+        out = []
+        for latest in self.last_frame(inputs):
+            case, frame = min(
+                ((c, t) for c, traj in enumerate(self.frames) for t in range(len(traj))),
+                key=lambda ct: float((self.frames[ct[0]][ct[1]] - latest).abs().max()),
+            )
+            out.append(self.frames[case][min(frame + self.stride, len(self.frames[case]) - 1)])
+        return torch.stack(out)
+
+
+class Copy(NeuralOperator):
+    registered_name = "copy"
+
+    def __init__(self, meta):
+        super().__init__(meta)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def predict(self, inputs, mask, params):
+        return self.last_frame(inputs)
+
+
+def setup(dataset, stride):
+    norm = Normalization.from_dataset(dataset, ("u", "v"))
+    frames = []
+    for case_id in dataset.split("test"):
+        with dataset.open_case(case_id) as case:
+            frames.append(norm.fields.normalize(torch.from_numpy(case.read(("u", "v"), slice(None)))))
+    meta = OperatorMeta(("u", "v"), 1, 5, (16, 16))
+    return norm, frames, meta
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_oracle_scores_zero_at_every_step(tiny_dataset, stride):
+    norm, frames, meta = setup(tiny_dataset, stride)
+    task = RolloutTask(input_frames=1, stride=stride, steps=3, start_frame=1)
+    result = evaluate_rollout(Oracle(meta, frames, stride), tiny_dataset, norm, task)
+    assert np.abs(result.per_case["model"]["mse"]).max() < 1e-10
+    assert result.per_case["model"]["mse"].shape == (len(frames), 3)
+    one_step = evaluate_one_step(Oracle(meta, frames, stride), tiny_dataset, norm, task)
+    assert one_step["model"]["mse"] < 1e-10
+
+
+def test_identity_baseline_compares_last_input_with_frame_start_plus_k_stride(tiny_dataset):
+    norm, _, meta = setup(tiny_dataset, 2)
+    task = RolloutTask(input_frames=1, stride=2, steps=2, start_frame=1)
+    result = evaluate_rollout(Copy(meta), tiny_dataset, norm, task)
+    case_id = tiny_dataset.split("test")[0]
+    with tiny_dataset.open_case(case_id) as case:
+        frames = torch.from_numpy(case.read(("u", "v"), slice(None))).double()
+        mask = torch.from_numpy(np.asarray(case.mask, dtype=np.float64))[None, None]
+    for step, frame in enumerate((3, 5)):
+        direct = evaluate_all(frames[1][None], frames[frame][None], mask)["nmse"]
+        assert result.per_case["identity"]["nmse"][0, step] == pytest.approx(float(direct), rel=1e-5)
+    # A model that copies its input scores exactly like the identity baseline.
+    np.testing.assert_allclose(result.per_case["model"]["nmse"], result.per_case["identity"]["nmse"], rtol=1e-5)
