@@ -1,0 +1,350 @@
+"""Leaderboard entries: one JSON file per evaluation of one model on one dataset split.
+
+An entry carries everything needed to trust and reproduce a leaderboard row: the scores
+*and* the identity-baseline scores on the same data, the per-step rollout curves, the
+dataset content hash, the model and training configuration, the hardware, package
+versions, seed and git commit. Published leaderboards that nobody can reproduce are the
+failure this guards against (shared/reference/peers.md, sections 5 and 6.7), so every
+entry is validated on every write and every read.
+
+The format is versioned: ``schema_version`` names the JSON Schema (``entry_schema_v1.json``)
+that the entry follows, and entries of other versions are refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+import cfdbench
+from cfdbench.errors import CfdbenchError
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+SCHEMA_PATH = Path(__file__).with_name("entry_schema_v1.json")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+CURVE_METRICS = ("mse", "nmse", "mae", "max_abs", "rel_l2")
+SOFTWARE_PACKAGES = ("torch", "neuraloperator", "numpy")
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    """The draft 2020-12 validator for the v1 schema, built once (the schema itself is checked)."""
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_entry(entry: dict, source: str = "entry") -> None:
+    """Check ``entry`` against the schema and the cross-field rules; raise one readable line.
+
+    The message reads ``"<source>: invalid leaderboard entry: <json path>: <message>"`` so a
+    user sees which file and which field to fix. Beyond the schema this checks that every
+    number is finite (JSON cannot hold NaN or infinity), that the date is a real date, and
+    that every curve has exactly ``task.rollout_steps`` values.
+    """
+    problem = (
+        _version_problem(entry)
+        or _json_value_problem(entry, "$")
+        or _schema_problem(entry)
+        or _date_problem(entry)
+        or _curve_problem(entry)
+    )
+    if problem:
+        path, message = problem
+        raise CfdbenchError(f"{source}: invalid leaderboard entry: {path}: {message}")
+
+
+def _version_problem(entry: Any) -> tuple[str, str] | None:
+    """Refuse non-objects and other schema versions before the v1 schema produces noise."""
+    if not isinstance(entry, dict):
+        return "$", f"expected a JSON object, got {_type_name(entry)}"
+    if "schema_version" not in entry:
+        return None  # the schema reports the missing key
+    version = entry["schema_version"]
+    if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:
+        supported = ", ".join(str(v) for v in SUPPORTED_SCHEMA_VERSIONS)
+        return "$.schema_version", (
+            f"unsupported schema_version {version!r}; this cfdbench {cfdbench.__version__} "
+            f"reads version(s) {supported} (upgrade cfdbench, or re-evaluate to write a current entry)"
+        )
+    return None
+
+
+def _json_value_problem(value: Any, path: str) -> tuple[str, str] | None:
+    """First value that JSON cannot hold faithfully: NaN/inf, non-string keys, foreign types."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"{value} is not a finite number (JSON cannot store NaN or infinity)"
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path, f"key {key!r} is not a string"
+            problem = _json_value_problem(item, _child_path(path, key))
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            problem = _json_value_problem(item, f"{path}[{index}]")
+            if problem:
+                return problem
+        return None
+    return path, f"{_type_name(value)} is not a JSON value (use numbers, strings, lists and dicts)"
+
+
+def _schema_problem(entry: dict) -> tuple[str, str] | None:
+    """The most relevant JSON Schema violation, as (json path, short message)."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(entry))
+    if error is None:
+        return None
+    return error.json_path, _describe(error)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """A one-line message; long values are abbreviated so the field name stays visible."""
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"expected {expected}, got {_type_name(error.instance)}"
+    message = error.message
+    full = repr(error.instance)
+    if message.startswith(full) and len(full) > 60:
+        message = _short_repr(error.instance) + message[len(full):]
+    return " ".join(message.split())
+
+
+def _date_problem(entry: dict) -> tuple[str, str] | None:
+    """The pattern admits 2026-13-45; make sure the date actually exists."""
+    try:
+        datetime.fromisoformat(entry["date"].replace("Z", "+00:00"))
+    except ValueError as exc:
+        return "$.date", f"{entry['date']!r} is not a valid date-time ({exc})"
+    return None
+
+
+def _curve_problem(entry: dict) -> tuple[str, str] | None:
+    """Every curve array must have one value per rollout step, and steps must increase."""
+    steps_k = entry["task"]["rollout_steps"]
+    steps = entry["curves"]["steps"]
+    if len(steps) != steps_k:
+        return "$.curves.steps", _length_message(len(steps), steps_k)
+    if any(later <= earlier for earlier, later in zip(steps, steps[1:])):
+        return "$.curves.steps", "steps must be strictly increasing"
+    for who in ("model", "identity"):
+        for metric in CURVE_METRICS:
+            for stat in ("mean", "std"):
+                values = entry["curves"][who][metric][stat]
+                if len(values) != steps_k:
+                    return f"$.curves.{who}.{metric}.{stat}", _length_message(len(values), steps_k)
+    return None
+
+
+def _length_message(actual: int, expected: int) -> str:
+    return f"has {actual} values but task.rollout_steps is {expected} (one value per rollout step)"
+
+
+def _child_path(path: str, key: str) -> str:
+    """JSON path of ``key`` under ``path``, in the same notation jsonschema uses."""
+    return f"{path}.{key}" if _IDENTIFIER.match(key) else f"{path}[{key!r}]"
+
+
+def _type_name(value: Any) -> str:
+    """JSON-flavoured name of a value's type, with the value itself for scalars."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
+    if value is None:
+        return "null"
+    name = names.get(type(value), type(value).__name__)
+    return f"{name} {_short_repr(value, 30)}" if type(value) in (str, int, float, bool) else name
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- files
+
+
+def load_entry(path: str | os.PathLike) -> dict:
+    """Read and validate one entry; any problem is a CfdbenchError naming the file.
+
+    Python's reader accepts the non-standard NaN/Infinity literals; validation then rejects
+    them with the field's path, which says more than a parse error would.
+    """
+    path = Path(path)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CfdbenchError(f"{path}: cannot read leaderboard entry: {exc}") from exc
+    validate_entry(entry, source=str(path))
+    return entry
+
+
+def load_entries(folder: str | os.PathLike) -> list[dict]:
+    """Every ``*.json`` entry in ``folder``, sorted by path, each validated."""
+    return [load_entry(path) for path in entry_paths(folder)]
+
+
+def entry_paths(folder: str | os.PathLike) -> list[Path]:
+    """The ``*.json`` files of an entries folder, sorted; a missing folder is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CfdbenchError(f"{folder}: leaderboard entries folder does not exist")
+    return sorted(folder.glob("*.json"))
+
+
+def save_entry(entry: dict, path: str | os.PathLike) -> Path:
+    """Validate, then write pretty JSON (sorted keys, trailing newline) atomically.
+
+    Nothing is written when validation fails, and a crash mid-write leaves either the old
+    file or the new one, never a half-written entry.
+    """
+    path = Path(path)
+    validate_entry(entry, source=str(path))
+    text = json.dumps(entry, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
+    return atomic_write_text(path, text)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and ``os.replace`` it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def environment_info() -> tuple[dict, dict, str]:
+    """(hardware, software, git_commit) of the running machine, for a new entry."""
+    return _hardware(), _software(), _git_commit()
+
+
+def _hardware() -> dict:
+    """Device, CPU model and GPUs as torch sees them."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    return {
+        "device": "cuda" if has_cuda else "cpu",
+        "cpu": _cpu_model(),
+        "gpu": torch.cuda.get_device_name(0) if has_cuda else None,
+        "n_gpus": torch.cuda.device_count() if has_cuda else 0,
+    }
+
+
+def _cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _software() -> dict:
+    """Python and package versions; cfdbench's is the running package's own version."""
+    versions = {"python": platform.python_version(), "cfdbench": cfdbench.__version__}
+    for package in SOFTWARE_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _git_commit() -> str:
+    """HEAD of the checkout this package lives in (``-dirty`` if it has changes), else 'unknown'.
+
+    The commit only counts when the repository root *is* the folder above the package, so a
+    package installed inside some unrelated repository does not report that repository's HEAD.
+    """
+    head = _git("rev-parse", "--show-toplevel", "HEAD")
+    if head is None:
+        return "unknown"
+    lines = head.splitlines()
+    if len(lines) != 2 or not re.fullmatch(r"[0-9a-f]{40}", lines[1]):
+        return "unknown"
+    if Path(lines[0]).resolve() != REPO_ROOT:
+        return "unknown"
+    status = _git("status", "--porcelain")
+    return lines[1] + ("-dirty" if status is None or status.strip() else "")
+
+
+def _git(*args: str) -> str | None:
+    """Output of a git command run in the repository root, or None if it fails."""
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def utc_timestamp(when: datetime | None = None) -> str:
+    """``when`` (default: now) as the entry date format, e.g. ``2026-11-28T19:00:00Z``.
+
+    A naive datetime is taken to be UTC already.
+    """
+    when = when or datetime.now(timezone.utc)
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_entry_id(model: str, dataset: str, date: str | datetime) -> str:
+    """Filesystem-safe id ``<model>--<dataset>--<YYYYMMDDTHHMMSSZ>``, e.g. for the file name."""
+    if isinstance(date, str):
+        try:
+            date = datetime.fromisoformat(date.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise CfdbenchError(f"cannot make an entry id: {date!r} is not an ISO 8601 date") from exc
+    stamp = utc_timestamp(date).replace("-", "").replace(":", "")
+    return f"{_slug(model, 'model')}--{_slug(dataset, 'dataset')}--{stamp}"
+
+
+def _slug(text: str, what: str) -> str:
+    """``text`` with every run of unsafe characters turned into one '-'."""
+    slug = _SAFE_ID.sub("-", text).strip("-.")
+    if not slug:
+        raise CfdbenchError(f"cannot make an entry id: {what} name {text!r} has no usable characters")
+    return slug

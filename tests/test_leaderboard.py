@@ -1,0 +1,386 @@
+"""Leaderboard entries (schema, validation, atomic files, provenance) and the rendered page."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from cfdbench.errors import CfdbenchError
+from cfdbench.leaderboard import entry as entry_module
+from cfdbench.leaderboard.entry import (
+    SCHEMA_PATH,
+    SCHEMA_VERSION,
+    environment_info,
+    load_entries,
+    load_entry,
+    make_entry_id,
+    save_entry,
+    validate_entry,
+)
+from cfdbench.leaderboard.render import build_leaderboard, format_number, render_leaderboard
+
+METRICS = ("mse", "nmse", "mae", "max_abs", "rel_l2")
+HASH_A = "a" * 64
+HASH_B = "b" * 64
+
+
+def scores(nmse: float) -> dict:
+    """Five metric values derived from one NMSE, so rows are easy to tell apart."""
+    return {"mse": 2 * nmse, "nmse": nmse, "mae": nmse / 2, "max_abs": 10 * nmse, "rel_l2": nmse**0.5}
+
+
+def curves(steps: int, nmse: float) -> dict:
+    return {m: {"mean": [nmse * (k + 1) for k in range(steps)], "std": [0.01] * steps} for m in METRICS}
+
+
+def make_entry(
+    model: str = "fno",
+    nmse: float = 0.1,
+    identity_nmse: float = 1.0,
+    steps: int = 4,
+    dataset: str = "cavity-mini",
+    content_hash: str = HASH_A,
+    date: str = "2026-11-28T19:00:00Z",
+) -> dict:
+    """A valid entry; keyword arguments vary what the render tests compare."""
+    return {
+        "schema_version": 1,
+        "entry_id": make_entry_id(model, dataset, date),
+        "date": date,
+        "model": {"name": model, "card": f"models/{model}.yaml", "config": {"n_modes": [24, 22]},
+                  "parameter_count": 1188706, "reference_parameter_count": 1188706},
+        "dataset": {"name": dataset, "version": "1.0.0", "content_hash": content_hash, "split": "test", "n_cases": 3},
+        "task": {"input_frames": 1, "stride": 1, "rollout_steps": steps, "start_frame": 0, "fields": ["u", "v"]},
+        "metrics": {
+            "one_step": {"model": scores(nmse), "identity": scores(identity_nmse)},
+            "rollout": {"model": scores(3 * nmse), "identity": scores(3 * identity_nmse)},
+        },
+        "curves": {"steps": list(range(1, steps + 1)), "model": curves(steps, nmse),
+                   "identity": curves(steps, identity_nmse)},
+        "training": {"seconds": 12.5, "epochs": 2, "steps": 40, "device": "cpu", "config": {"lr": 1e-3}},
+        "hardware": {"device": "cpu", "cpu": "test cpu", "gpu": None, "n_gpus": 0},
+        "software": {"python": "3.11.7", "torch": "2.13.0", "neuraloperator": "2.0.0", "cfdbench": "0.1.0",
+                     "numpy": "2.0.0"},
+        "seed": 0,
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        "artifacts": {"curves_json": "runs/fno/curves.json"},
+    }
+
+
+def write_raw(path, entry) -> None:
+    """Write an entry without validation (as a hand-edited or foreign file would be)."""
+    path.write_text(json.dumps(entry, allow_nan=True), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- schema and validation
+
+
+def test_schema_file_is_versioned():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert schema["$id"] == "https://cfdbench.invalid/schemas/leaderboard-entry-v1.json"
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["additionalProperties"] is False
+    assert SCHEMA_VERSION == 1
+
+
+def test_valid_entry_validates_and_round_trips(tmp_path):
+    entry = make_entry()
+    validate_entry(entry)
+    baseline = make_entry()
+    baseline["training"] = None
+    del baseline["artifacts"]
+    validate_entry(baseline)
+
+    path = save_entry(entry, tmp_path / "e.json")
+    text = path.read_text()
+    assert text.endswith("}\n") and text == json.dumps(entry, indent=2, sort_keys=True) + "\n"
+    assert load_entry(path) == entry
+
+
+def _drop_date(e):
+    del e["date"]
+
+
+def _set(path: tuple, value):
+    def mutate(entry):
+        target = entry
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return mutate
+
+
+def _short_curve(e):
+    e["curves"]["model"]["rel_l2"]["std"].pop()
+
+
+INVALID = {
+    "missing key": (_drop_date, "$", "'date' is a required property"),
+    "negative metric": (_set(("metrics", "one_step", "model", "mse"), -1.0), "$.metrics.one_step.model.mse",
+                        "less than the minimum"),
+    "nan metric": (_set(("metrics", "rollout", "identity", "nmse"), float("nan")),
+                   "$.metrics.rollout.identity.nmse", "not a finite number"),
+    "inf metric": (_set(("metrics", "one_step", "model", "max_abs"), float("inf")),
+                   "$.metrics.one_step.model.max_abs", "not a finite number"),
+    "wrong curve length": (_short_curve, "$.curves.model.rel_l2.std", "task.rollout_steps is 4"),
+    "wrong steps length": (_set(("curves", "steps"), [1, 2, 3]), "$.curves.steps", "task.rollout_steps is 4"),
+    "schema version": (_set(("schema_version",), 2), "$.schema_version", "reads version(s) 1"),
+    "extra key": (_set(("leaderboard_rank",), 1), "$", "'leaderboard_rank' was unexpected"),
+    "bad date": (_set(("date",), "2026-13-45T19:00:00Z"), "$.date", "not a valid date-time"),
+    "bad hash": (_set(("dataset", "content_hash"), "xyz"), "$.dataset.content_hash", "does not match"),
+    "bad type": (_set(("training",), "yes"), "$.training", "expected object or null, got string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_invalid_entries_are_rejected_with_one_readable_line(case, tmp_path):
+    mutate, json_path, fragment = INVALID[case]
+    entry = make_entry()
+    mutate(entry)
+
+    with pytest.raises(CfdbenchError) as excinfo:
+        validate_entry(entry, source="my-entry.json")
+    message = str(excinfo.value)
+    assert message.startswith(f"my-entry.json: invalid leaderboard entry: {json_path}: ")
+    assert fragment in message and "\n" not in message
+
+    target = tmp_path / "saved.json"
+    with pytest.raises(CfdbenchError, match="saved.json: invalid leaderboard entry"):
+        save_entry(entry, target)
+    assert list(tmp_path.iterdir()) == []  # validation failure writes nothing
+
+    raw = tmp_path / "raw.json"
+    write_raw(raw, entry)
+    with pytest.raises(CfdbenchError, match=re.escape(f"{raw}: invalid leaderboard entry: {json_path}")):
+        load_entry(raw)
+
+
+def test_long_values_are_abbreviated():
+    entry = make_entry()
+    entry["curves"]["steps"] = "x" * 500
+    with pytest.raises(CfdbenchError) as excinfo:
+        validate_entry(entry)
+    assert len(str(excinfo.value)) < 200
+
+
+def test_non_json_values_are_rejected():
+    entry = make_entry()
+    entry["model"]["config"]["path"] = object()
+    with pytest.raises(CfdbenchError, match=r"\$\.model\.config\.path: object is not a JSON value"):
+        validate_entry(entry)
+
+
+def test_unreadable_json_names_the_file(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema_version": 1,')
+    with pytest.raises(CfdbenchError, match="broken.json: cannot read leaderboard entry"):
+        load_entry(broken)
+    nan_literal = tmp_path / "nan.json"
+    nan_literal.write_text('{"x": NaN}')
+    with pytest.raises(CfdbenchError, match=r"nan.json: invalid leaderboard entry: \$\.x: nan is not a finite"):
+        load_entry(nan_literal)
+    with pytest.raises(CfdbenchError, match="missing.json: cannot read"):
+        load_entry(tmp_path / "missing.json")
+
+
+def test_load_entries_sorted_by_path(tmp_path):
+    for name in ("b", "c", "a"):
+        save_entry(make_entry(model=f"m{name}"), tmp_path / f"{name}.json")
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert [e["model"]["name"] for e in load_entries(tmp_path)] == ["ma", "mb", "mc"]
+    with pytest.raises(CfdbenchError, match="does not exist"):
+        load_entries(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------------- atomic save
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "entry.json"
+    save_entry(make_entry(nmse=0.1), target)
+    original = target.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.json"]  # no temp file left
+
+    bad = make_entry()
+    bad["seed"] = -1
+    with pytest.raises(CfdbenchError):
+        save_entry(bad, target)
+    assert target.read_bytes() == original
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_entry(make_entry(nmse=0.2), target)
+    assert target.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.json"]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def table_blocks(markdown: str) -> list[list[str]]:
+    """The rows (after header and alignment lines) of every Markdown table."""
+    blocks, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append(current[2:])
+            current = []
+    return blocks
+
+
+def three_models() -> list[dict]:
+    return [
+        make_entry(model="unet", nmse=0.05, date="2026-11-28T19:00:01Z"),
+        make_entry(model="fno", nmse=0.01),
+        make_entry(model="worse", nmse=2.0, date="2026-11-28T19:00:02Z", steps=8),
+    ]
+
+
+def test_render_identity_row_in_every_table_and_sorted_by_nmse():
+    markdown = render_leaderboard(three_models())
+    assert "`cfdbench leaderboard build`" in markdown and "leaderboard/entries/*.json" in markdown
+    assert "### One-step" in markdown and "### Rollout, 4 steps" in markdown and "### Rollout, 8 steps" in markdown
+
+    blocks = table_blocks(markdown)
+    assert len(blocks) == 3
+    for rows in blocks:
+        assert sum("**identity** (baseline)" in row for row in rows) == 1
+
+    one_step = [row.split(" | ")[1] for row in blocks[0]]
+    assert one_step == ["fno", "unet", "**identity** (baseline)", "worse"]
+    ranks = [row.split(" | ")[0].strip("| ") for row in blocks[0]]
+    assert ranks == ["1", "2", "—", "3"]
+    assert "| 1.000e-02 |" in blocks[0][0] and "| 100x |" in blocks[0][0]  # NMSE and identity ratio
+    assert "(entries/fno--cavity-mini--20261128T190000Z.json)" in blocks[0][0]
+    assert "1.0.0 `aaaaaaaa`" in blocks[0][0] and "2026-11-28" in blocks[0][0]
+
+
+def test_render_is_deterministic():
+    entries = three_models()
+    first = render_leaderboard(entries)
+    shuffled = copy.deepcopy(entries)
+    random.Random(0).shuffle(shuffled)
+    assert render_leaderboard(shuffled).encode() == first.encode()
+
+
+def test_identity_rows_per_dataset_hash_and_disagreement_is_an_error():
+    entries = [make_entry(model="fno"), make_entry(model="unet", content_hash=HASH_B, identity_nmse=0.9)]
+    blocks = table_blocks(render_leaderboard(entries))
+    assert all(sum("**identity**" in row for row in rows) == 2 for rows in blocks)
+
+    entries[1]["dataset"]["content_hash"] = HASH_A
+    with pytest.raises(CfdbenchError, match="identity baseline .* must agree"):
+        render_leaderboard(entries)
+    entries[1]["metrics"] = copy.deepcopy(entries[0]["metrics"])
+    entries[1]["metrics"]["one_step"]["identity"]["nmse"] *= 1 + 1e-9  # within tolerance
+    render_leaderboard(entries)
+
+
+def test_render_without_entries():
+    assert "No entries yet." in render_leaderboard([])
+
+
+def test_format_number():
+    assert format_number(0.001234) == "1.234e-03" and format_number(0.01) == "1.000e-02"
+    assert format_number(0.5) == "0.5000" and format_number(12.3456) == "12.35" and format_number(999.9) == "999.9"
+    assert format_number(0.099999) == "0.1000" and format_number(999.99) == "1.000e+03"
+    assert format_number(123456.0) == "1.235e+05" and format_number(0.0) == "0"
+
+
+def test_build_writes_page_with_links(tmp_path):
+    entries_dir = tmp_path / "leaderboard" / "entries"
+    for entry in three_models():
+        save_entry(entry, entries_dir / f"{entry['entry_id']}.json")
+    out = build_leaderboard(entries_dir, tmp_path / "leaderboard" / "README.md")
+    text = out.read_text()
+    assert "(entries/unet--cavity-mini--20261128T190001Z.json)" in text
+    assert "_file" not in text
+    assert sorted(p.name for p in entries_dir.parent.iterdir()) == ["README.md", "entries"]
+    assert load_entries(entries_dir)[0].keys() == three_models()[0].keys()  # links never saved
+
+
+def test_build_writes_nothing_when_an_entry_is_invalid(tmp_path):
+    entries_dir = tmp_path / "entries"
+    for entry in three_models():
+        save_entry(entry, entries_dir / f"{entry['entry_id']}.json")
+    bad = make_entry(model="bad")
+    bad["metrics"]["one_step"]["model"]["nmse"] = -0.5
+    write_raw(entries_dir / "bad.json", bad)
+
+    out = tmp_path / "LEADERBOARD.md"
+    with pytest.raises(CfdbenchError, match=r"bad\.json: invalid leaderboard entry"):
+        build_leaderboard(entries_dir, out)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == []
+
+    out.write_text("previous page\n")
+    with pytest.raises(CfdbenchError):
+        build_leaderboard(entries_dir, out)
+    assert out.read_text() == "previous page\n"
+
+
+def test_build_rejects_duplicate_entry_ids(tmp_path):
+    entry = make_entry()
+    save_entry(entry, tmp_path / "one.json")
+    save_entry(entry, tmp_path / "two.json")
+    with pytest.raises(CfdbenchError, match="two.json: entry_id .* is also used by .*one.json"):
+        build_leaderboard(tmp_path, tmp_path / "out.md")
+
+
+# --------------------------------------------------------------------------- provenance and ids
+
+
+def test_environment_info_types():
+    hardware, software, git_commit = environment_info()
+    assert hardware["device"] in ("cpu", "cuda")
+    assert isinstance(hardware["cpu"], str) and hardware["cpu"]
+    assert hardware["gpu"] is None or isinstance(hardware["gpu"], str)
+    assert isinstance(hardware["n_gpus"], int) and hardware["n_gpus"] >= 0
+    assert set(software) >= {"python", "torch", "neuraloperator", "cfdbench", "numpy"}
+    assert all(isinstance(v, str) and v for v in software.values())
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", git_commit)
+
+    entry = make_entry()
+    entry["hardware"], entry["software"], entry["git_commit"] = hardware, software, git_commit
+    validate_entry(entry)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_commit_of_a_checkout_and_dirty_flag(tmp_path, monkeypatch):
+    """A throwaway repository stands in for the cfdbench checkout."""
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    monkeypatch.setattr(entry_module, "REPO_ROOT", tmp_path.resolve())
+    assert entry_module._git_commit() == "unknown"  # not a checkout
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("a")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "first")
+    assert re.fullmatch(r"[0-9a-f]{40}", entry_module._git_commit())
+    (tmp_path / "a.txt").write_text("changed")
+    assert re.fullmatch(r"[0-9a-f]{40}-dirty", entry_module._git_commit())
+    monkeypatch.setattr(entry_module, "REPO_ROOT", (tmp_path / "sub").resolve())
+    (tmp_path / "sub").mkdir()
+    assert entry_module._git_commit() == "unknown"  # inside a repository, but not its root
+
+
+def test_make_entry_id_is_filesystem_safe():
+    assert make_entry_id("fno", "cavity-mini", "2026-11-28T19:00:00Z") == "fno--cavity-mini--20261128T190000Z"
+    entry_id = make_entry_id("my model/v2", "tube:small", "2026-11-28T20:00:00+01:00")
+    assert entry_id == "my-model-v2--tube-small--20261128T190000Z"
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", entry_id)
+    with pytest.raises(CfdbenchError):
+        make_entry_id("///", "cavity", "2026-11-28T19:00:00Z")
