@@ -1,0 +1,271 @@
+"""The ``cfdbench`` command line.
+
+Errors in the user's input or environment print one readable line and exit with status 2
+(a traceback only with ``--debug``); Ctrl-C exits with 130 after atomic writes have left
+only complete files behind.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cfdbench.errors import CfdbenchError
+
+app = typer.Typer(
+    help="cfdbench: verified CFD data, neural-operator training and honest rollout benchmarks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Generate, inspect and list datasets.", no_args_is_help=True)
+leaderboard_app = typer.Typer(help="Build the leaderboard from committed entries.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(leaderboard_app, name="leaderboard")
+
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _generation_progress():
+    """A rich progress bar and the callback that drives it: (progress, callback)."""
+    progress = Progress(TextColumn("[bold]generate[/] cases"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    task = progress.add_task("generate", total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return progress, update
+
+
+# --------------------------------------------------------------------------- data
+
+
+@data_app.command("generate")
+def data_generate(
+    name: str = typer.Argument(..., help="Dataset card name (see `cfdbench data list`) or a card .yaml path."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: $CFDBENCH_DATA/<name>, else data/<name>)."),
+    fmt: str = typer.Option("hdf5", "--format", help="Storage backend: hdf5 or zarr."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(16, help="Cases advanced together in one batch."),
+    max_cases: Optional[int] = typer.Option(None, help="Only the first N cases of the sweep (quick trials)."),
+) -> None:
+    """Simulate a dataset from its card (resumes an interrupted generation)."""
+    from cfdbench.cards import data_root, load_dataset_card
+    from cfdbench.data.generate import generate_dataset
+    from cfdbench.pipeline import resolve_device
+
+    card = load_dataset_card(name)
+    if max_cases is not None and max_cases < 1:
+        raise CfdbenchError(f"--max-cases must be >= 1, got {max_cases}")
+    torch_device = resolve_device(device)
+    progress, update = _generation_progress()
+    with progress:
+        report = generate_dataset(card, out or data_root() / card.name, fmt, str(torch_device), batch_size, max_cases, update)
+    console.print(
+        f"[green]dataset {card.name}[/] at {report.dataset_dir}: {len(report.generated)} cases generated, "
+        f"{len(report.reused)} reused, {report.seconds:.1f} s"
+    )
+
+
+@data_app.command("info")
+def data_info(name: str = typer.Argument(..., help="Dataset name or folder.")) -> None:
+    """Card summary, stored cases, splits, statistics, and a checksum verification."""
+    from cfdbench.data.dataset_dir import verify_manifest
+    from cfdbench.pipeline import require_dataset
+
+    dataset = require_dataset(name)
+    info = dataset.manifest.get("info", {})
+    table = Table(title=f"{dataset.name} ({dataset.path})", show_header=False)
+    table.add_row("version", str(info.get("version", "?")))
+    table.add_row("format", str(info.get("format", "?")))
+    table.add_row("cases", str(len(dataset)))
+    if dataset.splits:
+        table.add_row("splits", ", ".join(f"{k}: {len(dataset.split(k))}" for k in ("train", "valid", "test")))
+    with dataset.open_case(dataset.case_ids[0]) as case:
+        table.add_row("frames per case", str(case.n_frames))
+        table.add_row("frame grid (ny, nx)", str(case.shape))
+        table.add_row("parameters", ", ".join(case.params))
+    for field, stats in (dataset.stats or {}).items():
+        if isinstance(stats, dict) and "mean" in stats:
+            table.add_row(f"{field} mean / std", f"{stats['mean']:.4g} / {stats['std']:.4g}")
+    bad = verify_manifest(dataset.path)
+    table.add_row("checksums", "[green]all match[/]" if not bad else f"[red]{len(bad)} mismatched: {', '.join(bad[:5])}[/]")
+    console.print(table)
+    if bad:
+        raise CfdbenchError(f"{len(bad)} case file(s) of {dataset.name} fail their checksum: {', '.join(bad[:5])}")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Dataset cards and whether each has been generated here."""
+    from cfdbench.cards import data_root, dataset_names, load_dataset_card
+
+    table = Table("dataset", "problem", "cases", "frames", "stored at")
+    for name in dataset_names():
+        card = load_dataset_card(name)
+        path = data_root() / name
+        stored = str(path) if (path / "manifest.json").is_file() else "[dim]not generated[/]"
+        table.add_row(name, card.problem, str(len(card.cases())), str(card.solver.n_frames), stored)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- train / evaluate / run
+
+
+def _overrides(epochs, batch_size, lr, seed) -> dict:
+    return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+
+
+@app.command("train")
+def train_command(
+    model: str = typer.Option("fno", help="Registered model name."),
+    dataset: str = typer.Option("cavity-mini", help="Dataset name or folder."),
+    epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Override the batch size."),
+    lr: Optional[float] = typer.Option(None, help="Override the learning rate."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<time>-<model>-<dataset>)."),
+) -> None:
+    """Train a model on a stored dataset; writes the best checkpoint and history."""
+    from cfdbench.pipeline import new_run_dir, require_dataset, resolve_device, resolve_run_config, train_stage
+
+    torch_device = resolve_device(device)
+    config = resolve_run_config(model, dataset, torch_device, _overrides(epochs, batch_size, lr, seed))
+    data = require_dataset(dataset)
+    folder = run_dir or new_run_dir(model, data.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    _, result, _ = train_stage(config, data, folder)
+    console.print(f"[green]trained[/] {model}: best valid NMSE {result.best_valid_nmse:.4e} (epoch {result.best_epoch}), checkpoint {result.checkpoint}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    checkpoint: Path = typer.Option(..., help="Checkpoint written by `cfdbench train`."),
+    dataset: str = typer.Option("cavity-mini", help="Dataset name or folder."),
+    split: str = typer.Option("test", help="Split to score."),
+    steps: int = typer.Option(20, help="Rollout steps."),
+    start_frame: int = typer.Option(0, help="First frame of the input window."),
+    run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: the checkpoint's folder)."),
+) -> None:
+    """Score a checkpoint: one-step and rollout metrics beside the identity baseline, plots, entry."""
+    from cfdbench.data.loader import Normalization
+    from cfdbench.evaluation.rollout import RolloutTask
+    from cfdbench.leaderboard.entry import save_entry
+    from cfdbench.models.registry import load_checkpoint
+    from cfdbench.pipeline import RunConfig, build_entry, evaluate_stage, require_dataset
+
+    model, extra = load_checkpoint(checkpoint)
+    data = require_dataset(dataset)
+    training = extra.get("train_config", {})
+    task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
+    folder = run_dir or checkpoint.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    evaluation = evaluate_stage(model, Normalization.from_dict(extra["normalization"]), data, task, folder, split)
+    config = RunConfig(model.registered_name, data.name, model.hparams, training, "cpu", steps, start_frame)
+    entry = build_entry(model, data, evaluation, config, None, split)
+    save_entry(entry, folder / "entry.json")
+    _print_results(entry)
+    console.print(f"entry and plots in {folder}")
+
+
+@app.command("run")
+def run_command(
+    model: str = typer.Option("fno", help="Registered model name."),
+    dataset: str = typer.Option("cavity-mini", help="Dataset card name (generated if missing) or folder."),
+    epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Override the batch size."),
+    lr: Optional[float] = typer.Option(None, help="Override the learning rate."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    steps: int = typer.Option(20, help="Rollout steps."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    runs_root: Path = typer.Option(Path("runs"), help="Folder for run folders."),
+    publish: bool = typer.Option(False, help="Also copy the entry into leaderboard/entries/."),
+) -> None:
+    """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
+    from cfdbench.pipeline import dataset_path, ensure_dataset, resolve_device, resolve_run_config, run
+
+    overrides = _overrides(epochs, batch_size, lr, seed)
+    torch_device = resolve_device(device)
+    resolve_run_config(model, dataset, torch_device, overrides, steps)  # reject bad input before any work
+    if not (dataset_path(dataset) / "manifest.json").is_file():
+        progress, update = _generation_progress()
+        with progress:
+            ensure_dataset(dataset, device=str(torch_device), progress=update)
+    run_dir, entry = run(model, dataset, device, overrides, steps, runs_root, publish)
+    _print_results(entry)
+    console.print(f"run folder: {run_dir}")
+
+
+def _print_results(entry: dict) -> None:
+    """One table: model beside the identity baseline, one-step and mean over the rollout."""
+    task = entry["task"]
+    table = Table(title=f"{entry['model']['name']} on {entry['dataset']['name']} ({entry['dataset']['split']}, {entry['dataset']['n_cases']} cases)")
+    for column in ("task", "predictor", "NMSE", "MSE", "MAE", "max abs", "rel. L2", "identity / model NMSE"):
+        table.add_column(column, justify="right" if column not in ("task", "predictor") else "left")
+    for key, label in (("one_step", "one step"), ("rollout", f"rollout, {task['rollout_steps']} steps")):
+        scores = entry["metrics"][key]
+        ratio = scores["identity"]["nmse"] / max(scores["model"]["nmse"], 1e-300)
+        for who in ("model", "identity"):
+            s = scores[who]
+            table.add_row(label, who, *(f"{s[m]:.3e}" for m in ("nmse", "mse", "mae", "max_abs", "rel_l2")), f"{ratio:.1f}x" if who == "model" else "")
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- leaderboard
+
+
+@leaderboard_app.command("build")
+def leaderboard_build(
+    entries: Optional[Path] = typer.Option(None, help="Entries folder (default: leaderboard/entries)."),
+    out: Optional[Path] = typer.Option(None, help="Output Markdown (default: leaderboard/README.md)."),
+) -> None:
+    """Validate every committed entry and render leaderboard/README.md from them."""
+    from cfdbench.cards import project_root
+    from cfdbench.leaderboard.render import build_leaderboard
+
+    root = project_root() / "leaderboard"
+    path = build_leaderboard(entries or root / "entries", out or root / "README.md")
+    console.print(f"[green]leaderboard written[/] to {path}")
+
+
+def main() -> None:
+    """Entry point: one-line errors, non-zero exit codes."""
+    try:
+        app(standalone_mode=False)
+    except CfdbenchError as err:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; completed work is kept (rerun to resume)")
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exit_:
+        sys.exit(getattr(exit_, "exit_code", getattr(exit_, "code", 0)))
+    except Exception as err:  # click usage errors and the like
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

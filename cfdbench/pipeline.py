@@ -1,0 +1,272 @@
+"""The end-to-end path behind ``cfdbench run``: data -> training -> rollout evaluation -> entry.
+
+Each stage is also a CLI command of its own (``data generate``, ``train``, ``evaluate``);
+this module holds the one implementation they share.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from cfdbench.cards import data_root, load_dataset_card, load_model_card, project_root
+from cfdbench.data.dataset_dir import content_hash
+from cfdbench.data.generate import generate_dataset
+from cfdbench.data.loader import AutoregressiveDataset, Normalization
+from cfdbench.data.view import StoredDataset, open_dataset
+from cfdbench.errors import CfdbenchError, DatasetNotFoundError
+from cfdbench.evaluation.plots import plot_fields, plot_rollout_curves
+from cfdbench.evaluation.rollout import RolloutTask, evaluate_one_step, evaluate_rollout
+from cfdbench.leaderboard.entry import environment_info, make_entry_id, save_entry
+from cfdbench.models.base import NeuralOperator, OperatorMeta
+from cfdbench.models.registry import build_model, get_model_class, load_checkpoint
+from cfdbench.training.trainer import TrainConfig, TrainResult, seed_everything, train
+
+DEFAULT_DATASET = "cavity-mini"
+DEFAULT_MODEL = "fno"
+PREDICTED_FIELDS = ("u", "v")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CfdbenchError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CfdbenchError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+def dataset_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return path if path.exists() else data_root() / name_or_path
+
+
+def ensure_dataset(
+    name: str,
+    fmt: str = "hdf5",
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> StoredDataset:
+    """Open a dataset, generating it from its card first when it is not there (or incomplete)."""
+    path = dataset_path(name)
+    if not (path / "manifest.json").is_file():
+        card = load_dataset_card(name)
+        generate_dataset(card, data_root() / card.name, fmt=fmt, device=device, progress=progress)
+        path = data_root() / card.name
+    return open_dataset(path)
+
+
+def require_dataset(name: str) -> StoredDataset:
+    """Open a dataset that must already exist; the error says how to get it."""
+    path = dataset_path(name)
+    if not (path / "manifest.json").is_file():
+        load_dataset_card(name)  # unknown names list the valid ones
+        raise DatasetNotFoundError(
+            f"dataset '{name}' is not at {path}; generate it with `cfdbench data generate {name}` "
+            f"(or set CFDBENCH_DATA to where it lives)"
+        )
+    return open_dataset(path)
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class RunConfig:
+    """The resolved configuration of one run, saved beside the checkpoint and in the entry."""
+
+    model: str
+    dataset: str
+    model_hparams: dict[str, Any]
+    training: dict[str, Any]
+    device: str
+    rollout_steps: int = 20
+    start_frame: int = 0
+
+
+def resolve_run_config(
+    model: str, dataset: str, device: torch.device, overrides: dict[str, Any] | None = None, rollout_steps: int = 20
+) -> RunConfig:
+    """Model-card defaults for this dataset, then command-line overrides (``None`` = keep)."""
+    get_model_class(model)  # unknown names fail here, listing the valid ones
+    card = load_model_card(model)
+    hparams, training = card.resolve(dataset) if card else ({}, {})
+    training = {**training, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    TrainConfig.from_dict(training)  # validate before any work
+    if rollout_steps < 1:
+        raise CfdbenchError(f"rollout steps must be >= 1, got {rollout_steps}")
+    return RunConfig(model, dataset, hparams, training, str(device), rollout_steps)
+
+
+def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
+    return OperatorMeta(
+        fields=samples.fields,
+        input_frames=samples.input_frames,
+        n_params=len(samples.parameter_names),
+        grid_shape=tuple(samples.frame_shape),
+        parameter_names=samples.parameter_names,
+    )
+
+
+def new_run_dir(model: str, dataset: str, root: Path | None = None) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = (root or Path("runs")) / f"{stamp}-{model}-{dataset}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def train_stage(config: RunConfig, dataset: StoredDataset, run_dir: Path, show_progress: bool = True) -> tuple[NeuralOperator, TrainResult, Normalization]:
+    """Build the model from the resolved config and train it; returns the best checkpoint's model."""
+    train_config = TrainConfig.from_dict(config.training)
+    seed_everything(train_config.seed)
+    train_data = AutoregressiveDataset(dataset, "train", train_config.input_frames, train_config.stride, PREDICTED_FIELDS)
+    valid_data = AutoregressiveDataset(
+        dataset, "valid", train_config.input_frames, train_config.stride, PREDICTED_FIELDS, normalization=train_data.normalization
+    )
+    model = build_model(config.model, operator_meta(train_data), **config.model_hparams)
+    _write_json(run_dir / "config.json", asdict(config))
+    result = train(model, train_data, valid_data, train_config, run_dir, torch.device(config.device), show_progress)
+    best, extra = load_checkpoint(result.checkpoint, map_location=config.device)
+    return best, result, Normalization.from_dict(extra["normalization"])
+
+
+@dataclass
+class Evaluation:
+    task: RolloutTask
+    one_step: dict[str, dict[str, float]]
+    rollout_summary: dict[str, dict[str, float]]
+    curves: dict
+    artifacts: dict[str, str]
+    n_cases: int
+
+
+def evaluate_stage(
+    model: NeuralOperator,
+    normalization: Normalization,
+    dataset: StoredDataset,
+    task: RolloutTask,
+    run_dir: Path,
+    split: str = "test",
+) -> Evaluation:
+    """One-step and rollout scores (model and identity), curves JSON and figures in ``run_dir``."""
+    one_step = evaluate_one_step(model, dataset, normalization, task, split)
+    result = evaluate_rollout(model, dataset, normalization, task, split)
+    curves = {"steps": list(range(1, task.steps + 1)), **result.curves()}
+    _write_json(run_dir / "rollout_curves.json", {"task": asdict(task), "split": split, "case_ids": result.case_ids, **curves})
+    title = f"{model.registered_name} on {dataset.name} ({split}, {len(result.case_ids)} cases)"
+    plot_rollout_curves(curves, curves["steps"], run_dir / "rollout_nmse.png", title)
+    plot_fields(result.example, normalization.field_names, curves["steps"], run_dir / "fields.png", title)
+    artifacts = {"curves_json": "rollout_curves.json", "curve_plot": "rollout_nmse.png", "fields_plot": "fields.png"}
+    return Evaluation(task, one_step, result.summary(), curves, artifacts, len(result.case_ids))
+
+
+def build_entry(
+    model: NeuralOperator,
+    dataset: StoredDataset,
+    evaluation: Evaluation,
+    config: RunConfig,
+    training: TrainResult | None,
+    split: str = "test",
+) -> dict[str, Any]:
+    """A leaderboard entry: everything needed to know what was measured, on what, and how."""
+    hardware, software, commit = environment_info()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    card = load_model_card(model.registered_name)
+    manifest_info = dataset.manifest.get("info", {})
+    return {
+        "schema_version": 1,
+        "entry_id": make_entry_id(model.registered_name, dataset.name, now),
+        "date": now.isoformat().replace("+00:00", "Z"),
+        "model": {
+            "name": model.registered_name,
+            "card": f"models/{model.registered_name}.yaml" if card else None,
+            "config": model.config["hparams"],
+            "parameter_count": model.parameter_count(),
+            "reference_parameter_count": card.reference_parameter_count if card else None,
+        },
+        "dataset": {
+            "name": dataset.name,
+            "version": str(manifest_info.get("version", "unknown")),
+            "content_hash": content_hash(dataset.path),
+            "split": split,
+            "n_cases": evaluation.n_cases,
+        },
+        "task": {
+            "input_frames": evaluation.task.input_frames,
+            "stride": evaluation.task.stride,
+            "rollout_steps": evaluation.task.steps,
+            "start_frame": evaluation.task.start_frame,
+            "fields": list(model.meta.fields),
+        },
+        "metrics": {"one_step": evaluation.one_step, "rollout": evaluation.rollout_summary},
+        "curves": evaluation.curves,
+        "training": None
+        if training is None
+        else {
+            "seconds": round(training.seconds, 2),
+            "epochs": training.epochs,
+            "steps": training.steps,
+            "device": config.device,
+            "config": config.training,
+        },
+        "hardware": hardware,
+        "software": software,
+        "seed": int(config.training.get("seed", 0)),
+        "git_commit": commit,
+        "artifacts": evaluation.artifacts,
+    }
+
+
+def run(
+    model: str = DEFAULT_MODEL,
+    dataset: str = DEFAULT_DATASET,
+    device: str = "auto",
+    overrides: dict[str, Any] | None = None,
+    rollout_steps: int = 20,
+    runs_root: Path | None = None,
+    publish: bool = False,
+    show_progress: bool = True,
+    generation_progress: Callable[[int, int], None] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Generate (if needed), train, evaluate and write an entry; returns (run folder, entry)."""
+    torch_device = resolve_device(device)
+    config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps)
+    data = ensure_dataset(dataset, device=str(torch_device), progress=generation_progress)
+    run_dir = new_run_dir(model, data.name, runs_root)
+    trained, result, normalization = train_stage(config, data, run_dir, show_progress)
+    train_config = TrainConfig.from_dict(config.training)
+    task = RolloutTask(train_config.input_frames, train_config.stride, rollout_steps, config.start_frame)
+    evaluation = evaluate_stage(trained, normalization, data, task, run_dir)
+    entry = build_entry(trained, data, evaluation, config, result)
+    save_entry(entry, run_dir / "entry.json")
+    if publish:
+        publish_entry(run_dir / "entry.json", entry)
+    return run_dir, entry
+
+
+def publish_entry(entry_path: Path, entry: dict[str, Any]) -> Path:
+    """Copy an entry into the repository's ``leaderboard/entries/`` (validated again on write)."""
+    target = project_root() / "leaderboard" / "entries" / f"{entry['entry_id']}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    published = dict(entry)
+    published.pop("artifacts", None)  # run-folder paths mean nothing inside the repository
+    save_entry(published, target)
+    return target
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,39 @@
+"""The NumPy speed baseline (benchmarks/numpy_reference_solver.py) runs the same scheme as the torch solver.
+
+If the solver's discretisation changes, this fails, so the benchmark never compares
+against a different method.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cfdbench.solvers.cavity import CavityCase, build_cavity_solver
+
+REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "numpy_reference_solver.py"
+
+
+def load_reference():
+    """Import the benchmark module by path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("numpy_reference_solver", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_numpy_reference_matches_torch_solver_float64():
+    n, steps, dt, reynolds = 16, 5, 0.01, 100.0
+    case = CavityCase(vel_top=1.0, density=1.0, viscosity=1.0 / reynolds, height=1.0, width=1.0)
+    solver = build_cavity_solver([case], n, n, torch.float64, "cpu")
+    state = solver.rest_state()
+    for _ in range(steps):
+        state = solver.step(state, dt)
+
+    u, v, p = load_reference().NumpyCavitySolver(n, n, reynolds, np.float64).run(steps, dt)
+
+    assert np.abs(state.u[0].numpy()).max() > 0.05  # the flow is not trivially at rest
+    np.testing.assert_allclose(u, state.u[0].numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(v, state.v[0].numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(p, state.p[0].numpy(), rtol=0, atol=1e-10)
