@@ -94,12 +94,7 @@ class DatasetCard:
 
     def reynolds(self, params: dict[str, float]) -> float:
         """Re = rho U L / mu with the card's reference velocity and length."""
-        return (
-            params["density"]
-            * params[self.reference_velocity]
-            * params[self.reference_length]
-            / params["viscosity"]
-        )
+        return params["density"] * params[self.reference_velocity] * params[self.reference_length] / params["viscosity"]
 
     def cases(self) -> list[CaseSpec]:
         """Expand the sweeps: each subset varies its keys (Cartesian product) around the baseline.
@@ -193,8 +188,19 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
         for key, values in sweep.items():
             _require_positive({key: min(values)}, f"{where}: subsets.{name}")
     s = card.solver
-    if min(s.cells_x, s.cells_y, s.n_frames, *card.frame_shape) <= 0 or s.frame_interval <= 0 or s.cfl <= 0:
-        raise CfdbenchError(f"{where}: solver sizes, frame interval and CFL must be positive")
+    ny, nx = card.frame_shape
+    settings = {
+        "solver.cells_x": s.cells_x,
+        "solver.cells_y": s.cells_y,
+        "solver.n_frames": s.n_frames,
+        "solver.frame_interval": s.frame_interval,
+        "solver.cfl": s.cfl,
+        "frames.nx": nx,
+        "frames.ny": ny,
+    }
+    for key, value in settings.items():
+        if not value > 0:
+            raise CfdbenchError(f"{where}: {key} must be positive, got {value}")
     if not card.cases():
         raise CfdbenchError(f"{where}: the sweeps produce no case inside reynolds_range {card.reynolds_range}")
     return card

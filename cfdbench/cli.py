@@ -41,7 +41,9 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 
 def _generation_progress():
     """A rich progress bar and the callback that drives it: (progress, callback)."""
-    progress = Progress(TextColumn("[bold]generate[/] cases"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    progress = Progress(
+        TextColumn("[bold]generate[/] cases"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
     task = progress.add_task("generate", total=None)
 
     def update(done: int, total: int) -> None:
@@ -149,7 +151,9 @@ def train_command(
     folder = run_dir or new_run_dir(model, data.name)
     folder.mkdir(parents=True, exist_ok=True)
     _, result, _ = train_stage(config, data, folder)
-    console.print(f"[green]trained[/] {model}: best valid NMSE {result.best_valid_nmse:.4e} (epoch {result.best_epoch}), checkpoint {result.checkpoint}")
+    console.print(
+        f"[green]trained[/] {model}: best valid NMSE {result.best_valid_nmse:.4e} (epoch {result.best_epoch}), checkpoint {result.checkpoint}"
+    )
 
 
 @app.command("evaluate")
@@ -159,6 +163,7 @@ def evaluate_command(
     split: str = typer.Option("test", help="Split to score."),
     steps: int = typer.Option(20, help="Rollout steps."),
     start_frame: int = typer.Option(0, help="First frame of the input window."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: the checkpoint's folder)."),
 ) -> None:
     """Score a checkpoint: one-step and rollout metrics beside the identity baseline, plots, entry."""
@@ -166,16 +171,17 @@ def evaluate_command(
     from cfdbench.evaluation.rollout import RolloutTask
     from cfdbench.leaderboard.entry import save_entry
     from cfdbench.models.registry import load_checkpoint
-    from cfdbench.pipeline import RunConfig, build_entry, evaluate_stage, require_dataset
+    from cfdbench.pipeline import RunConfig, build_entry, evaluate_stage, require_dataset, resolve_device
 
-    model, extra = load_checkpoint(checkpoint)
+    torch_device = resolve_device(device)
+    model, extra = load_checkpoint(checkpoint, map_location=torch_device)
     data = require_dataset(dataset)
     training = extra.get("train_config", {})
     task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
     folder = run_dir or checkpoint.parent
     folder.mkdir(parents=True, exist_ok=True)
     evaluation = evaluate_stage(model, Normalization.from_dict(extra["normalization"]), data, task, folder, split)
-    config = RunConfig(model.registered_name, data.name, model.hparams, training, "cpu", steps, start_frame)
+    config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, start_frame)
     entry = build_entry(model, data, evaluation, config, None, split)
     save_entry(entry, folder / "entry.json")
     _print_results(entry)
@@ -210,19 +216,22 @@ def run_command(
     console.print(f"run folder: {run_dir}")
 
 
+METRIC_LABELS = {"nmse": "NMSE", "mse": "MSE", "mae": "MAE", "max_abs": "max abs", "rel_l2": "rel. L2"}
+
+
 def _print_results(entry: dict) -> None:
-    """One table: model beside the identity baseline, one-step and mean over the rollout."""
-    task = entry["task"]
-    table = Table(title=f"{entry['model']['name']} on {entry['dataset']['name']} ({entry['dataset']['split']}, {entry['dataset']['n_cases']} cases)")
-    for column in ("task", "predictor", "NMSE", "MSE", "MAE", "max abs", "rel. L2", "identity / model NMSE"):
-        table.add_column(column, justify="right" if column not in ("task", "predictor") else "left")
-    for key, label in (("one_step", "one step"), ("rollout", f"rollout, {task['rollout_steps']} steps")):
-        scores = entry["metrics"][key]
-        ratio = scores["identity"]["nmse"] / max(scores["model"]["nmse"], 1e-300)
-        for who in ("model", "identity"):
-            s = scores[who]
-            table.add_row(label, who, *(f"{s[m]:.3e}" for m in ("nmse", "mse", "mae", "max_abs", "rel_l2")), f"{ratio:.1f}x" if who == "model" else "")
+    """One table: the model beside the identity baseline, one step and mean over the rollout."""
+    steps = entry["task"]["rollout_steps"]
+    data = entry["dataset"]
+    title = f"{entry['model']['name']} on {data['name']} ({data['split']} split, {data['n_cases']} cases)"
+    table = Table("metric", "one step: model", "identity", f"{steps}-step rollout: model", "identity", title=title)
+    one_step, rollout = entry["metrics"]["one_step"], entry["metrics"]["rollout"]
+    for key, label in METRIC_LABELS.items():
+        table.add_row(label, *(f"{scores[who][key]:.3e}" for scores in (one_step, rollout) for who in ("model", "identity")))
     console.print(table)
+    for name, scores in (("one step", one_step), (f"{steps}-step rollout", rollout)):
+        ratio = scores["identity"]["nmse"] / max(scores["model"]["nmse"], 1e-300)
+        console.print(f"{name}: identity NMSE / model NMSE = {ratio:.1f}x")
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -243,27 +252,17 @@ def leaderboard_build(
 
 
 def main() -> None:
-    """Entry point: one-line errors, non-zero exit codes."""
+    """Entry point: our errors as one line with exit status 2; usage errors (2) and Ctrl-C (130) as typer reports them."""
     try:
-        app(standalone_mode=False)
+        app()
     except CfdbenchError as err:
         if _state["debug"]:
             raise
         err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; completed work is kept (rerun to resume)")
-        sys.exit(130)
-    except (typer.Exit, SystemExit) as exit_:
-        sys.exit(getattr(exit_, "exit_code", getattr(exit_, "code", 0)))
-    except Exception as err:  # click usage errors and the like
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            sys.exit(130)
+    except SystemExit as exit_:
+        if exit_.code == 130:
+            err_console.print("interrupted; completed work is kept (rerun to resume)")
         raise
 
 

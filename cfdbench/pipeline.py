@@ -7,7 +7,6 @@ this module holds the one implementation they share.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +21,7 @@ from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
 from cfdbench.evaluation.plots import plot_fields, plot_rollout_curves
 from cfdbench.evaluation.rollout import RolloutTask, evaluate_one_step, evaluate_rollout
+from cfdbench.io import write_json_atomic
 from cfdbench.leaderboard.entry import environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import build_model, get_model_class, load_checkpoint
@@ -127,7 +127,9 @@ def new_run_dir(model: str, dataset: str, root: Path | None = None) -> Path:
 # --------------------------------------------------------------------------- stages
 
 
-def train_stage(config: RunConfig, dataset: StoredDataset, run_dir: Path, show_progress: bool = True) -> tuple[NeuralOperator, TrainResult, Normalization]:
+def train_stage(
+    config: RunConfig, dataset: StoredDataset, run_dir: Path, show_progress: bool = True
+) -> tuple[NeuralOperator, TrainResult, Normalization]:
     """Build the model from the resolved config and train it; returns the best checkpoint's model."""
     train_config = TrainConfig.from_dict(config.training)
     seed_everything(train_config.seed)
@@ -136,7 +138,7 @@ def train_stage(config: RunConfig, dataset: StoredDataset, run_dir: Path, show_p
         dataset, "valid", train_config.input_frames, train_config.stride, PREDICTED_FIELDS, normalization=train_data.normalization
     )
     model = build_model(config.model, operator_meta(train_data), **config.model_hparams)
-    _write_json(run_dir / "config.json", asdict(config))
+    write_json_atomic(run_dir / "config.json", asdict(config))
     result = train(model, train_data, valid_data, train_config, run_dir, torch.device(config.device), show_progress)
     best, extra = load_checkpoint(result.checkpoint, map_location=config.device)
     return best, result, Normalization.from_dict(extra["normalization"])
@@ -164,7 +166,9 @@ def evaluate_stage(
     one_step = evaluate_one_step(model, dataset, normalization, task, split)
     result = evaluate_rollout(model, dataset, normalization, task, split)
     curves = {"steps": list(range(1, task.steps + 1)), **result.curves()}
-    _write_json(run_dir / "rollout_curves.json", {"task": asdict(task), "split": split, "case_ids": result.case_ids, **curves})
+    write_json_atomic(
+        run_dir / "rollout_curves.json", {"task": asdict(task), "split": split, "case_ids": result.case_ids, **curves}
+    )
     title = f"{model.registered_name} on {dataset.name} ({split}, {len(result.case_ids)} cases)"
     plot_rollout_curves(curves, curves["steps"], run_dir / "rollout_nmse.png", title)
     plot_fields(result.example, normalization.field_names, curves["steps"], run_dir / "fields.png", title)
@@ -264,9 +268,3 @@ def publish_entry(entry_path: Path, entry: dict[str, Any]) -> Path:
     published.pop("artifacts", None)  # run-folder paths mean nothing inside the repository
     save_entry(published, target)
     return target
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)

@@ -54,20 +54,23 @@ def make_entry(
         "schema_version": 1,
         "entry_id": make_entry_id(model, dataset, date),
         "date": date,
-        "model": {"name": model, "card": f"models/{model}.yaml", "config": {"n_modes": [24, 22]},
-                  "parameter_count": 1188706, "reference_parameter_count": 1188706},
+        "model": {
+            "name": model,
+            "card": f"models/{model}.yaml",
+            "config": {"n_modes": [24, 22]},
+            "parameter_count": 1188706,
+            "reference_parameter_count": 1188706,
+        },
         "dataset": {"name": dataset, "version": "1.0.0", "content_hash": content_hash, "split": "test", "n_cases": 3},
         "task": {"input_frames": 1, "stride": 1, "rollout_steps": steps, "start_frame": 0, "fields": ["u", "v"]},
         "metrics": {
             "one_step": {"model": scores(nmse), "identity": scores(identity_nmse)},
             "rollout": {"model": scores(3 * nmse), "identity": scores(3 * identity_nmse)},
         },
-        "curves": {"steps": list(range(1, steps + 1)), "model": curves(steps, nmse),
-                   "identity": curves(steps, identity_nmse)},
+        "curves": {"steps": list(range(1, steps + 1)), "model": curves(steps, nmse), "identity": curves(steps, identity_nmse)},
         "training": {"seconds": 12.5, "epochs": 2, "steps": 40, "device": "cpu", "config": {"lr": 1e-3}},
         "hardware": {"device": "cpu", "cpu": "test cpu", "gpu": None, "n_gpus": 0},
-        "software": {"python": "3.11.7", "torch": "2.13.0", "neuraloperator": "2.0.0", "cfdbench": "0.1.0",
-                     "numpy": "2.0.0"},
+        "software": {"python": "3.11.7", "torch": "2.13.0", "neuraloperator": "2.0.0", "cfdbench": "0.1.0", "numpy": "2.0.0"},
         "seed": 0,
         "git_commit": "0123456789abcdef0123456789abcdef01234567",
         "artifacts": {"curves_json": "runs/fno/curves.json"},
@@ -114,6 +117,7 @@ def _set(path: tuple, value):
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return mutate
 
 
@@ -123,12 +127,21 @@ def _short_curve(e):
 
 INVALID = {
     "missing key": (_drop_date, "$", "'date' is a required property"),
-    "negative metric": (_set(("metrics", "one_step", "model", "mse"), -1.0), "$.metrics.one_step.model.mse",
-                        "less than the minimum"),
-    "nan metric": (_set(("metrics", "rollout", "identity", "nmse"), float("nan")),
-                   "$.metrics.rollout.identity.nmse", "not a finite number"),
-    "inf metric": (_set(("metrics", "one_step", "model", "max_abs"), float("inf")),
-                   "$.metrics.one_step.model.max_abs", "not a finite number"),
+    "negative metric": (
+        _set(("metrics", "one_step", "model", "mse"), -1.0),
+        "$.metrics.one_step.model.mse",
+        "less than the minimum",
+    ),
+    "nan metric": (
+        _set(("metrics", "rollout", "identity", "nmse"), float("nan")),
+        "$.metrics.rollout.identity.nmse",
+        "not a finite number",
+    ),
+    "inf metric": (
+        _set(("metrics", "one_step", "model", "max_abs"), float("inf")),
+        "$.metrics.one_step.model.max_abs",
+        "not a finite number",
+    ),
     "wrong curve length": (_short_curve, "$.curves.model.rel_l2.std", "task.rollout_steps is 4"),
     "wrong steps length": (_set(("curves", "steps"), [1, 2, 3]), "$.curves.steps", "task.rollout_steps is 4"),
     "schema version": (_set(("schema_version",), 2), "$.schema_version", "reads version(s) 1"),
@@ -359,9 +372,9 @@ def test_environment_info_types():
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_git_commit_of_a_checkout_and_dirty_flag(tmp_path, monkeypatch):
     """A throwaway repository stands in for the cfdbench checkout."""
+
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
-                       check=True, capture_output=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True)
 
     monkeypatch.setattr(entry_module, "REPO_ROOT", tmp_path.resolve())
     assert entry_module._git_commit() == "unknown"  # not a checkout

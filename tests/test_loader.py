@@ -1,6 +1,5 @@
 """Autoregressive samples: right frames, right normalisation, one copy of each frame."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -11,6 +11,7 @@ from cfdbench.data import store
 from cfdbench.data.schema import CaseRecord
 from cfdbench.data.store import CaseFile, list_cases, open_case, remove_partials, write_case
 from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
+from cfdbench.io import temporary_path
 
 FORMATS = ["hdf5", "zarr"]
 T, NY, NX = 9, 6, 8  # nx != ny so a transposition mistake changes shapes
@@ -159,7 +160,7 @@ def test_interrupted_write_leaves_no_case(tmp_path, monkeypatch, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_leftover_temporaries_are_ignored_and_removable(tmp_path, fmt):
     final = write_case(tmp_path, make_record(), "tiny", fmt=fmt)
-    leftover = store.temporary_path(final.with_name(f"bc-0002{final.suffix}"))
+    leftover = temporary_path(final.with_name(f"bc-0002{final.suffix}"))
     (shutil.copytree if final.is_dir() else shutil.copy)(final, leftover)  # what a killed writer leaves
     assert list(list_cases(tmp_path)) == ["bc-0001"]
     assert remove_partials(tmp_path) == [leftover]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,9 @@ import numpy as np
 import yaml
 
 from cfdbench.data.schema import SCHEMA_VERSION
-from cfdbench.data.store import CaseFile, list_cases, open_case, temporary_path
+from cfdbench.data.store import CaseFile, list_cases, open_case
 from cfdbench.errors import CfdbenchError
+from cfdbench.io import write_text_atomic
 
 MANIFEST_FILE = "manifest.json"
 SPLITS_FILE = "splits.json"
@@ -34,20 +34,6 @@ SPLIT_NAMES = ("train", "valid", "test")
 MIN_STD = 1e-12
 _HASH_BLOCK = 2**20
 _BLOCK_VALUES = 2**22  # values read at once per case when computing statistics
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a small text file through a temporary sibling and ``os.replace``."""
-    tmp = temporary_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value: Any) -> Any:
@@ -183,9 +169,7 @@ def _check_splits(splits: dict[str, list[str]]) -> None:
         seen |= set(ids)
 
 
-def write_splits(
-    dataset_dir: str | Path, splits: dict[str, list[str]], seed: int, fractions: tuple[float, float]
-) -> None:
+def write_splits(dataset_dir: str | Path, splits: dict[str, list[str]], seed: int, fractions: tuple[float, float]) -> None:
     """Write ``splits.json`` atomically, with the seed and fractions that made it."""
     _check_splits(splits)
     train, valid = (float(f) for f in fractions)
@@ -240,9 +224,7 @@ class _Moments:
         }
 
 
-def _accumulate_case(
-    case: CaseFile, fields: Sequence[str], values: dict[str, _Moments], deltas: dict[str, _Moments]
-) -> None:
+def _accumulate_case(case: CaseFile, fields: Sequence[str], values: dict[str, _Moments], deltas: dict[str, _Moments]) -> None:
     """Add one case's fluid values and frame differences, reading a block of frames at a time."""
     mask = case.mask
     block = max(1, _BLOCK_VALUES // (len(fields) * mask.size))
@@ -256,9 +238,7 @@ def _accumulate_case(
             deltas[name].add(np.diff(series, axis=0)[:, mask])
 
 
-def compute_stats(
-    dataset_dir: str | Path, case_ids: Sequence[str], fields: Sequence[str] = ("u", "v", "p")
-) -> dict[str, Any]:
+def compute_stats(dataset_dir: str | Path, case_ids: Sequence[str], fields: Sequence[str] = ("u", "v", "p")) -> dict[str, Any]:
     """Per-field mean/std/rms of values and of frame differences over the fluid cells of some cases.
 
     Cases are read one at a time and merged with mixture-moment formulas in float64, so memory

@@ -67,7 +67,9 @@ class ParameterScaler:
     def fit(cls, params: np.ndarray) -> "ParameterScaler":
         logs = np.log10(params)
         std = logs.std(axis=0)
-        return cls(torch.tensor(logs.mean(axis=0), dtype=torch.float32), torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
+        return cls(
+            torch.tensor(logs.mean(axis=0), dtype=torch.float32), torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32)
+        )
 
     def transform(self, params: np.ndarray | Tensor) -> Tensor:
         logs = torch.log10(torch.as_tensor(params, dtype=torch.float32))

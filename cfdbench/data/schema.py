@@ -118,9 +118,7 @@ class CaseRecord:
     def _check_boundary_conditions(self) -> None:
         for axis, kind in self.boundary_conditions.items():
             if axis not in AXES or kind not in BC_TYPES:
-                raise self._error(
-                    f"boundary condition {axis}={kind!r} invalid: axes {list(AXES)}, types {list(BC_TYPES)}"
-                )
+                raise self._error(f"boundary condition {axis}={kind!r} invalid: axes {list(AXES)}, types {list(BC_TYPES)}")
 
     def _check_solver_fields(self) -> None:
         self.solver_fields = {str(k): np.asarray(v) for k, v in self.solver_fields.items()}

@@ -21,7 +21,6 @@ when complete, so an interrupted write never leaves a case under its final name;
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from functools import cached_property
@@ -33,6 +32,7 @@ import numpy as np
 
 from cfdbench.data.schema import AXES, FIELD_NAMES, SCHEMA_VERSION, CaseRecord
 from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
+from cfdbench.io import atomic_path, is_partial
 
 FORMATS = {"hdf5": ".h5", "zarr": ".zarr"}
 COMPRESSIONS = ("gzip",)
@@ -103,24 +103,6 @@ def case_path(dataset_dir: str | Path, case_id: str, fmt: str = "hdf5") -> Path:
     return cases_dir(dataset_dir) / f"{case_id}{FORMATS[check_format(fmt)]}"
 
 
-def temporary_path(final: Path, tag: str = "tmp") -> Path:
-    """Dot-named sibling of ``final`` owned by this process (``.bc-0001.h5.tmp-1234``)."""
-    return final.with_name(f".{final.name}.{tag}-{os.getpid()}")
-
-
-def is_partial(name: str) -> bool:
-    """Whether a name in ``cases/`` is a leftover of an interrupted write."""
-    return name.startswith(".") and (".tmp-" in name or ".old-" in name)
-
-
-def fsync_path(path: Path) -> None:
-    """Push a file, or every file of a directory tree, to disk before it is renamed into place."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        with open(file, "rb+") as fh:
-            os.fsync(fh.fileno())
-
-
 # --------------------------------------------------------------------------- the tree
 
 
@@ -129,9 +111,7 @@ class TreeWriter(Protocol):
 
     def group(self, path: str, attrs: dict[str, Any]) -> None: ...
 
-    def array(
-        self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None
-    ) -> None: ...
+    def array(self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None) -> None: ...
 
 
 def write_tree(writer: TreeWriter, record: CaseRecord, dataset_name: str) -> None:
@@ -249,9 +229,7 @@ class _Hdf5Writer:
         for key, value in attrs.items():
             node.attrs[key] = _h5_attr(value)
 
-    def array(
-        self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None
-    ) -> None:
+    def array(self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None) -> None:
         options: dict[str, Any] = {"chunks": chunks} if chunks else {}
         if self.compression and data.ndim and data.size:  # HDF5 cannot chunk scalars or empty arrays
             options = {"chunks": chunks or True, "compression": self.compression}
@@ -262,15 +240,8 @@ class _Hdf5Writer:
 
 def _write_hdf5_case(final: Path, record: CaseRecord, dataset_name: str, compression: str | None) -> None:
     """Write to a temporary file, flush it to disk, then rename it over ``final``."""
-    tmp = temporary_path(final)
-    try:
-        with h5py.File(tmp, "w") as file:
-            write_tree(_Hdf5Writer(file, compression), record, dataset_name)
-        fsync_path(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(final) as tmp, h5py.File(tmp, "w") as file:
+        write_tree(_Hdf5Writer(file, compression), record, dataset_name)
 
 
 # --------------------------------------------------------------------------- folder-level API
@@ -444,9 +415,7 @@ class CaseFile:
         attrs = {key: _plain(value) for key, value in self._root.attrs.items()}
         self.schema_version = str(attrs["schema_version"])
         if self.schema_version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise CfdbenchError(
-                f"{self.path}: written with schema {self.schema_version}; this cfdbench reads {SCHEMA_VERSION}"
-            )
+            raise CfdbenchError(f"{self.path}: written with schema {self.schema_version}; this cfdbench reads {SCHEMA_VERSION}")
         self.case_id, self.subset = str(attrs["case_id"]), str(attrs["subset"])
         self.dataset_name = str(attrs.get("dataset_name", ""))
         self.dt = float(attrs["dt"])

@@ -35,9 +35,7 @@ class StoredDataset:
         self.path = Path(path)
         self._cases = list_cases(self.path, fmt)
         self.manifest: dict[str, Any] = read_manifest(self.path) if (self.path / MANIFEST_FILE).is_file() else {}
-        self.splits: dict[str, list[str]] | None = (
-            read_splits(self.path) if (self.path / SPLITS_FILE).is_file() else None
-        )
+        self.splits: dict[str, list[str]] | None = read_splits(self.path) if (self.path / SPLITS_FILE).is_file() else None
         stats_path = self.path / STATS_FILE
         self.stats: dict[str, Any] | None = read_stats(stats_path) if stats_path.is_file() else None
         self.name = str(self.manifest.get("info", {}).get("dataset") or self.path.name)
@@ -119,7 +117,7 @@ def open_dataset(path_or_name: str | Path, fmt: str | None = None) -> StoredData
         name = Path(path_or_name).name
         raise DatasetNotFoundError(
             f"dataset '{name}' not found at {path}; generate it with `cfdbench data generate {name}` "
-            f"or download it with `cfdbench data download {name}`"
+            f"(or set CFDBENCH_DATA to the folder that holds it)"
         )
     return StoredDataset(path, fmt)
 

@@ -21,7 +21,8 @@ import zarr
 from zarr.codecs import GzipCodec
 
 from cfdbench.data.schema import CaseRecord
-from cfdbench.data.store import CaseFile, fsync_path, temporary_path, write_tree
+from cfdbench.data.store import CaseFile, write_tree
+from cfdbench.io import fsync_path, remove_path, temporary_path
 
 
 def _json_attr(value: Any) -> Any:
@@ -46,9 +47,7 @@ class _ZarrWriter:
         node = self.root.require_group(path) if path else self.root
         node.attrs.update({key: _json_attr(value) for key, value in attrs.items()})
 
-    def array(
-        self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None
-    ) -> None:
+    def array(self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None) -> None:
         data = np.asarray(data)
         array = self.root.create_array(
             path,
@@ -81,7 +80,7 @@ def write_zarr_case(final: Path, record: CaseRecord, dataset_name: str, compress
         fsync_path(tmp)
         _replace_directory(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_path(tmp)
         raise
 
 

@@ -10,13 +10,16 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cfdbench.io import atomic_path  # noqa: E402
+
 
 def _save(fig, path: Path) -> Path:
     """Atomic PNG write."""
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -49,7 +52,11 @@ def plot_fields(example: dict, field_names: tuple[str, ...], steps: list[int], p
         lo, hi = truth[k, c].min(), truth[k, c].max()
         error = pred[k, c] - truth[k, c]
         bound = np.abs(error).max() or 1.0
-        panels = ((truth[k, c], "truth", "viridis", lo, hi), (pred[k, c], "prediction", "viridis", lo, hi), (error, "error", "RdBu_r", -bound, bound))
+        panels = (
+            (truth[k, c], "truth", "viridis", lo, hi),
+            (pred[k, c], "prediction", "viridis", lo, hi),
+            (error, "error", "RdBu_r", -bound, bound),
+        )
         for col, (data, name, cmap, vmin, vmax) in enumerate(panels):
             ax = axes[row, col]
             image = ax.imshow(data, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)

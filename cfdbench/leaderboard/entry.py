@@ -20,7 +20,6 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +29,7 @@ import jsonschema
 
 import cfdbench
 from cfdbench.errors import CfdbenchError
+from cfdbench.io import write_text_atomic
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -129,7 +129,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     message = error.message
     full = repr(error.instance)
     if message.startswith(full) and len(full) > 60:
-        message = _short_repr(error.instance) + message[len(full):]
+        message = _short_repr(error.instance) + message[len(full) :]
     return " ".join(message.split())
 
 
@@ -222,26 +222,7 @@ def save_entry(entry: dict, path: str | os.PathLike) -> Path:
     path = Path(path)
     validate_entry(entry, source=str(path))
     text = json.dumps(entry, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
-    return atomic_write_text(path, text)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text)
 
 
 # --------------------------------------------------------------------------- provenance
@@ -309,9 +290,7 @@ def _git_commit() -> str:
 def _git(*args: str) -> str | None:
     """Output of a git command run in the repository root, or None if it fails."""
     try:
-        result = subprocess.run(
-            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False
-        )
+        result = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() if result.returncode == 0 else None

@@ -15,7 +15,8 @@ from itertools import groupby
 from pathlib import Path
 
 from cfdbench.errors import CfdbenchError
-from cfdbench.leaderboard.entry import atomic_write_text, entry_paths, load_entry
+from cfdbench.io import write_text_atomic
+from cfdbench.leaderboard.entry import entry_paths, load_entry
 
 # Attached by build_leaderboard to in-memory copies, never saved: the entry file's link
 # relative to the Markdown page, and its path for error messages.
@@ -82,7 +83,7 @@ def build_leaderboard(entries_dir: Path, out_path: Path) -> Path:
     entries_dir, out_path = Path(entries_dir), Path(out_path)
     entries = [_with_link(load_entry(path), path, out_path.parent) for path in entry_paths(entries_dir)]
     _check_unique_ids(entries)
-    return atomic_write_text(out_path, render_leaderboard(entries))
+    return write_text_atomic(out_path, render_leaderboard(entries))
 
 
 # --------------------------------------------------------------------------- grouping
@@ -101,14 +102,14 @@ def _check_unique_ids(entries: list[dict]) -> None:
         where = _where(entry)
         if entry["entry_id"] in seen:
             raise CfdbenchError(
-                f"{where}: entry_id '{entry['entry_id']}' is also used by {seen[entry['entry_id']]}; "
-                "entry ids must be unique"
+                f"{where}: entry_id '{entry['entry_id']}' is also used by {seen[entry['entry_id']]}; entry ids must be unique"
             )
         seen[entry["entry_id"]] = where
 
 
 def _by_dataset(entries: list[dict]) -> list[tuple[tuple[str, str], list[dict]]]:
     """Entries grouped by (dataset name, split), sorted."""
+
     def key(entry: dict) -> tuple[str, str]:
         return entry["dataset"]["name"], entry["dataset"]["split"]
 

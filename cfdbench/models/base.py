@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 
@@ -65,6 +64,14 @@ class NeuralOperator(nn.Module):
 
     def forward(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
         return self.predict(inputs, mask, params) * mask
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Tensors only: neuraloperator submodules inject a ``_metadata`` entry that
+        ``load_state_dict`` on a wrapper rejects; :attr:`config` already records
+        everything needed to rebuild the model."""
+        state = super().state_dict(*args, **kwargs)
+        state.pop("_metadata", None)
+        return state
 
     def parameter_count(self) -> int:
         """Trainable tensor elements, a complex weight counting once (torch's and CFDBench's convention)."""

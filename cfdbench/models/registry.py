@@ -8,6 +8,7 @@ from typing import Any, Callable
 import torch
 
 from cfdbench.errors import CfdbenchError, UnknownNameError
+from cfdbench.io import atomic_path
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 
 _REGISTRY: dict[str, type[NeuralOperator]] = {}
@@ -53,11 +54,9 @@ def build_model(name: str, meta: OperatorMeta, **hparams: Any) -> NeuralOperator
 
 def save_checkpoint(model: NeuralOperator, path: Path, **extra: Any) -> Path:
     """Weights plus the constructor config, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"config": model.config, "state_dict": model.state_dict(), **extra}, tmp)
-    tmp.replace(path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save({"config": model.config, "state_dict": model.state_dict(), **extra}, tmp)
+    return Path(path)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[NeuralOperator, dict[str, Any]]:
@@ -71,5 +70,6 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
         raise CfdbenchError(f"{path}: not a readable cfdbench checkpoint ({err.__class__.__name__})") from None
     model = build_model(config["name"], OperatorMeta.from_dict(config["meta"]), **config["hparams"])
     model.load_state_dict(payload["state_dict"])
+    model.to(map_location)
     extra = {k: v for k, v in payload.items() if k not in ("config", "state_dict")}
     return model, extra

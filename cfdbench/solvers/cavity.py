@@ -142,12 +142,8 @@ def _to_si(cases, resampled, native, frame_interval, steps) -> CavityFrames:
         for b in range(len(cases)):
             solver_fields.append(
                 {
-                    name: (torch.stack([f[i][b] for f in native]).double().cpu().numpy() * scale[b, 0, 0, 0]).astype(
-                        np.float32
-                    )
-                    for i, (name, scale) in enumerate(
-                        (("u_faces", vel), ("v_faces", vel), ("p_cells", pressure_scale))
-                    )
+                    name: (torch.stack([f[i][b] for f in native]).double().cpu().numpy() * scale[b, 0, 0, 0]).astype(np.float32)
+                    for i, (name, scale) in enumerate((("u_faces", vel), ("v_faces", vel), ("p_cells", pressure_scale)))
                 }
             )
     dt = np.array([frame_interval * c.time_unit for c in cases])

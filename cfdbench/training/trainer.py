@@ -7,7 +7,6 @@ code, and the best-on-validation checkpoint kept. CPU when there is no GPU.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass, fields
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.metrics import MetricAccumulator
+from cfdbench.io import write_json_atomic
 from cfdbench.models.base import NeuralOperator
 from cfdbench.models.registry import save_checkpoint
 
@@ -54,8 +54,11 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise CfdbenchError("epochs, batch size and learning rate must be positive")
+        for name in ("epochs", "batch_size", "eval_batch_size", "lr", "input_frames", "stride", "step_size", "gamma"):
+            if not getattr(self, name) > 0:
+                raise CfdbenchError(f"training setting {name} must be positive, got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise CfdbenchError(f"training setting weight_decay must be >= 0, got {self.weight_decay}")
         for name, value, choices in (
             ("optimizer", self.optimizer, ("adam", "adamw")),
             ("scheduler", self.scheduler, ("step", "cosine", "none")),
@@ -166,17 +169,18 @@ def train(
                 losses.append(loss.item())
                 progress.update(bar, advance=1, epoch=epoch, loss=float(np.mean(losses)))
             valid = validate(model, valid_data, config.eval_batch_size)
-            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0], **{f"valid_{k}": v for k, v in valid.items()}})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": float(np.mean(losses)),
+                    "lr": scheduler.get_last_lr()[0],
+                    **{f"valid_{k}": v for k, v in valid.items()},
+                }
+            )
             progress.update(bar, valid=valid["nmse"])
             if valid["nmse"] < best[0]:
                 best = (valid["nmse"], epoch)
                 save_checkpoint(model, checkpoint, epoch=epoch, valid=valid, **extra)
     seconds = time.perf_counter() - start
-    _write_json(run_dir / "history.json", history)
+    write_json_atomic(run_dir / "history.json", history)
     return TrainResult(checkpoint, history, seconds, config.epochs, steps, best[1], best[0])
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(path)

@@ -1,0 +1,147 @@
+"""The command line as a user meets it: real subprocesses, exit codes, one-line errors.
+
+Every failure path named in the foundation issue has a test here: unknown names list the
+choices, a missing dataset says how to get it, bad card parameters are refused before any
+work, a corrupt case is named, Ctrl-C during generation keeps only complete cases (and a
+rerun resumes), and ``--debug`` is the only way to see a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CARD, write_card
+from typer.testing import CliRunner
+
+from cfdbench.cli import app
+from cfdbench.data.store import list_cases, open_case
+
+COMMANDS = [
+    [],
+    ["data"],
+    ["data", "generate"],
+    ["data", "info"],
+    ["data", "list"],
+    ["train"],
+    ["evaluate"],
+    ["run"],
+    ["leaderboard"],
+    ["leaderboard", "build"],
+]
+
+
+def cfdbench(*args: str, data: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python -m cfdbench ARGS`` with its data root in ``data``."""
+    env = {**os.environ, "CFDBENCH_DATA": str(data), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "cfdbench", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=data
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "cfdbench")
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_unknown_dataset_lists_the_choices(tmp_path):
+    assert_one_line_error(cfdbench("data", "generate", "cavty", data=tmp_path), "cavty", "cavity", "cavity-mini")
+    assert_one_line_error(cfdbench("run", "--dataset", "cavty", data=tmp_path), "cavity-mini")
+
+
+def test_unknown_model_lists_the_choices(tmp_path):
+    result = cfdbench("run", "--model", "fnoo", data=tmp_path)
+    assert_one_line_error(result, "fnoo", "fno")
+    assert not (tmp_path / "cavity-mini").exists(), "no data generated for a run that cannot happen"
+
+
+def test_missing_dataset_says_how_to_generate_it(tmp_path):
+    assert_one_line_error(cfdbench("data", "info", "cavity-mini", data=tmp_path), "cfdbench data generate cavity-mini")
+    assert_one_line_error(cfdbench("train", "--dataset", "cavity-mini", data=tmp_path), "cfdbench data generate cavity-mini")
+
+
+def test_bad_training_options_are_refused_before_any_work(tmp_path):
+    assert_one_line_error(cfdbench("run", "--epochs", "0", data=tmp_path), "epochs")
+    assert_one_line_error(cfdbench("run", "--lr", "-1", data=tmp_path), "lr")
+    assert not (tmp_path / "cavity-mini").exists()
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"baseline": {"vel_top": 1.0, "density": 1.0, "viscosity": -1e-4, "height": 0.01, "width": 0.01}}, "viscosity"),
+        ({"baseline": {"vel_top": 1.0, "density": 1.0, "viscosity": 1e-4, "height": 0.01, "width": -0.01}}, "width"),
+        ({"subsets": {"bc": {"vel_top": []}}}, "empty"),
+        ({"solver": {**TINY_CARD["solver"], "cells_x": -16}}, "cells_x"),
+    ],
+    ids=["negative-viscosity", "negative-width", "empty-sweep", "negative-cells"],
+)
+def test_nonsensical_card_parameters_are_refused_before_any_work(tmp_path, change, fragment):
+    card = write_card(tmp_path, **change)
+    out = tmp_path / "out"
+    assert_one_line_error(cfdbench("data", "generate", str(card), "--out", str(out), data=tmp_path), fragment)
+    assert not out.exists()
+
+
+def test_corrupt_case_is_reported_by_name(tmp_path):
+    card = write_card(tmp_path)
+    out = tmp_path / "tiny"
+    assert cfdbench("data", "generate", str(card), "--out", str(out), data=tmp_path).returncode == 0
+    victim = sorted(list_cases(out).values())[0]
+    victim.write_bytes(victim.read_bytes()[:1000])  # a truncated download or a full disk
+    assert_one_line_error(cfdbench("data", "info", str(out), data=tmp_path), victim.name)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = cfdbench("--debug", "data", "generate", "cavty", data=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "UnknownNameError" in result.stderr
+
+
+def test_ctrl_c_during_generation_keeps_complete_cases_and_resumes(tmp_path):
+    # Slow enough (one case per batch, about two seconds each) to be interrupted after the first case.
+    solver = {**TINY_CARD["solver"], "cells_x": 32, "cells_y": 32, "n_frames": 20}
+    card = write_card(tmp_path, solver=solver)
+    out = tmp_path / "interrupted"
+    env = {**os.environ, "CFDBENCH_DATA": str(tmp_path)}
+    args = [sys.executable, "-m", "cfdbench", "data", "generate", str(card), "--out", str(out), "--batch-size", "1"]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "cases").is_dir() or not list_cases(out):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no case was written in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+
+    kept = list_cases(out)
+    assert 1 <= len(kept) < 5, "interrupted after the first case, before the last"
+    for path in kept.values():
+        with open_case(path) as case:
+            assert case.read(["u", "v", "p"], slice(None)).shape[0] == 20
+    assert not (out / "manifest.json").exists(), "an interrupted dataset is not sealed"
+    leftovers = [p.name for p in out.rglob("*") if p.is_file() and p not in kept.values() and p.parent.name == "cases"]
+    assert all(name.startswith(".") for name in leftovers), leftovers
+
+    resumed = cfdbench("data", "generate", str(card), "--out", str(out), "--batch-size", "1", data=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(kept)} reused" in resumed.stdout
+    assert len(list_cases(out)) == 5 and (out / "manifest.json").is_file()

@@ -1,0 +1,70 @@
+"""The main job exactly as a newcomer runs it: ``cfdbench run`` with no arguments, CPU only.
+
+This is the pipeline's real check: on the default (FNO on cavity-mini) the trained model
+must beat the identity baseline on one-step NMSE by at least 3x. It takes a few minutes
+(about one to generate the data, two to three to train), the longest test of the default run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cfdbench.leaderboard.entry import load_entry
+
+MIN_ONE_STEP_GAIN = 3.0
+
+
+def cfdbench(*args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CFDBENCH_DATA": str(cwd / "data"), "COLUMNS": "120"}
+    return subprocess.run([sys.executable, "-m", "cfdbench", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    cwd = tmp_path_factory.mktemp("newcomer")
+    return cwd, cfdbench("run", cwd=cwd, timeout=580)
+
+
+def test_run_generates_trains_evaluates_and_beats_identity(main_job):
+    cwd, result = main_job
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (cwd / "runs").iterdir()
+    for name in ("entry.json", "checkpoint.pt", "history.json", "config.json", "rollout_curves.json", "rollout_nmse.png", "fields.png"):
+        assert (run_dir / name).is_file(), name
+    entry = load_entry(run_dir / "entry.json")  # validates against the schema
+    assert entry["model"]["name"] == "fno" and entry["dataset"]["name"] == "cavity-mini"
+    assert entry["task"]["rollout_steps"] == 20 and len(entry["curves"]["steps"]) == 20
+
+    one_step = entry["metrics"]["one_step"]
+    gain = one_step["identity"]["nmse"] / one_step["model"]["nmse"]
+    assert gain >= MIN_ONE_STEP_GAIN, f"FNO beats identity on one-step NMSE by only {gain:.2f}x"
+    assert "identity" in result.stdout and f"{gain:.1f}x" in result.stdout
+
+
+def test_evaluate_reproduces_the_run_from_its_checkpoint(main_job):
+    cwd, result = main_job
+    assert result.returncode == 0
+    (run_dir,) = (cwd / "runs").iterdir()
+    out = cwd / "re-evaluated"
+    again = cfdbench("evaluate", "--checkpoint", str(run_dir / "checkpoint.pt"), "--run-dir", str(out), cwd=cwd, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    first = json.loads((run_dir / "entry.json").read_text())["metrics"]
+    second = load_entry(out / "entry.json")["metrics"]
+    for task in ("one_step", "rollout"):
+        for who in ("model", "identity"):
+            for metric, value in first[task][who].items():
+                assert second[task][who][metric] == pytest.approx(value, rel=1e-5), (task, who, metric)
+
+
+def test_generated_dataset_passes_its_checksums(main_job):
+    cwd, result = main_job
+    assert result.returncode == 0
+    info = cfdbench("data", "info", "cavity-mini", cwd=cwd, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert "all match" in info.stdout
