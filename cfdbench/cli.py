@@ -152,7 +152,8 @@ def train_command(
     folder.mkdir(parents=True, exist_ok=True)
     _, result, _ = train_stage(config, data, folder)
     console.print(
-        f"[green]trained[/] {model}: best valid NMSE {result.best_valid_nmse:.4e} (epoch {result.best_epoch}), checkpoint {result.checkpoint}"
+        f"[green]trained[/] {model}: best valid NMSE {result.best_valid_nmse:.4e} (epoch {result.best_epoch}), "
+        f"checkpoint {result.checkpoint}"
     )
 
 

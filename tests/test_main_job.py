@@ -22,7 +22,8 @@ MIN_ONE_STEP_GAIN = 3.0
 
 def cfdbench(*args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
     env = {**os.environ, "CFDBENCH_DATA": str(cwd / "data"), "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "cfdbench", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    command = [sys.executable, "-m", "cfdbench", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,9 @@ def test_run_generates_trains_evaluates_and_beats_identity(main_job):
     cwd, result = main_job
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (cwd / "runs").iterdir()
-    for name in ("entry.json", "checkpoint.pt", "history.json", "config.json", "rollout_curves.json", "rollout_nmse.png", "fields.png"):
+    outputs = ("entry.json", "checkpoint.pt", "history.json", "config.json", "rollout_curves.json")
+    outputs += ("rollout_nmse.png", "fields.png")
+    for name in outputs:
         assert (run_dir / name).is_file(), name
     entry = load_entry(run_dir / "entry.json")  # validates against the schema
     assert entry["model"]["name"] == "fno" and entry["dataset"]["name"] == "cavity-mini"

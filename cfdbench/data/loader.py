@@ -4,8 +4,9 @@ A sample is an input window of ``input_frames`` frames spaced by ``stride`` and 
 stride after the window, together with the case's mask and (normalised) parameters. Fields
 are normalised with the dataset's training-split statistics.
 
-Memory: each needed frame is held once (or, in lazy mode, read from disk per batch), never
-as materialised (input, target) pairs; batches are gathered by vectorised indexing.
+Memory: each frame is held once, normalised in place in one preallocated tensor (or, in lazy
+mode, read from disk per batch), never as materialised (input, target) pairs; batches are
+gathered by one ``index_select``.
 """
 
 from __future__ import annotations
@@ -85,9 +86,12 @@ class Normalization:
     field_names: tuple[str, ...]
 
     @classmethod
-    def from_dataset(cls, dataset: StoredDataset, fields: Sequence[str]) -> "Normalization":
-        """Statistics of the dataset's training split (stats.yaml for fields, parameters read from cases)."""
-        params = ParameterScaler.fit(case_parameters(dataset, dataset.split("train")))
+    def from_dataset(
+        cls, dataset: StoredDataset, fields: Sequence[str], params: ParameterScaler | None = None
+    ) -> "Normalization":
+        """Statistics of the dataset's training split: stats.yaml for the fields; the parameter
+        scaler is fitted on the training cases unless it is given."""
+        params = params or ParameterScaler.fit(case_parameters(dataset, dataset.split("train")))
         return cls(FieldScaler.from_stats(dataset.stats, fields), params, tuple(fields))
 
     def to_dict(self) -> dict:
@@ -124,6 +128,11 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
     vectorised step (use :meth:`loader`, which hands index lists to ``__getitem__``).
     Returned tensors: ``input`` (k*C, H, W), ``target`` (C, H, W), ``mask`` (1, H, W),
     ``params`` (P,), plus ``case`` and ``frame`` indices; batches add a leading dimension.
+    Fields are normalised and zero outside the fluid, exactly as a model's masked output.
+
+    ``cache``: ``None`` (auto) holds every frame of the split in memory when it fits in
+    ``max_cache_bytes``, ``True`` forces that, ``False`` reads the needed frames from disk for
+    each batch (one read per case per batch).
     """
 
     def __init__(
@@ -147,11 +156,17 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         self.case_ids = list(dataset.split(split))
         if not self.case_ids:
             raise CfdbenchError(f"split '{split}' of {dataset.name} has no cases")
-        # A model trained elsewhere brings its own normalisation; otherwise use this dataset's.
-        self.normalization = normalization or Normalization.from_dataset(dataset, self.fields)
-        self.scaler = self.normalization.fields
-        self.param_scaler = self.normalization.params
-        self._index_cases()
+        raw_params = self._index_cases()
+        # A model trained elsewhere brings its own normalisation; otherwise use this dataset's
+        # training split (whose parameters were just read when this is the training split).
+        if normalization is None:
+            param_scaler = ParameterScaler.fit(raw_params) if split == "train" else None
+            normalization = Normalization.from_dataset(dataset, self.fields, param_scaler)
+        self.normalization = normalization
+        self.scaler = normalization.fields
+        self.param_scaler = normalization.params
+        self.params = self.param_scaler.transform(raw_params)  # (cases, P)
+        self.raw_params = torch.tensor(raw_params, dtype=torch.float64)
         frame_bytes = 4 * len(self.fields) * int(np.prod(self.frame_shape))
         self.cached = (self.total_frames * frame_bytes <= max_cache_bytes) if cache is None else cache
         self._frames = self._load_all_frames() if self.cached else None
@@ -162,8 +177,9 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         """Frames spanned by one sample, target included."""
         return self.input_frames * self.stride + 1
 
-    def _index_cases(self) -> None:
-        """Per case: frame count, mask, parameters; per sample: (case, first input frame)."""
+    def _index_cases(self) -> np.ndarray:
+        """Per case: frame count and mask; per sample: (case, first input frame). Returns the
+        (cases, P) physical parameters."""
         n_frames, masks, params = [], [], []
         for case_id in self.case_ids:
             with self.dataset.open_case(case_id) as case:
@@ -174,66 +190,69 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
                 self.parameter_names = tuple(case.params)
         self.n_frames = torch.tensor(n_frames)
         self.masks = torch.stack(masks).unsqueeze(1)  # (cases, 1, H, W)
-        self.params = self.param_scaler.transform(np.asarray(params))  # (cases, P)
-        self.raw_params = torch.tensor(params, dtype=torch.float64)
         self.frame_offset = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), self.n_frames[:-1]]), 0)
         self.total_frames = int(self.n_frames.sum())
         starts_per_case = (self.n_frames - self.input_frames * self.stride).clamp(min=0)
         self.sample_case = torch.repeat_interleave(torch.arange(len(self.case_ids)), starts_per_case)
-        first = torch.cat([torch.arange(int(n)) for n in starts_per_case]) if len(self.sample_case) else torch.zeros(0)
-        self.sample_start = first.long()
         if len(self.sample_case) == 0:
             raise CfdbenchError(
                 f"no sample fits: cases of split '{self.split}' have {int(self.n_frames.min())} frames, "
                 f"a window of {self.input_frames} inputs at stride {self.stride} needs {self.window}"
             )
+        self.sample_start = torch.cat([torch.arange(int(n)) for n in starts_per_case]).long()
+        return np.asarray(params, dtype=np.float64)
+
+    def _prepare(self, frames: Tensor, case: int) -> Tensor:
+        """Normalise raw frames (n, C, H, W) of one case and zero them outside its fluid, in place."""
+        mean, std = self.scaler.mean.reshape(-1, 1, 1), self.scaler.std.reshape(-1, 1, 1)
+        return frames.sub_(mean).div_(std).mul_(self.masks[case])
 
     def _load_all_frames(self) -> Tensor:
-        """All frames of the split's cases, normalised, as one (total_frames, C, H, W) tensor."""
-        chunks = []
-        for case_id in self.case_ids:
+        """All frames of the split's cases, prepared, in one preallocated (total_frames, C, H, W) tensor."""
+        frames = torch.empty((self.total_frames, len(self.fields), *self.frame_shape))
+        for c, case_id in enumerate(self.case_ids):
+            first, n = int(self.frame_offset[c]), int(self.n_frames[c])
             with self.dataset.open_case(case_id) as case:
-                chunks.append(torch.from_numpy(case.read(self.fields, slice(None))))
-        return self.scaler.normalize(torch.cat(chunks))
+                frames[first : first + n] = torch.from_numpy(case.read(self.fields, slice(None)))
+            self._prepare(frames[first : first + n], c)
+        return frames
 
     def __len__(self) -> int:
         return len(self.sample_case)
 
     # ------------------------------------------------------------------ fetching
-    def _frame_ids(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(case, input frame numbers (B, k), target frame number (B,)) for sample indices."""
+    def _frame_ids(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """(case (B,), frame numbers (B, k+1): the input window then the target) of sample indices."""
         case = self.sample_case[index]
-        start = self.sample_start[index]
-        offsets = torch.arange(self.input_frames) * self.stride
-        return case, start[:, None] + offsets, start + self.input_frames * self.stride
+        offsets = torch.arange(self.input_frames + 1) * self.stride
+        return case, self.sample_start[index][:, None] + offsets
 
     def _read_frames(self, case: Tensor, frames: Tensor) -> Tensor:
-        """Normalised frames (..., C, H, W) for matching tensors of case and frame numbers."""
+        """Prepared frames (B, n, C, H, W) for cases (B,) and their frame numbers (B, n)."""
         if self._frames is not None:
-            return self._frames[self.frame_offset[case] + frames]
+            flat = (self.frame_offset[case][:, None] + frames).reshape(-1)
+            return self._frames.index_select(0, flat).view(*frames.shape, len(self.fields), *self.frame_shape)
         out = torch.empty((*frames.shape, len(self.fields), *self.frame_shape))
-        flat_case, flat_frame, flat_out = case.expand_as(frames).reshape(-1), frames.reshape(-1), out.view(-1, *out.shape[-3:])
-        for c in torch.unique(flat_case).tolist():
-            rows = torch.nonzero(flat_case == c).squeeze(1)
+        for c in torch.unique(case).tolist():
+            rows = torch.nonzero(case == c).squeeze(1)
+            needed, where = torch.unique(frames[rows], return_inverse=True)  # each frame read once
             with self.dataset.open_case(self.case_ids[c]) as handle:
-                flat_out[rows] = torch.from_numpy(handle.read(self.fields, flat_frame[rows].numpy()))
-        return self.scaler.normalize(out)
+                block = self._prepare(torch.from_numpy(handle.read(self.fields, needed.numpy())), c)
+            out[rows] = block[where]
+        return out
 
     def __getitem__(self, index: int | Sequence[int] | Tensor) -> dict[str, Tensor]:
         single = isinstance(index, (int, np.integer))
         index = torch.as_tensor([index] if single else index, dtype=torch.long)
-        case, inputs, target = self._frame_ids(index)
-        mask = self.masks[case]
-        # Zero outside the fluid in normalised space, exactly as a model's masked output.
-        x = self._read_frames(case[:, None], inputs).flatten(1, 2) * mask  # (B, k*C, H, W)
-        y = self._read_frames(case, target) * mask
+        case, frame_ids = self._frame_ids(index)
+        frames = self._read_frames(case, frame_ids)  # (B, k+1, C, H, W)
         batch = {
-            "input": x,
-            "target": y,
-            "mask": mask,
-            "params": self.params[case],
+            "input": frames[:, :-1].flatten(1, 2),  # (B, k*C, H, W)
+            "target": frames[:, -1],
+            "mask": self.masks.index_select(0, case),
+            "params": self.params.index_select(0, case),
             "case": case,
-            "frame": target,
+            "frame": frame_ids[:, -1],
         }
         return {k: v[0] for k, v in batch.items()} if single else batch
 
