@@ -1,6 +1,7 @@
 """Dataset folder side files: case splits, streaming statistics, manifest and content hash."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -179,3 +180,15 @@ def test_content_hash_is_stable(tmp_path, records):
     write_case(tmp_path, make_record("bc-0001", 4, seed=9), "tiny")
     write_manifest(tmp_path, {"dataset": "tiny"})
     assert content_hash(tmp_path) != first
+
+
+def test_regenerating_a_dataset_reproduces_its_content_hash(tmp_path, tiny_card_path):
+    """Same card, same machine: byte-identical case files, so published hashes can be checked."""
+    from cfdbench.cards import load_dataset_card
+    from cfdbench.data.generate import generate_dataset
+
+    card = load_dataset_card(tiny_card_path)
+    first = generate_dataset(card, tmp_path / "first", max_cases=2).dataset_dir
+    time.sleep(1.1)  # HDF5 timestamps have one-second resolution: make them differ
+    second = generate_dataset(card, tmp_path / "second", max_cases=2).dataset_dir
+    assert dataset_dir.content_hash(first) == dataset_dir.content_hash(second)

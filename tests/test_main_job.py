@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cfdbench.leaderboard.entry import load_entry
 
 MIN_ONE_STEP_GAIN = 3.0
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def cfdbench(*args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
@@ -71,3 +73,17 @@ def test_generated_dataset_passes_its_checksums(main_job):
     info = cfdbench("data", "info", "cavity-mini", cwd=cwd, timeout=120)
     assert info.returncode == 0, info.stderr
     assert "all match" in info.stdout
+
+
+def test_generated_statistics_match_the_published_stats_yaml(main_job):
+    """datasets/cavity-mini/stats.yaml is what a fresh generation gives, on any CPU."""
+    cwd, result = main_job
+    assert result.returncode == 0
+    published = yaml.safe_load((REPO_ROOT / "datasets" / "cavity-mini" / "stats.yaml").read_text())
+    generated = yaml.safe_load((cwd / "data" / "cavity-mini" / "stats.yaml").read_text())
+    assert generated["n_cases"] == published["n_cases"] and generated["n_values"] == published["n_values"]
+    for field in ("u", "v", "p"):
+        for key in ("std", "rms", "std_delta"):
+            assert generated[field][key] == pytest.approx(published[field][key], rel=1e-4), (field, key)
+        # Means are zero up to round-off (mass conservation in a closed box); compare on the std's scale.
+        assert generated[field]["mean"] == pytest.approx(published[field]["mean"], abs=1e-6 * published[field]["std"])

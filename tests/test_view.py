@@ -66,6 +66,7 @@ def test_view_of_a_finalised_dataset(tmp_path, fmt):
     for name in "uvp":
         np.testing.assert_array_equal(view[name].values, record.fields[name])
     np.testing.assert_array_equal(view["mask"].values, record.mask)
+    assert [view[name].attrs["units"] for name in ("u", "v", "p", "t", "x", "y")] == ["m/s", "m/s", "Pa", "s", "m", "m"]
     assert view.attrs == {
         "case_id": "geo-0001",
         "subset": "geo",

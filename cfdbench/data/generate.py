@@ -21,7 +21,7 @@ from cfdbench.data.dataset_dir import compute_stats, make_splits, write_manifest
 from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
 from cfdbench.errors import CfdbenchError, UnknownNameError
-from cfdbench.solvers.cavity import CavityCase, simulate_cavities
+from cfdbench.solvers.cavity import CAVITY_PARAMETER_UNITS, CavityCase, simulate_cavities
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -38,7 +38,6 @@ def _cavity_records(specs: Sequence[CaseSpec], card: DatasetCard, device: str) -
     """Simulate a batch of cavity cases and package them as records (SI units)."""
     s = card.solver
     cases = [CavityCase(label=spec.case_id, **{k: spec.params[k] for k in card.parameters}) for spec in specs]
-    start = time.perf_counter()
     frames = simulate_cavities(
         cases,
         s.cells_x,
@@ -51,7 +50,6 @@ def _cavity_records(specs: Sequence[CaseSpec], card: DatasetCard, device: str) -
         device=device,
         keep_solver_fields=s.store_solver_grid,
     )
-    seconds = (time.perf_counter() - start) / len(specs)
     ny, nx = card.frame_shape
     records = []
     for b, (spec, case) in enumerate(zip(specs, cases)):
@@ -68,12 +66,12 @@ def _cavity_records(specs: Sequence[CaseSpec], card: DatasetCard, device: str) -
                 boundary_conditions={"x": "wall", "y": "wall"},
                 attrs={
                     "reynolds": spec.reynolds,
+                    "parameter_units": {k: CAVITY_PARAMETER_UNITS[k] for k in card.parameters},
                     "frame_interval_convective": s.frame_interval,
                     "solver": "cfdbench MAC RK3/Crank-Nicolson projection",
                     "solver_cells": f"{s.cells_x}x{s.cells_y}",
                     "solver_dtype": s.dtype,
                     "solver_steps": frames.steps,
-                    "solver_seconds_per_case": seconds,
                     "device": str(device),
                 },
                 solver_fields=frames.solver_fields[b] if frames.solver_fields else {},

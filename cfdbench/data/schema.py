@@ -19,6 +19,8 @@ from cfdbench.errors import CfdbenchError
 SCHEMA_VERSION = "1.0"
 
 FIELD_NAMES = ("u", "v", "p")
+# SI units of the stored arrays (written as ``units`` attributes, shown by the xarray view).
+UNITS = {"u": "m/s", "v": "m/s", "p": "Pa", "time": "s", "x": "m", "y": "m", "mask": "1"}
 BC_TYPES = ("wall", "open", "periodic")
 AXES = ("x", "y")
 # Case ids become file names: no separators, no leading dot (dot files are temporaries).

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
-from cfdbench.data.schema import AXES, FIELD_NAMES, SCHEMA_VERSION, CaseRecord
+from cfdbench.data.schema import AXES, FIELD_NAMES, SCHEMA_VERSION, UNITS, CaseRecord
 from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
 from cfdbench.io import atomic_path, is_partial
 
@@ -165,7 +165,7 @@ def root_attrs(record: CaseRecord, dataset_name: str) -> dict[str, Any]:
 def _write_dimensions(writer: TreeWriter, record: CaseRecord) -> None:
     writer.group("dimensions", {"spatial_dims": list(AXES)})
     for name, values in (("time", record.time), ("x", record.x), ("y", record.y)):
-        writer.array(f"dimensions/{name}", values.astype(np.float32), _CONSTANT)
+        writer.array(f"dimensions/{name}", values.astype(np.float32), {**_CONSTANT, "units": UNITS[name]})
 
 
 def _write_boundary_conditions(writer: TreeWriter, record: CaseRecord) -> None:
@@ -195,10 +195,10 @@ def _write_fields(writer: TreeWriter, record: CaseRecord) -> None:
     pressure = _swap_xy(record.fields["p"])[None]
     mask = _swap_xy(record.mask.astype(np.float32))[None]
     writer.group("t0_fields", {"field_names": ["pressure", "mask"]})
-    writer.array("t0_fields/pressure", pressure, _VARYING, chunks=(1, 1, nx, ny))
-    writer.array("t0_fields/mask", mask, {**_VARYING, "time_varying": False})
+    writer.array("t0_fields/pressure", pressure, {**_VARYING, "units": UNITS["p"]}, chunks=(1, 1, nx, ny))
+    writer.array("t0_fields/mask", mask, {**_VARYING, "time_varying": False, "units": UNITS["mask"]})
     writer.group("t1_fields", {"field_names": ["velocity"]})
-    writer.array("t1_fields/velocity", velocity, _VARYING, chunks=(1, 1, nx, ny, 2))
+    writer.array("t1_fields/velocity", velocity, {**_VARYING, "units": UNITS["u"]}, chunks=(1, 1, nx, ny, 2))
     writer.group("t2_fields", {"field_names": []})
 
 
@@ -230,9 +230,13 @@ class _Hdf5Writer:
             node.attrs[key] = _h5_attr(value)
 
     def array(self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None) -> None:
-        options: dict[str, Any] = {"chunks": chunks} if chunks else {}
+        # No creation times in the file: the same case gives the same bytes, so the manifest's
+        # checksums (and the dataset's content hash) are reproducible.
+        options: dict[str, Any] = {"track_times": False}
+        if chunks:
+            options["chunks"] = chunks
         if self.compression and data.ndim and data.size:  # HDF5 cannot chunk scalars or empty arrays
-            options = {"chunks": chunks or True, "compression": self.compression}
+            options.update(chunks=chunks or True, compression=self.compression)
         dataset = self.file.create_dataset(path, data=data, **options)
         for key, value in attrs.items():
             dataset.attrs[key] = _h5_attr(value)

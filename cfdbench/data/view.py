@@ -20,6 +20,7 @@ import xarray as xr
 
 from cfdbench.cards import data_root
 from cfdbench.data.dataset_dir import MANIFEST_FILE, SPLITS_FILE, STATS_FILE, read_manifest, read_splits, read_stats
+from cfdbench.data.schema import UNITS
 from cfdbench.data.store import CASES_DIR, CaseFile, check_format, list_cases, open_case
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError, UnknownNameError
 
@@ -75,12 +76,13 @@ class StoredDataset:
         with self.open_case(case_id) as case:
             frames = case.read(case.field_names, slice(None))
             coords = {
-                "t": ("t", case.time, {"units": "s"}),
-                "y": ("y", case.y, {"units": "m"}),
-                "x": ("x", case.x, {"units": "m"}),
+                "t": ("t", case.time, {"units": UNITS["time"]}),
+                "y": ("y", case.y, {"units": UNITS["y"]}),
+                "x": ("x", case.x, {"units": UNITS["x"]}),
             }
             data_vars: dict[str, Any] = {
-                name: (("t", "y", "x"), frames[:, channel]) for channel, name in enumerate(case.field_names)
+                name: (("t", "y", "x"), frames[:, channel], {"units": UNITS[name]})
+                for channel, name in enumerate(case.field_names)
             }
             data_vars["mask"] = (("y", "x"), case.mask, {"description": "True = fluid"})
             attrs = {

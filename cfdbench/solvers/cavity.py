@@ -21,6 +21,8 @@ from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
 from cfdbench.solvers.resample import resample_cells
 
 CAVITY_PARAMETERS = ("vel_top", "density", "viscosity", "height", "width")
+# viscosity is dynamic (Re = density * vel_top * width / viscosity), as in CFDBench.
+CAVITY_PARAMETER_UNITS = {"vel_top": "m/s", "density": "kg/m^3", "viscosity": "Pa s", "height": "m", "width": "m"}
 
 
 @dataclass
