@@ -121,7 +121,12 @@ def test_ctrl_c_during_generation_keeps_complete_cases_and_resumes(tmp_path):
     out = tmp_path / "interrupted"
     env = {**os.environ, "CFDBENCH_DATA": str(tmp_path)}
     args = [sys.executable, "-m", "cfdbench", "data", "generate", str(card), "--out", str(out), "--batch-size", "1"]
-    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A test run started in the background (``cmd &``) ignores SIGINT, and children inherit that;
+    # restore the default so the child behaves as in a terminal.
+    restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    process = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_sigint
+    )
     deadline = time.monotonic() + 120
     while not (out / "cases").is_dir() or not list_cases(out):
         assert process.poll() is None, process.communicate()
