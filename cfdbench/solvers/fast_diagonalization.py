@@ -11,29 +11,34 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+END_DIAGONALS = {"neumann": -1.0, "dirichlet_faces": -2.0, "dirichlet_cells": -3.0}
 
-def second_difference(n: int, kind: str) -> Tensor:
+
+def second_difference(n: int, kind: str | tuple[str, str]) -> Tensor:
     """Unit-spacing 1D second-difference matrix (n x n, float64).
 
-    ``kind``:
-      - ``"neumann"``: cell-centred values, zero gradient at both ends (pressure at a wall);
-      - ``"dirichlet_faces"``: interior face values between two fixed boundary faces;
-      - ``"dirichlet_cells"``: cell-centred values, zero value half a cell beyond each end;
-      - ``"periodic"``: circulant.
+    ``kind`` names the condition at both ends, or ``(low end, high end)`` for a mix:
+      - ``"neumann"``: zero gradient (cell-centred pressure at a wall; an outflow velocity);
+      - ``"dirichlet_faces"``: the values lie between two fixed boundary faces;
+      - ``"dirichlet_cells"``: cell-centred values, zero value half a cell beyond the end
+        (tangential velocity at a wall; pressure at an outlet held at p = 0);
+      - ``"periodic"``: circulant (both ends only).
     """
+    low, high = (kind, kind) if isinstance(kind, str) else kind
     a = -2.0 * torch.eye(n, dtype=torch.float64)
     idx = torch.arange(n - 1)
     a[idx, idx + 1] = 1.0
     a[idx + 1, idx] = 1.0
-    if kind == "neumann":
-        a[0, 0] = a[-1, -1] = -1.0
-    elif kind == "dirichlet_cells":
-        a[0, 0] = a[-1, -1] = -3.0
-    elif kind == "periodic":
+    if "periodic" in (low, high):
+        if low != high:
+            raise ValueError("a periodic axis is periodic at both ends")
         a[0, -1] += 1.0
         a[-1, 0] += 1.0
-    elif kind != "dirichlet_faces":
-        raise ValueError(f"unknown second-difference kind {kind!r}")
+        return a
+    for end, row in ((low, 0), (high, -1)):
+        if end not in END_DIAGONALS:
+            raise ValueError(f"unknown second-difference end condition {end!r}")
+        a[row, row] = END_DIAGONALS[end]
     return a
 
 
@@ -45,7 +50,7 @@ class FastDiagonalSolver:
     ``shift = 1, coef = c`` is the implicit viscous (Helmholtz) problem of Crank–Nicolson.
     """
 
-    def __init__(self, kind_x: str, nx: int, kind_y: str, ny: int, dx: Tensor, dy: Tensor):
+    def __init__(self, kind_x: str | tuple[str, str], nx: int, kind_y: str | tuple[str, str], ny: int, dx: Tensor, dy: Tensor):
         dtype, device = dx.dtype, dx.device
         lam_x, vec_x = torch.linalg.eigh(second_difference(nx, kind_x))
         lam_y, vec_y = torch.linalg.eigh(second_difference(ny, kind_y))
@@ -61,6 +66,11 @@ class FastDiagonalSolver:
         scale = self.laplacian_eigenvalues.abs().amax(dim=(1, 2), keepdim=True)
         tiny = self.laplacian_eigenvalues.abs() < 1e-10 * scale
         self.laplacian_eigenvalues = torch.where(tiny, torch.zeros_like(scale), self.laplacian_eigenvalues)
+
+    @property
+    def singular(self) -> bool:
+        """True when the Laplacian has a null space (no Dirichlet end on any axis)."""
+        return bool((self.laplacian_eigenvalues == 0).any())
 
     def denominator(self, shift: float, coef: Tensor | float) -> Tensor:
         """Per-mode divisor for ``shift - coef * λ``; zero modes of a singular problem map to inf."""

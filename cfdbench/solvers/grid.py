@@ -6,9 +6,16 @@ exact and there is no checkerboarding. Every operator works on a batch of cases 
 cell counts but may differ in spacing (one physical window per case), so a whole parameter
 sweep advances as one tensor.
 
-Boundary conditions are per axis: ``"periodic"`` or ``"wall"`` (no penetration, prescribed
-tangential velocity). Along a wall axis the normal-velocity array includes both boundary
-faces (their values are fixed); along a periodic axis it holds one face per cell.
+Boundary conditions are per axis:
+  - ``"periodic"``;
+  - ``"wall"``: prescribed velocity on both ends (no-slip walls, moving lids, or any Dirichlet
+    data such as an exact solution); the normal velocity lives on the boundary faces, which
+    the solver never changes, the tangential velocity comes from :class:`WallVelocity`;
+  - ``"channel"`` (x only): a velocity inlet at x = 0 (the profile is held in the first u
+    face column, tangential velocity zero) and an outlet at x = lx where p = 0 and the
+    velocity has zero normal gradient; the outlet face velocity is an unknown.
+Along a bounded axis the normal-velocity array includes both boundary faces; along a
+periodic axis it holds one face per cell.
 """
 
 from __future__ import annotations
@@ -20,15 +27,16 @@ from torch import Tensor
 
 from cfdbench.errors import CfdbenchError
 
-BOUNDARY_TYPES = ("periodic", "wall")
+BOUNDARY_TYPES = ("periodic", "wall", "channel")
 
 
 @dataclass
 class WallVelocity:
-    """Tangential velocity of each wall, one value per case (shape (B,)).
+    """Tangential velocity of each wall: one value per case (B,) or a profile per case (B, n).
 
-    ``bottom``/``top`` move along x (they set u); ``left``/``right`` move along y (they set v).
-    A lid-driven cavity has ``top`` = lid speed and zeros elsewhere.
+    ``bottom``/``top`` move along x (they set u; a profile has one value per u column);
+    ``left``/``right`` move along y (they set v; one value per v row). A lid-driven cavity
+    has ``top`` = lid speed and zeros elsewhere.
     """
 
     bottom: Tensor
@@ -47,6 +55,11 @@ def _column(values: Tensor) -> Tensor:
     return values.reshape(-1, 1, 1)
 
 
+def _wall_values(values: Tensor, dim: int) -> Tensor:
+    """Wall velocity shaped as the ghost layer along ``dim``: a scalar or a profile per case."""
+    return _column(values) if values.ndim == 1 else values.unsqueeze(dim)
+
+
 class StaggeredGrid:
     """Uniform MAC grid of ``ny`` x ``nx`` cells per case over a per-case window ``lx`` x ``ly``."""
 
@@ -61,6 +74,8 @@ class StaggeredGrid:
     ):
         if bc_x not in BOUNDARY_TYPES or bc_y not in BOUNDARY_TYPES:
             raise CfdbenchError(f"boundary types must be one of {BOUNDARY_TYPES}, got {bc_x!r}, {bc_y!r}")
+        if bc_y == "channel":
+            raise CfdbenchError("an inlet/outlet ('channel') boundary is supported along x only")
         if nx < 2 or ny < 2:
             raise CfdbenchError(f"a grid needs at least 2x2 cells, got {nx}x{ny}")
         if bool((lx <= 0).any()) or bool((ly <= 0).any()):
@@ -86,7 +101,7 @@ class StaggeredGrid:
 
     @property
     def u_shape(self) -> tuple[int, int, int]:
-        return (self.batch, self.ny, self.nx + (self.bc_x == "wall"))
+        return (self.batch, self.ny, self.nx + (self.bc_x != "periodic"))
 
     @property
     def v_shape(self) -> tuple[int, int, int]:
@@ -129,15 +144,18 @@ class StaggeredGrid:
         beyond the last value): ghost = 2 * wall value - neighbour, so the average on the wall
         equals the wall value (no slip). Wall, staggered along ``dim`` (the array contains
         the wall faces): linear extrapolation; it only feeds the fixed boundary faces.
+        Channel: the inlet end is a wall; the outlet ghost copies the last value (zero gradient).
         """
         first, last = a.narrow(dim, 0, 1), a.narrow(dim, a.shape[dim] - 1, 1)
         if bc == "periodic":
             return torch.cat([last, a, first], dim=dim)
         second, before_last = a.narrow(dim, 1, 1), a.narrow(dim, a.shape[dim] - 2, 1)
         if staggered:
-            return torch.cat([2 * first - second, a, 2 * last - before_last], dim=dim)
-        lo = 2 * wall_lo.reshape(-1, 1, 1) - first
-        hi = 2 * wall_hi.reshape(-1, 1, 1) - last
+            lo = 2 * first - second
+            hi = last if bc == "channel" else 2 * last - before_last
+        else:
+            lo = 2 * _wall_values(wall_lo, dim) - first
+            hi = last if bc == "channel" else 2 * _wall_values(wall_hi, dim) - last
         return torch.cat([lo, a, hi], dim=dim)
 
     def pad_u(self, u: Tensor, walls: WallVelocity) -> Tensor:
@@ -153,14 +171,18 @@ class StaggeredGrid:
     # ------------------------------------------------------------------ operators
     def divergence(self, u: Tensor, v: Tensor) -> Tensor:
         """Cell-centred divergence (B, ny, nx)."""
-        du = (u[..., 1:] - u[..., :-1]) if self.bc_x == "wall" else (torch.roll(u, -1, 2) - u)
+        du = (u[..., 1:] - u[..., :-1]) if self.bc_x != "periodic" else (torch.roll(u, -1, 2) - u)
         dv = (v[:, 1:] - v[:, :-1]) if self.bc_y == "wall" else (torch.roll(v, -1, 1) - v)
         return du / self.dx + dv / self.dy
 
     def gradient(self, p: Tensor) -> tuple[Tensor, Tensor]:
-        """Pressure gradient on the u and v faces; zero on wall faces (no penetration)."""
+        """Pressure gradient on the u and v faces; zero on wall and inlet faces (their velocity is
+        prescribed); at a channel outlet p = 0 on the boundary face, so the gradient is -2 p / dx."""
         if self.bc_x == "wall":
             gx = torch.nn.functional.pad((p[..., 1:] - p[..., :-1]) / self.dx, (1, 1))
+        elif self.bc_x == "channel":
+            inner = torch.nn.functional.pad((p[..., 1:] - p[..., :-1]) / self.dx, (1, 0))
+            gx = torch.cat([inner, -2 * p[..., -1:] / self.dx], dim=2)
         else:
             gx = (p - torch.roll(p, 1, 2)) / self.dx
         if self.bc_y == "wall":
@@ -206,18 +228,18 @@ class StaggeredGrid:
 
     def _cols_at_x_faces(self, a: Tensor) -> Tensor:
         """Columns of a padded u-derived array at the x-faces 0..nx (nx + 1 columns)."""
-        return a[..., 1:-1] if self.bc_x == "wall" else a[..., 1:]
+        return a[..., 1:-1] if self.bc_x != "periodic" else a[..., 1:]
 
     # ------------------------------------------------------------------ interpolation
     def to_cells(self, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Face velocities averaged to cell centres, each (B, ny, nx)."""
-        uc = 0.5 * (u[..., 1:] + u[..., :-1]) if self.bc_x == "wall" else 0.5 * (u + torch.roll(u, -1, 2))
+        uc = 0.5 * (u[..., 1:] + u[..., :-1]) if self.bc_x != "periodic" else 0.5 * (u + torch.roll(u, -1, 2))
         vc = 0.5 * (v[:, 1:] + v[:, :-1]) if self.bc_y == "wall" else 0.5 * (v + torch.roll(v, -1, 1))
         return uc, vc
 
     def interior_u(self, u: Tensor) -> Tensor:
-        """The unknown u values (wall faces excluded)."""
-        return u[..., 1:-1] if self.bc_x == "wall" else u
+        """The unknown u values (wall and inlet faces excluded; a channel outlet face is unknown)."""
+        return {"wall": u[..., 1:-1], "channel": u[..., 1:], "periodic": u}[self.bc_x]
 
     def interior_v(self, v: Tensor) -> Tensor:
         return v[:, 1:-1] if self.bc_y == "wall" else v
@@ -226,6 +248,8 @@ class StaggeredGrid:
         """Put interior u values back between the (fixed) wall faces of ``boundary``."""
         if self.bc_x == "periodic":
             return interior
+        if self.bc_x == "channel":
+            return torch.cat([boundary[..., :1], interior], dim=2)
         return torch.cat([boundary[..., :1], interior, boundary[..., -1:]], dim=2)
 
     def embed_v(self, interior: Tensor, boundary: Tensor) -> Tensor:

@@ -7,6 +7,11 @@ sub-steps. Second order in space and time; the velocity is divergence-free to ro
 
 Everything is non-dimensional: ``nu`` is 1/Re of each case. The batch dimension carries a
 parameter sweep: cells are shared, spacing, viscosity and wall speeds are per case.
+
+Bodies in the flow (:mod:`cfdbench.solvers.obstacles`) act by direct forcing after each
+viscous sub-step; a grid-aligned body also switches the projection to the masked Poisson
+problem on the fluid cells (:mod:`cfdbench.solvers.pressure`, iterative), a penalised body
+keeps the direct one. The force on the bodies is the momentum the forcing removes per step.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from torch import Tensor
 from cfdbench.errors import CfdbenchError
 from cfdbench.solvers.fast_diagonalization import FastDiagonalSolver
 from cfdbench.solvers.grid import StaggeredGrid, WallVelocity
+from cfdbench.solvers.obstacles import Obstacle
+from cfdbench.solvers.pressure import MaskedPoisson
 
 # Wray's RK3: u_k = u_{k-1} + dt (gamma_k H_{k-1} + zeta_k H_{k-2}) + (2 alpha_k) dt (viscous, pressure)
 RK3_GAMMA = (8 / 15, 5 / 12, 3 / 4)
@@ -35,13 +42,18 @@ class FlowState:
     v: Tensor
     p: Tensor
     time: float = 0.0
+    body_force: Tensor | None = None  # (B, 2) force of the fluid on the bodies over the last step (per unit density)
 
 
-def _kinds(bc: str, staggered: bool) -> str:
-    """Which 1D second-difference operator an unknown uses along an axis."""
-    if bc == "periodic":
-        return "periodic"
-    return "dirichlet_faces" if staggered else "dirichlet_cells"
+# Which 1D second-difference operator each unknown uses along an axis, by boundary type:
+# (pressure, normal velocity, tangential velocity). A channel axis has an inlet at its low end
+# and an outlet (p = 0, zero-gradient velocity) at its high end.
+OPERATOR_KINDS = {
+    "periodic": ("periodic", "periodic", "periodic"),
+    "wall": ("neumann", "dirichlet_faces", "dirichlet_cells"),
+    "channel": (("neumann", "dirichlet_cells"), ("dirichlet_faces", "neumann"), ("dirichlet_cells", "neumann")),
+}
+NORMAL_UNKNOWNS = {"periodic": 0, "wall": -1, "channel": 0}  # unknown normal faces minus cells
 
 
 class NavierStokesSolver:
@@ -49,28 +61,40 @@ class NavierStokesSolver:
 
     ``nu``: (B,) kinematic viscosity (1/Re in non-dimensional units).
     ``walls``: tangential wall speeds per case (ignored along periodic axes).
+    ``obstacle``: bodies in the flow, or None.
+    Inlet profiles and other prescribed normal velocities live in the boundary faces of the
+    state (see :meth:`rest_state`); the solver never changes them.
     """
 
-    def __init__(self, grid: StaggeredGrid, nu: Tensor, walls: WallVelocity | None = None):
+    def __init__(self, grid: StaggeredGrid, nu: Tensor, walls: WallVelocity | None = None, obstacle: Obstacle | None = None):
         if bool((nu <= 0).any()) or not bool(torch.isfinite(nu).all()):
             raise CfdbenchError("viscosity must be positive and finite for every case")
         self.grid = grid
         self.nu = nu.to(dtype=grid.dtype, device=grid.device)
         self.walls = walls or WallVelocity.still(grid.batch, grid.dtype, grid.device)
         g = grid
-        nux = g.nx - 1 if g.bc_x == "wall" else g.nx
-        nvy = g.ny - 1 if g.bc_y == "wall" else g.ny
-        pressure_kind = {"wall": "neumann", "periodic": "periodic"}
-        self.pressure = FastDiagonalSolver(pressure_kind[g.bc_x], g.nx, pressure_kind[g.bc_y], g.ny, g.dx, g.dy)
-        self.helmholtz_u = FastDiagonalSolver(_kinds(g.bc_x, True), nux, _kinds(g.bc_y, False), g.ny, g.dx, g.dy)
-        self.helmholtz_v = FastDiagonalSolver(_kinds(g.bc_x, False), g.nx, _kinds(g.bc_y, True), nvy, g.dx, g.dy)
+        kx, ky = OPERATOR_KINDS[g.bc_x], OPERATOR_KINDS[g.bc_y]
+        nux, nvy = g.nx + NORMAL_UNKNOWNS[g.bc_x], g.ny + NORMAL_UNKNOWNS[g.bc_y]
+        self.pressure = FastDiagonalSolver(kx[0], g.nx, ky[0], g.ny, g.dx, g.dy)
+        self.helmholtz_u = FastDiagonalSolver(kx[1], nux, ky[2], g.ny, g.dx, g.dy)
+        self.helmholtz_v = FastDiagonalSolver(kx[2], g.nx, ky[1], nvy, g.dx, g.dy)
         self._poisson_denominator = self.pressure.denominator(0.0, -1.0)
+        self.obstacle = obstacle
+        self.masked_pressure = None
+        if obstacle is not None and obstacle.masked_pressure:
+            self.masked_pressure = MaskedPoisson(g, obstacle.open_u, obstacle.open_v, obstacle.fluid_cells(), self.pressure)
         self._helmholtz_cache: dict[float, tuple[Tensor, Tensor]] = {}
 
     # ------------------------------------------------------------------ state
-    def rest_state(self) -> FlowState:
+    def rest_state(self, inflow: Tensor | None = None) -> FlowState:
+        """Fluid at rest; ``inflow`` (B, ny) is the inlet u profile of a channel axis."""
         g = self.grid
-        return FlowState(g.zeros(g.u_shape), g.zeros(g.v_shape), g.zeros(g.p_shape))
+        u = g.zeros(g.u_shape)
+        if inflow is not None:
+            if g.bc_x != "channel":
+                raise CfdbenchError("an inflow profile needs a 'channel' x axis")
+            u[..., 0] = inflow
+        return FlowState(u, g.zeros(g.v_shape), g.zeros(g.p_shape))
 
     def max_speed(self, state: FlowState) -> Tensor:
         """Largest |u|/dx + |v|/dy combination per case, for the CFL condition: (B,)."""
@@ -110,7 +134,7 @@ class NavierStokesSolver:
         g = self.grid
         nu = self.nu.reshape(-1, 1, 1)
         u, v, p = state.u, state.v, state.p
-        previous_u = previous_v = None
+        previous_u = previous_v = impulse = None
         for stage in range(3):
             gamma, zeta, alpha = RK3_GAMMA[stage], RK3_ZETA[stage], RK3_ALPHA[stage]
             conv_u, conv_v, lap_u, lap_v = self._explicit_terms(u, v)
@@ -127,15 +151,36 @@ class NavierStokesSolver:
             dv = self.helmholtz_v.solve(g.interior_v(rhs_v), den_v)
             u_star = g.embed_u(g.interior_u(u) + du, u)
             v_star = g.embed_v(g.interior_v(v) + dv, v)
+            if self.obstacle is not None:
+                u_star, v_star, removed = self.obstacle.apply_forcing(u_star, v_star)
+                impulse = removed if stage == 0 else impulse + removed
             u, v, phi = self.project(u_star, v_star, 2 * alpha * dt)
             p = p + phi
-        return FlowState(u, v, p - p.mean(dim=(1, 2), keepdim=True), state.time + dt)
+        if self.pressure.singular:
+            p = p - self._mean_pressure(p)
+        body_force = impulse / dt if self.obstacle is not None else None
+        return FlowState(u, v, p, state.time + dt, body_force)
+
+    def _mean_pressure(self, p: Tensor) -> Tensor:
+        """Mean over the fluid cells: the free constant of a pressure without a p = 0 boundary."""
+        if self.masked_pressure is None:
+            return p.mean(dim=(1, 2), keepdim=True)
+        fluid = self.masked_pressure.fluid
+        return (p * fluid).sum(dim=(1, 2), keepdim=True) / fluid.sum(dim=(1, 2), keepdim=True) * fluid
 
     def project(self, u: Tensor, v: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
-        """Remove the divergent part: u - scale ∇phi with ∇²phi = ∇·u / scale."""
+        """Remove the divergent part: u - scale ∇phi with ∇²phi = ∇·u / scale (on the fluid cells only
+        when a grid-aligned body closes faces)."""
         g = self.grid
-        phi = self.pressure.solve(g.divergence(u, v) / scale, self._poisson_denominator)
-        gx, gy = g.gradient(phi)
+        divergence = g.divergence(u, v) / scale
+        if self.masked_pressure is None:
+            phi = self.pressure.solve(divergence, self._poisson_denominator)
+            gx, gy = g.gradient(phi)
+        else:
+            mp = self.masked_pressure
+            phi = mp.solve(divergence)
+            gx, gy = g.gradient(phi)
+            gx, gy = gx * mp.open_u, gy * mp.open_v
         return u - scale * gx, v - scale * gy, phi
 
     def advance(self, state: FlowState, duration: float, cfl: float, reference_speed: float = 1.0) -> FlowState:

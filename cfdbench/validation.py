@@ -1,0 +1,165 @@
+"""Reference flows that validate the generators: Schäfer–Turek's cylinder benchmarks (DFG 1996).
+
+The tests call these functions on the CPU; the periodic case 2D-2 is GPU-sized and runs in one
+command on any machine::
+
+    python -m cfdbench.validation schafer-turek --case 2D-2 --cells-per-diameter 40 --device cuda
+
+Geometry (Schäfer & Turek 1996): channel [0, 2.2] x [0, 0.41], cylinder of diameter 0.1 centred at
+(0.2, 0.2), parabolic inflow of peak U_m, nu = 1e-3, zero-gradient outflow with p = 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from cfdbench.solvers.grid import StaggeredGrid
+from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
+from cfdbench.solvers.obstacles import PenalizedObstacle
+
+CHANNEL = (2.2, 0.41)
+CENTRE, DIAMETER, NU = (0.2, 0.2), 0.1, 1e-3
+PEAK_INFLOW = {"2D-1": 0.3, "2D-2": 1.5}
+# Reference intervals (Schäfer & Turek 1996, Table 4) as (lower, upper).
+REFERENCE = {
+    "2D-1": {
+        "drag": (5.57, 5.59),
+        "lift": (0.0104, 0.0110),
+        "recirculation_length": (0.0842, 0.0852),
+        "pressure_drop": (0.1172, 0.1176),
+    },
+    "2D-2": {"drag_max": (3.22, 3.24), "lift_max": (0.99, 1.01), "strouhal": (0.295, 0.305)},
+}
+
+
+@dataclass
+class CylinderResult:
+    case: str
+    cells_per_diameter: int
+    grid: str
+    steps: int
+    seconds: float
+    values: dict[str, float]
+
+    def relative_errors(self) -> dict[str, float]:
+        """Distance from the midpoint of each reference interval, relative to it."""
+        out = {}
+        for key, (low, high) in REFERENCE[self.case].items():
+            mid = 0.5 * (low + high)
+            out[key] = abs(self.values[key] - mid) / abs(mid)
+        return out
+
+
+def _interpolate_cells(field: torch.Tensor, h: float, x: float, y: float) -> float:
+    """Bilinear interpolation of a cell-centred (ny, nx) field at a point."""
+    fx, fy = x / h - 0.5, y / h - 0.5
+    i, j = int(math.floor(fx)), int(math.floor(fy))
+    a, b = fx - i, fy - j
+    f = field
+    return float((1 - a) * (1 - b) * f[j, i] + a * (1 - b) * f[j, i + 1] + (1 - a) * b * f[j + 1, i] + a * b * f[j + 1, i + 1])
+
+
+def _recirculation_length(solver: NavierStokesSolver, state: FlowState, h: float) -> float:
+    """Distance from the cylinder's rear point (0.25, 0.2) to where u on y = 0.2 turns positive."""
+    uc, _ = solver.grid.to_cells(state.u, state.v)
+    xs = np.arange(CENTRE[0] + DIAMETER / 2, 1.0, h / 8)
+    u = np.array([_interpolate_cells(uc[0], h, x, CENTRE[1]) for x in xs])
+    crossing = np.nonzero((u[:-1] < 0) & (u[1:] >= 0))[0]
+    if crossing.size == 0:
+        return 0.0
+    k = crossing[0]
+    return float(xs[k] + (xs[k + 1] - xs[k]) * (-u[k]) / (u[k + 1] - u[k]) - (CENTRE[0] + DIAMETER / 2))
+
+
+def build_cylinder_channel(cells_per_diameter: int, peak_inflow: float, dtype=torch.float64, device="cpu"):
+    """The benchmark's solver and its rest state with the parabolic inflow."""
+    h = DIAMETER / cells_per_diameter
+    nx, ny = round(CHANNEL[0] / h), round(CHANNEL[1] / h)
+    as_tensor = lambda value: torch.tensor([value], dtype=dtype, device=device)  # noqa: E731
+    grid = StaggeredGrid(nx, ny, as_tensor(nx * h), as_tensor(ny * h), "channel", "wall")
+    body = PenalizedObstacle.circle(grid, as_tensor(CENTRE[0]), as_tensor(CENTRE[1]), as_tensor(DIAMETER / 2))
+    solver = NavierStokesSolver(grid, as_tensor(NU), obstacle=body)
+    _, y = grid.cell_coordinates()
+    height = CHANNEL[1]
+    inflow = 4 * peak_inflow * y[:, :, 0] * (height - y[:, :, 0]) / height**2
+    return solver, solver.rest_state(inflow), h
+
+
+def schafer_turek(
+    case: str = "2D-1",
+    cells_per_diameter: int = 16,
+    duration: float | None = None,
+    cfl: float = 0.9,
+    dtype: torch.dtype = torch.float64,
+    device: str = "cpu",
+) -> CylinderResult:
+    """Run case 2D-1 (steady, Re 20) or 2D-2 (periodic, Re 100) and measure the benchmark quantities.
+
+    Forces come from the penalisation's momentum bookkeeping; the mean velocity is 2 U_m / 3.
+    """
+    peak = PEAK_INFLOW[case]
+    mean_velocity = 2 * peak / 3
+    duration = duration or {"2D-1": 6.0, "2D-2": 14.0}[case]
+    solver, state, h = build_cylinder_channel(cells_per_diameter, peak, dtype, device)
+    coefficient = 2 / (mean_velocity**2 * DIAMETER)
+    times, drag, lift = [], [], []
+    start, steps = time.perf_counter(), 0
+    while state.time < duration:
+        state = solver.step(state, solver.stable_dt(state, cfl, peak))
+        steps += 1
+        force = state.body_force[0] * coefficient
+        times.append(state.time)
+        drag.append(float(force[0]))
+        lift.append(float(force[1]))
+    if case == "2D-1":
+        p = state.p[0]
+        values = {
+            "drag": drag[-1],
+            "lift": lift[-1],
+            "pressure_drop": _interpolate_cells(p, h, 0.15, 0.2) - _interpolate_cells(p, h, 0.25, 0.2),
+            "recirculation_length": _recirculation_length(solver, state, h),
+        }
+    else:
+        values = _periodic_values(np.array(times), np.array(drag), np.array(lift), mean_velocity)
+    grid = f"{solver.grid.nx}x{solver.grid.ny}"
+    return CylinderResult(case, cells_per_diameter, grid, steps, time.perf_counter() - start, values)
+
+
+def _periodic_values(times: np.ndarray, drag: np.ndarray, lift: np.ndarray, mean_velocity: float) -> dict[str, float]:
+    """Max drag and lift and the Strouhal number over the last third of the run (shedding settled)."""
+    late = times >= times[-1] - (times[-1] - times[0]) / 3
+    t, cl = times[late], lift[late]
+    upward = np.nonzero((cl[:-1] < 0) & (cl[1:] >= 0))[0]
+    crossings = t[upward] - cl[upward] * (t[upward + 1] - t[upward]) / (cl[upward + 1] - cl[upward])
+    period = float(np.mean(np.diff(crossings))) if crossings.size >= 2 else float("nan")
+    return {
+        "drag_max": float(drag[late].max()),
+        "lift_max": float(cl.max()),
+        "strouhal": DIAMETER / (period * mean_velocity),
+        "periods_measured": float(max(crossings.size - 1, 0)),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("benchmark", choices=["schafer-turek"])
+    parser.add_argument("--case", choices=sorted(REFERENCE), default="2D-2")
+    parser.add_argument("--cells-per-diameter", type=int, default=40)
+    parser.add_argument("--duration", type=float, default=None)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    result = schafer_turek(args.case, args.cells_per_diameter, args.duration, device=args.device)
+    print(
+        json.dumps({**asdict(result), "reference": REFERENCE[args.case], "relative_errors": result.relative_errors()}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
