@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/bench_solver.py [--quick]``
 
 1. Checks that ``numpy_reference_solver.NumpyCavitySolver`` and
-   ``cfdbench.solvers.cavity.build_cavity_solver`` (float64) agree after 20 steps at 32x32,
+   ``cfdbench.solvers.simulate.flow_solver('cavity', ...)`` (float64) agree after 20 steps at 32x32,
    Re = 100, dt = 0.005; aborts otherwise, because a speed ratio between two different
    schemes means nothing.
 2. Measures cell-updates per second (cells x cases x RK3 steps / seconds), float32 on the CPU,
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfdbench.solvers.cavity import CavityCase, build_cavity_solver
+from cfdbench.solvers.simulate import flow_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from numpy_reference_solver import NumpyCavitySolver  # noqa: E402
@@ -40,15 +40,14 @@ AGREEMENT_TOLERANCE = 1e-10
 
 
 # ---------------------------------------------------------------------------- agreement
-def cavity(reynolds: float) -> CavityCase:
-    """A unit-square cavity with unit lid speed at the given Reynolds number."""
-    return CavityCase(vel_top=1.0, density=1.0, viscosity=1.0 / reynolds, height=1.0, width=1.0)
+def cavity(reynolds: float) -> dict[str, float]:
+    """SI parameters of a unit-square cavity with unit lid speed at the given Reynolds number."""
+    return dict(vel_top=1.0, density=1.0, viscosity=1.0 / reynolds, height=1.0, width=1.0)
 
 
 def max_difference(n: int, steps: int, dt: float, reynolds: float = 100.0) -> float:
     """Largest |u| or |v| difference between the two float64 solvers after ``steps`` steps from rest."""
-    torch_solver = build_cavity_solver([cavity(reynolds)], n, n, torch.float64, "cpu")
-    state = torch_solver.rest_state()
+    torch_solver, state = flow_solver("cavity", [cavity(reynolds)], (n, n), torch.float64)
     for _ in range(steps):
         state = torch_solver.step(state, dt)
     u, v, _ = NumpyCavitySolver(n, n, reynolds, np.float64).run(steps, dt)
@@ -67,8 +66,7 @@ def check_agreement() -> None:
 def torch_stepper(n: int, batch: int, dt: float) -> Callable[[int], None]:
     """A function advancing a float32 batch of ``batch`` cavities (Re 100..1000) by k steps."""
     cases = [cavity(float(re)) for re in np.geomspace(100, 1000, batch)]
-    solver = build_cavity_solver(cases, n, n, torch.float32, "cpu")
-    state = solver.rest_state()
+    solver, state = flow_solver("cavity", cases, (n, n), torch.float32)
 
     def advance(steps: int) -> None:
         nonlocal state

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ class SolverSettings:
     frame_interval: float  # convective units between stored frames
     n_frames: int  # stored frames including the initial state
     store_solver_grid: bool = True
+    cells_per_length: float | None = None  # square cells per scale length (overrides cells_x/y)
+    spinup: float = 0.0  # convective units simulated before the first stored frame
+    max_cell_reynolds: float = 50.0  # Re per cell (scale Re / cells per scale length) the grid resolves
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class DatasetCard:
     description: str
     parameters: tuple[str, ...]
     baseline: dict[str, float]
-    subsets: dict[str, dict[str, list[float]]]
+    subsets: dict[str, dict[str, list[float]] | list[dict[str, float]]]
     reynolds_range: tuple[float, float]
     reference_length: str
     reference_velocity: str
@@ -86,6 +89,8 @@ class DatasetCard:
     splits: SplitSettings
     deviations: str = ""
     path: Path | None = field(default=None, compare=False)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -93,8 +98,31 @@ class DatasetCard:
         return self.path.parent
 
     def reynolds(self, params: dict[str, float]) -> float:
-        """Re = rho U L / mu with the card's reference velocity and length."""
-        return params["density"] * params[self.reference_velocity] * params[self.reference_length] / params["viscosity"]
+        """Re = rho U L / mu with the card's reference velocity and length (``"2*radius"`` scales a key)."""
+        factor, _, key = self.reference_length.rpartition("*")
+        length = float(factor or 1.0) * params[key]
+        return params["density"] * params[self.reference_velocity] * length / params["viscosity"]
+
+    def variant(self, preset: str = "paper", subset: str = "all") -> "DatasetCard":
+        """The card at a resolution preset (``paper`` is the card itself) and restricted to one subset.
+
+        Variants are named ``<name>[-<preset>][-<subset>]`` so their data never mix.
+        """
+        if preset != "paper" and preset not in self.presets:
+            raise UnknownNameError(f"preset of dataset '{self.name}'", preset, ["paper", *self.presets])
+        raw = {k: v for k, v in self.raw.items() if k != "presets"}
+        if preset != "paper":
+            override = self.presets[preset]
+            raw["solver"] = {**raw["solver"], **override.get("solver", {})}
+            raw.update({k: v for k, v in override.items() if k != "solver"})
+        if subset != "all":
+            if subset not in raw["subsets"]:
+                raise UnknownNameError(f"subset of dataset '{self.name}'", subset, ["all", *raw["subsets"]])
+            raw["subsets"] = {subset: raw["subsets"][subset]}
+        suffix = "".join(f"-{part}" for part, default in ((preset, "paper"), (subset, "all")) if part != default)
+        raw["name"] = f"{self.name}{suffix}"
+        card = parse_dataset_card(raw, self.path)
+        return replace(card, presets={})
 
     def cases(self) -> list[CaseSpec]:
         """Expand the sweeps: each subset varies its keys (Cartesian product) around the baseline.
@@ -105,10 +133,9 @@ class DatasetCard:
         lo, hi = self.reynolds_range
         specs = []
         for subset, sweep in self.subsets.items():
-            keys = list(sweep)
-            for index, values in enumerate(itertools.product(*(sweep[k] for k in keys))):
+            for index, combination in enumerate(_sweep_combinations(sweep)):
                 params = dict(self.baseline)
-                params.update({k: float(v) for k, v in zip(keys, values)})
+                params.update(combination)
                 re = self.reynolds(params)
                 if lo <= re <= hi:
                     specs.append(CaseSpec(f"{subset}-{index:04d}", subset, params, re))
@@ -132,12 +159,32 @@ def _expand_values(spec: Any, where: str) -> list[float]:
         count = int(np.floor((stop - start) / step + 1e-9)) + 1
         values = [round(start + i * step, 12) for i in range(count)]
     elif isinstance(spec, (list, tuple)):
-        values = [float(v) for v in spec]
+        values = []
+        for item in spec:  # numbers, and ranges whose values are concatenated
+            values.extend(_expand_values(item, where) if isinstance(item, dict) else [float(item)])
     else:
         raise CfdbenchError(f"{where}: expected a list or {{start, stop, step}}, got {spec!r}")
     if not values:
         raise CfdbenchError(f"{where}: empty sweep")
     return values
+
+
+def _parse_sweep(sweep: Any, where: str) -> dict[str, list[float]] | list[dict[str, float]]:
+    """A subset is ``{parameter: values}`` (Cartesian product) or a list of explicit ``{parameter: value}`` cases."""
+    if isinstance(sweep, list):
+        if not sweep or not all(isinstance(case, dict) for case in sweep):
+            raise CfdbenchError(f"{where}: an explicit case list needs at least one {{parameter: value}} mapping")
+        return [{k: float(v) for k, v in case.items()} for case in sweep]
+    if not isinstance(sweep, dict) or not sweep:
+        raise CfdbenchError(f"{where}: expected {{parameter: values}} or a list of cases, got {sweep!r}")
+    return {k: _expand_values(v, f"{where}.{k}") for k, v in sweep.items()}
+
+
+def _sweep_combinations(sweep: dict[str, list[float]] | list[dict[str, float]]) -> list[dict[str, float]]:
+    if isinstance(sweep, list):
+        return sweep
+    keys = list(sweep)
+    return [dict(zip(keys, values)) for values in itertools.product(*(sweep[k] for k in keys))]
 
 
 def _require_positive(params: dict[str, float], where: str) -> None:
@@ -154,10 +201,7 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
         frame = raw["frames"]
         parameters = tuple(raw["parameters"])
         baseline = {k: float(v) for k, v in raw["baseline"].items()}
-        subsets = {
-            name: {k: _expand_values(v, f"{where}: subsets.{name}.{k}") for k, v in sweep.items()}
-            for name, sweep in raw["subsets"].items()
-        }
+        subsets = {name: _parse_sweep(sweep, f"{where}: subsets.{name}") for name, sweep in raw["subsets"].items()}
         card = DatasetCard(
             name=str(raw["name"]),
             version=str(raw["version"]),
@@ -175,6 +219,8 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
             splits=SplitSettings(**raw.get("splits", {})),
             deviations=str(raw.get("deviations", "")).strip(),
             path=path,
+            presets=dict(raw.get("presets", {}) or {}),
+            raw=raw,
         )
     except (KeyError, TypeError) as err:
         raise CfdbenchError(f"{where}: malformed dataset card ({err})") from None
@@ -182,11 +228,11 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
         raise CfdbenchError(f"{where}: baseline keys {sorted(baseline)} != parameters {sorted(parameters)}")
     _require_positive(baseline, where)
     for name, sweep in subsets.items():
-        unknown = set(sweep) - set(parameters)
-        if unknown:
-            raise CfdbenchError(f"{where}: subsets.{name} sweeps unknown parameters {sorted(unknown)}")
-        for key, values in sweep.items():
-            _require_positive({key: min(values)}, f"{where}: subsets.{name}")
+        for combination in _sweep_combinations(sweep):
+            unknown = set(combination) - set(parameters)
+            if unknown:
+                raise CfdbenchError(f"{where}: subsets.{name} sweeps unknown parameters {sorted(unknown)}")
+            _require_positive(combination, f"{where}: subsets.{name}")
     s = card.solver
     ny, nx = card.frame_shape
     settings = {
@@ -198,9 +244,13 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
         "frames.nx": nx,
         "frames.ny": ny,
     }
+    if s.cells_per_length is not None:
+        settings["solver.cells_per_length"] = s.cells_per_length
     for key, value in settings.items():
         if not value > 0:
             raise CfdbenchError(f"{where}: {key} must be positive, got {value}")
+    if not s.spinup >= 0:
+        raise CfdbenchError(f"{where}: solver.spinup must be non-negative, got {s.spinup}")
     if not card.cases():
         raise CfdbenchError(f"{where}: the sweeps produce no case inside reynolds_range {card.reynolds_range}")
     return card
@@ -211,13 +261,37 @@ def dataset_names() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / f"{p.name}.yaml").is_file()) if root.is_dir() else []
 
 
+def _variant_of(name: str) -> tuple[Path, str, str] | None:
+    """``tube-tiny-bc`` -> (card path of ``tube``, ``tiny``, ``bc``) when such a card and parts exist."""
+    parts = name.split("-")
+    for cut in range(len(parts) - 1, 0, -1):
+        base, extra = "-".join(parts[:cut]), parts[cut:]
+        path = project_root() / "datasets" / base / f"{base}.yaml"
+        if path.is_file() and len(extra) <= 2:
+            preset, subset = "paper", "all"
+            raw = yaml.safe_load(path.read_text()) or {}
+            for part in extra:
+                if part in (raw.get("presets") or {}) or part == "paper":
+                    preset = part
+                elif part in (raw.get("subsets") or {}):
+                    subset = part
+                else:
+                    return None
+            return path, preset, subset
+    return None
+
+
 def load_dataset_card(name_or_path: str | Path) -> DatasetCard:
-    """A card by dataset name (``cavity``) or by the path of a card file."""
+    """A card by dataset name (``cavity``, or a variant such as ``tube-tiny-bc``) or by a card path."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = project_root() / "datasets" / str(name_or_path) / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise UnknownNameError("dataset", str(name_or_path), dataset_names())
+            variant = _variant_of(str(name_or_path))
+            if variant is None:
+                raise UnknownNameError("dataset", str(name_or_path), dataset_names())
+            base_path, preset, subset = variant
+            return load_dataset_card(base_path).variant(preset, subset)
     elif not path.is_file():
         raise CfdbenchError(f"dataset card not found: {path}")
     with open(path) as fh:

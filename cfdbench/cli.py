@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from cfdbench.errors import CfdbenchError
@@ -42,7 +42,13 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 def _generation_progress():
     """A rich progress bar and the callback that drives it: (progress, callback)."""
     progress = Progress(
-        TextColumn("[bold]generate[/] cases"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("[bold]generate[/] cases"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
     )
     task = progress.add_task("generate", total=None)
 
@@ -58,27 +64,49 @@ def _generation_progress():
 @data_app.command("generate")
 def data_generate(
     name: str = typer.Argument(..., help="Dataset card name (see `cfdbench data list`) or a card .yaml path."),
+    subset: str = typer.Option("all", help="Sweep to generate: bc, prop, geo (those the card has) or all."),
+    preset: str = typer.Option("paper", help="Resolution preset: paper (the card) or one the card defines, e.g. tiny."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: $CFDBENCH_DATA/<name>, else data/<name>)."),
     fmt: str = typer.Option("hdf5", "--format", help="Storage backend: hdf5 or zarr."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's local GPU)."),
     batch_size: int = typer.Option(16, help="Cases advanced together in one batch."),
     max_cases: Optional[int] = typer.Option(None, help="Only the first N cases of the sweep (quick trials)."),
+    shard: Optional[str] = typer.Option(None, help="Only shard i/n of the cases (independent jobs, e.g. a SLURM array)."),
+    on_diverged: str = typer.Option("stop", help="A case that blows up: stop the run, or skip it and go on."),
 ) -> None:
-    """Simulate a dataset from its card (resumes an interrupted generation)."""
+    """Simulate a dataset from its card (resumes an interrupted generation).
+
+    Runs on one process, as independent jobs with --shard i/n, or on many ranks with
+    `torchrun --nproc_per_node N -m cfdbench data generate ...` (rank 0 seals the folder).
+    """
     from cfdbench.cards import data_root, load_dataset_card
-    from cfdbench.data.generate import generate_dataset
+    from cfdbench.data.generate import distributed_rank, generate_dataset, parse_shard
     from cfdbench.pipeline import resolve_device
 
-    card = load_dataset_card(name)
+    card = load_dataset_card(name).variant(preset, subset)
     if max_cases is not None and max_cases < 1:
         raise CfdbenchError(f"--max-cases must be >= 1, got {max_cases}")
-    torch_device = resolve_device(device)
-    progress, update = _generation_progress()
-    with progress:
-        report = generate_dataset(card, out or data_root() / card.name, fmt, str(torch_device), batch_size, max_cases, update)
+    parsed_shard = parse_shard(shard)
+    rank = distributed_rank()
+    if rank is not None and parsed_shard is not None:
+        raise CfdbenchError("use either torchrun or --shard, not both")
+    torch_device = resolve_device(device, local_rank=rank[2] if rank else None)
+    out_dir = out or data_root() / card.name
+    options = dict(fmt=fmt, device=str(torch_device), batch_size=batch_size, max_cases=max_cases, on_diverged=on_diverged)
+    if rank is not None:
+        from cfdbench.data.generate import generate_on_ranks
+
+        report = generate_on_ranks(card, out_dir, rank, **options)
+        if rank[0] != 0:
+            return
+    else:
+        progress, update = _generation_progress()
+        with progress:
+            report = generate_dataset(card, out_dir, progress=update, shard=parsed_shard, **options)
+    skipped = f", {len(report.skipped)} skipped after blowing up: {', '.join(report.skipped)}" if report.skipped else ""
     console.print(
         f"[green]dataset {card.name}[/] at {report.dataset_dir}: {len(report.generated)} cases generated, "
-        f"{len(report.reused)} reused, {report.seconds:.1f} s"
+        f"{len(report.reused)} reused{skipped}, {report.seconds:.1f} s"
     )
 
 

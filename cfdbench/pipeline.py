@@ -32,10 +32,13 @@ DEFAULT_MODEL = "fno"
 PREDICTED_FIELDS = ("u", "v")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU; anything else is passed to torch."""
+def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
+    """``auto`` picks CUDA when available (the rank's own GPU under torchrun), else the CPU;
+    anything else is passed to torch."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", local_rank % torch.cuda.device_count()) if local_rank is not None else torch.device("cuda")
     try:
         device = torch.device(name)
     except RuntimeError:

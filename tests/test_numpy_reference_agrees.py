@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfdbench.solvers.cavity import CavityCase, build_cavity_solver
+from cfdbench.solvers.simulate import flow_solver
 
 REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "numpy_reference_solver.py"
 
@@ -25,9 +25,8 @@ def load_reference():
 
 def test_numpy_reference_matches_torch_solver_float64():
     n, steps, dt, reynolds = 16, 5, 0.01, 100.0
-    case = CavityCase(vel_top=1.0, density=1.0, viscosity=1.0 / reynolds, height=1.0, width=1.0)
-    solver = build_cavity_solver([case], n, n, torch.float64, "cpu")
-    state = solver.rest_state()
+    params = dict(vel_top=1.0, density=1.0, viscosity=1.0 / reynolds, height=1.0, width=1.0)
+    solver, state = flow_solver("cavity", [params], (n, n), torch.float64)
     for _ in range(steps):
         state = solver.step(state, dt)
 

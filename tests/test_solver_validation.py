@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from cfdbench.errors import CfdbenchError, SimulationDivergedError
-from cfdbench.solvers.cavity import CavityCase, build_cavity_solver, simulate_cavities
+from cfdbench.solvers.flows import FLOWS
 from cfdbench.solvers.grid import StaggeredGrid
 from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
+from cfdbench.solvers.simulate import flow_solver, make_cases, simulate
 
 # Ghia, Ghia & Shin (1982), Table I: u(0.5, y) and Table II: v(x, 0.5).
 GHIA_Y = [
@@ -194,9 +195,9 @@ def test_projection_is_divergence_free_with_walls():
 
 def ghia_deviation(reynolds: int, cells: int, duration: float) -> tuple[float, float]:
     """Max |u - u_Ghia| on the vertical and |v - v_Ghia| on the horizontal centreline."""
-    case = CavityCase(vel_top=1.0, density=1.0, viscosity=1.0 / reynolds, height=1.0, width=1.0)
-    solver = build_cavity_solver([case], cells, cells, torch.float64, "cpu")
-    state = solver.advance(solver.rest_state(), duration, cfl=1.0)
+    params = dict(vel_top=1.0, density=1.0, viscosity=1.0 / reynolds, height=1.0, width=1.0)
+    solver, state = flow_solver("cavity", [params], (cells, cells), torch.float64)
+    state = solver.advance(state, duration, cfl=1.0)
     centres = (np.arange(cells) + 0.5) / cells
     u_line = state.u[0, :, cells // 2].numpy()  # u faces at x = 0.5
     v_line = state.v[0, cells // 2, :].numpy()  # v faces at y = 0.5
@@ -216,35 +217,44 @@ def test_cavity_re1000_matches_ghia():
     assert du <= 0.03 and dv <= 0.03, (du, dv)
 
 
+def cavities(*labelled: tuple[str, dict[str, float]]):
+    return make_cases(FLOWS["cavity"], list(labelled))
+
+
+def cavity_params(vel_top, density, viscosity, height, width) -> dict[str, float]:
+    return dict(vel_top=vel_top, density=density, viscosity=viscosity, height=height, width=width)
+
+
 def test_batched_cases_match_single_runs():
     """A sweep advanced as one batch gives each case exactly what it gets alone."""
-    cases = [CavityCase(1.0, 1.0, 0.01, 1.0, 1.0, "a"), CavityCase(2.0, 1.0, 0.01, 0.02, 0.01, "b")]
-    kwargs = dict(cells_x=16, cells_y=16, frame_interval=0.25, n_frames=3, frame_shape=(8, 8), dtype=torch.float64)
-    together = simulate_cavities(cases, **kwargs)
+    cases = cavities(("a", cavity_params(1.0, 1.0, 0.01, 1.0, 1.0)), ("b", cavity_params(2.0, 1.0, 0.01, 0.02, 0.01)))
+    kwargs = dict(cells=(16, 16), frame_interval=0.25, n_frames=3, frame_shape=(8, 8), dtype=torch.float64)
+    together = simulate(FLOWS["cavity"], cases, **kwargs)
     for index, case in enumerate(cases):
-        alone = simulate_cavities([case], **kwargs)
+        alone = simulate(FLOWS["cavity"], [case], **kwargs)
         # Same CFL-limited step only if the batch limit equals the single-case limit; compare loosely.
-        np.testing.assert_allclose(together.u[index], alone.u[0], atol=2e-3 * case.vel_top)
+        np.testing.assert_allclose(together.u[index], alone.u[0], atol=2e-3 * case.params["vel_top"])
         assert together.dt[index] == pytest.approx(alone.dt[0])
 
 
 def test_cavity_frames_are_si_and_resampled():
-    case = CavityCase(vel_top=5.0, density=2.0, viscosity=1e-3, height=0.01, width=0.01)
-    frames = simulate_cavities([case], 32, 32, frame_interval=0.5, n_frames=3, frame_shape=(16, 16))
+    (case,) = cavities(("a", cavity_params(5.0, 2.0, 1e-3, 0.01, 0.01)))
+    frames = simulate(FLOWS["cavity"], [case], (32, 32), frame_interval=0.5, n_frames=3, frame_shape=(16, 16))
     assert frames.u.shape == (1, 3, 16, 16)
     assert np.all(frames.u[:, 0] == 0)  # starts from rest
-    assert 0 < np.abs(frames.u[0, -1]).max() <= case.vel_top
-    assert frames.dt[0] == pytest.approx(0.5 * case.width / case.vel_top)
+    assert 0 < np.abs(frames.u[0, -1]).max() <= 5.0
+    assert frames.dt[0] == pytest.approx(0.5 * 0.01 / 5.0)
+    assert frames.mask[0].all() and frames.x[0][0] == pytest.approx(0.01 / 32)
 
 
 def test_blow_up_names_the_case():
-    case = CavityCase(vel_top=1.0, density=1.0, viscosity=1e-4, height=1.0, width=1.0, label="bc-0042")
+    cases = cavities(("bc-0042", cavity_params(1.0, 1.0, 1e-4, 1.0, 1.0)))
     with pytest.raises(SimulationDivergedError, match=r"bc-0042.*vel_top=1.*Re=1e\+04"):
-        simulate_cavities([case], 16, 16, frame_interval=20.0, n_frames=3, frame_shape=(8, 8), cfl=40.0)
+        simulate(FLOWS["cavity"], cases, (16, 16), frame_interval=20.0, n_frames=3, frame_shape=(8, 8), cfl=40.0)
 
 
 @pytest.mark.parametrize("bad", [dict(viscosity=0.0), dict(viscosity=-1e-3), dict(width=-0.01), dict(vel_top=float("nan"))])
 def test_nonsensical_parameters_are_rejected(bad):
     params = dict(vel_top=1.0, density=1.0, viscosity=1e-3, height=0.01, width=0.01) | bad
     with pytest.raises(CfdbenchError, match="must be positive"):
-        CavityCase(**params)
+        cavities(("bad", params))

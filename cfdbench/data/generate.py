@@ -8,9 +8,10 @@ case under a final name.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from cfdbench.cards import CaseSpec, DatasetCard
 from cfdbench.data.dataset_dir import compute_stats, make_splits, write_manifest, write_splits, write_stats
 from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
-from cfdbench.errors import CfdbenchError, UnknownNameError
-from cfdbench.solvers.cavity import CAVITY_PARAMETER_UNITS, CavityCase, simulate_cavities
+from cfdbench.errors import CfdbenchError, SimulationDivergedError, UnknownNameError
+from cfdbench.solvers.flows import get_flow
+from cfdbench.solvers.simulate import FlowCase, grid_cells, make_cases, simulate
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -32,57 +34,115 @@ class GenerationReport:
     generated: list[str]
     reused: list[str]
     seconds: float
+    skipped: list[str] = field(default_factory=list)  # diverged cases left out (``on_diverged="skip"``)
 
 
-def _cavity_records(specs: Sequence[CaseSpec], card: DatasetCard, device: str) -> list[CaseRecord]:
-    """Simulate a batch of cavity cases and package them as records (SI units)."""
+def card_cases(card: DatasetCard, specs: Sequence[CaseSpec]) -> list[FlowCase]:
+    """Checked set-ups of the card's cases: an ill-posed or unresolvable case stops generation before any work."""
+    cases = make_cases(get_flow(card.problem), [(spec.case_id, {k: spec.params[k] for k in card.parameters}) for spec in specs])
+    cases = [replace(case, reynolds=spec.reynolds) for case, spec in zip(cases, specs)]
+    for case in cases:
+        _check_resolution(card, case)
+    return cases
+
+
+def _check_resolution(card: DatasetCard, case: FlowCase) -> None:
+    """Reject a Reynolds number the grid cannot resolve (cell Reynolds number above the card's limit)."""
+    nx, ny = case_cells(card, case)
+    cells_per_length = min(nx / case.setup.length_x, ny / case.setup.length_y)
+    cell_reynolds = (1 / case.setup.nu) / cells_per_length
+    limit = card.solver.max_cell_reynolds
+    if cell_reynolds > limit:
+        raise CfdbenchError(
+            f"{card.name}: case {case.describe()} needs a finer grid: {cells_per_length:.3g} cells per scale length give "
+            f"a cell Reynolds number {cell_reynolds:.3g} > limit {limit:g} (solver.max_cell_reynolds); "
+            "use a finer preset or a lower Reynolds number"
+        )
+
+
+def case_cells(card: DatasetCard, case: FlowCase) -> tuple[int, int]:
     s = card.solver
-    cases = [CavityCase(label=spec.case_id, **{k: spec.params[k] for k in card.parameters}) for spec in specs]
-    frames = simulate_cavities(
+    return grid_cells(case.setup, s.cells_per_length, s.cells_x, s.cells_y)
+
+
+def simulate_records(specs: Sequence[CaseSpec], cases: Sequence[FlowCase], card: DatasetCard, device: str) -> list[CaseRecord]:
+    """Simulate one batch (cases sharing a grid) and package each case as a record in SI units."""
+    flow, s = get_flow(card.problem), card.solver
+    cells = case_cells(card, cases[0])
+    frames = simulate(
+        flow,
         cases,
-        s.cells_x,
-        s.cells_y,
+        cells,
         s.frame_interval,
         s.n_frames,
         card.frame_shape,
         cfl=s.cfl,
+        spinup=s.spinup,
         dtype=DTYPES[s.dtype],
         device=device,
         keep_solver_fields=s.store_solver_grid,
     )
-    ny, nx = card.frame_shape
     records = []
     for b, (spec, case) in enumerate(zip(specs, cases)):
+        solver_fields = dict(frames.solver_fields[b]) if frames.solver_fields else {}
+        field_attrs = {}
+        if frames.body_force:
+            solver_fields["body_force"] = frames.body_force[b].astype(np.float64)
+            field_attrs["body_force"] = {
+                "units": "N/m",
+                "description": "force of the fluid on the body per unit depth at each frame, columns (drag x, lift y)",
+            }
         records.append(
             CaseRecord(
                 case_id=spec.case_id,
                 subset=spec.subset,
-                params={k: spec.params[k] for k in card.parameters},
+                params=dict(case.params),
                 dt=float(frames.dt[b]),
-                x=((np.arange(nx) + 0.5) * case.width / nx).astype(np.float64),
-                y=((np.arange(ny) + 0.5) * case.height / ny).astype(np.float64),
+                x=frames.x[b],
+                y=frames.y[b],
                 fields={"u": frames.u[b], "v": frames.v[b], "p": frames.p[b]},
-                mask=np.ones((ny, nx), dtype=bool),
-                boundary_conditions={"x": "wall", "y": "wall"},
+                mask=frames.mask[b],
+                boundary_conditions=dict(flow.boundary_conditions),
                 attrs={
                     "reynolds": spec.reynolds,
-                    "parameter_units": {k: CAVITY_PARAMETER_UNITS[k] for k in card.parameters},
+                    "parameter_units": {k: flow.units[k] for k in card.parameters},
                     "frame_interval_convective": s.frame_interval,
+                    **({"spinup_convective": s.spinup} if s.spinup > 0 else {}),
                     "solver": "cfdbench MAC RK3/Crank-Nicolson projection",
-                    "solver_cells": f"{s.cells_x}x{s.cells_y}",
+                    "solver_cells": f"{cells[0]}x{cells[1]}",
                     "solver_dtype": s.dtype,
                     "solver_steps": frames.steps,
                     "device": str(device),
                 },
-                solver_fields=frames.solver_fields[b] if frames.solver_fields else {},
+                solver_fields=solver_fields,
+                solver_field_attrs=field_attrs,
             )
         )
     return records
 
 
-PROBLEMS: dict[str, Callable[[Sequence[CaseSpec], DatasetCard, str], list[CaseRecord]]] = {
-    "cavity": _cavity_records,
-}
+def _batches(specs: Sequence[CaseSpec], cases: Sequence[FlowCase], card: DatasetCard, batch_size: int):
+    """Consecutive batches of cases that share a grid, in card order within each grid."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, case in enumerate(cases):
+        groups.setdefault(case_cells(card, case), []).append(index)
+    for indices in groups.values():
+        for first in range(0, len(indices), batch_size):
+            chosen = indices[first : first + batch_size]
+            yield [specs[i] for i in chosen], [cases[i] for i in chosen]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` (0-based shard i of n, a SLURM array index) -> (i, n)."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise CfdbenchError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise CfdbenchError(f"--shard {text}: need 0 <= i < n")
+    return index, count
 
 
 def generate_dataset(
@@ -93,37 +153,95 @@ def generate_dataset(
     batch_size: int = 16,
     max_cases: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    shard: tuple[int, int] | None = None,
+    on_diverged: str = "stop",
+    finalize: bool = True,
 ) -> GenerationReport:
     """Simulate every missing case of ``card`` into ``out_dir`` and finalise the dataset folder.
 
     ``max_cases`` limits the sweep to its first cases (in card order) for quick trials.
-    ``progress(done, total)`` is called after each stored batch.
+    ``shard = (i, n)`` simulates only cases i, i + n, i + 2n, ... (independent jobs or ranks each
+    write their own files); the folder is finalised (splits, statistics, manifest) by whichever
+    call finds every case present, unless ``finalize`` is false. ``on_diverged``: ``"stop"``
+    raises on a blow-up, ``"skip"`` leaves the diverging cases out (they are reported; a
+    dataset with skipped cases is not finalised). ``progress(done, total)`` follows each batch.
     """
-    if card.problem not in PROBLEMS:
-        raise UnknownNameError("problem", card.problem, list(PROBLEMS))
     if fmt not in ("hdf5", "zarr"):
         raise UnknownNameError("format", fmt, ["hdf5", "zarr"])
+    if on_diverged not in ("stop", "skip"):
+        raise UnknownNameError("on-diverged policy", on_diverged, ["stop", "skip"])
     if batch_size < 1:
         raise CfdbenchError(f"batch size must be positive, got {batch_size}")
     specs = card.cases()[: max_cases or None]
+    cases = card_cases(card, specs)  # validates every case before any work
+    mine = [i for i in range(len(specs)) if shard is None or i % shard[1] == shard[0]]
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_partials(out_dir)
     existing = list_cases(out_dir)
-    todo = [spec for spec in specs if spec.case_id not in existing]
-    reused = [spec.case_id for spec in specs if spec.case_id in existing]
+    todo = [i for i in mine if specs[i].case_id not in existing]
+    reused = [specs[i].case_id for i in mine if specs[i].case_id in existing]
     start = time.perf_counter()
-    done = len(reused)
+    done, skipped = len(reused), []
     if progress:
-        progress(done, len(specs))
-    for first in range(0, len(todo), batch_size):
-        batch = todo[first : first + batch_size]
-        for record in PROBLEMS[card.problem](batch, card, device):
+        progress(done, len(mine))
+    for batch_specs, batch_cases in _batches([specs[i] for i in todo], [cases[i] for i in todo], card, batch_size):
+        for record in _simulate_or_skip(batch_specs, batch_cases, card, device, on_diverged, skipped):
             write_case(out_dir, record, card.name, fmt=fmt)
-        done += len(batch)
+        done += len(batch_specs)
         if progress:
-            progress(done, len(specs))
-    finalize_dataset(card, out_dir, [spec.case_id for spec in specs], fmt, device)
-    return GenerationReport(out_dir, [s.case_id for s in todo], reused, time.perf_counter() - start)
+            progress(done, len(mine))
+    all_ids = [spec.case_id for spec in specs]
+    if finalize and not skipped and set(all_ids) <= set(list_cases(out_dir)):
+        finalize_dataset(card, out_dir, all_ids, fmt, device)
+    generated = [specs[i].case_id for i in todo if specs[i].case_id not in skipped]
+    return GenerationReport(out_dir, generated, reused, time.perf_counter() - start, skipped)
+
+
+def _simulate_or_skip(specs, cases, card, device, on_diverged: str, skipped: list[str]) -> list[CaseRecord]:
+    """A batch's records; with ``skip``, a diverging batch is retried case by case and the bad ones dropped."""
+    try:
+        return simulate_records(specs, cases, card, device)
+    except SimulationDivergedError:
+        if on_diverged == "stop":
+            raise
+        if len(specs) == 1:
+            skipped.append(specs[0].case_id)
+            return []
+    records = []
+    for spec, case in zip(specs, cases):
+        records.extend(_simulate_or_skip([spec], [case], card, device, on_diverged, skipped))
+    return records
+
+
+def distributed_rank() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when launched by torchrun with more than one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def generate_on_ranks(card: DatasetCard, out_dir: Path, rank: tuple[int, int, int], **options) -> GenerationReport:
+    """Each torchrun rank simulates its own cases (shard rank/world); rank 0 seals the folder once all are done.
+
+    The process group uses gloo (it only synchronises; the simulation runs on each rank's device).
+    """
+    import torch.distributed as dist
+
+    index, world, _ = rank
+    dist.init_process_group("gloo", rank=index, world_size=world)
+    try:
+        report = generate_dataset(card, out_dir, shard=(index, world), finalize=False, **options)
+        skipped = torch.tensor([len(report.skipped)])
+        dist.all_reduce(skipped)  # also the barrier: every rank has written its cases
+        specs = card.cases()[: options.get("max_cases") or None]
+        ids = [spec.case_id for spec in specs]
+        if index == 0 and int(skipped) == 0:
+            finalize_dataset(card, out_dir, ids, options.get("fmt", "hdf5"), options.get("device", "cpu"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return report
 
 
 def finalize_dataset(card: DatasetCard, out_dir: Path, case_ids: list[str], fmt: str, device: str) -> None:

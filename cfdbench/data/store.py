@@ -523,6 +523,13 @@ class CaseFile:
                 attrs[name] = described
         return arrays, attrs
 
+    def solver_field(self, name: str) -> np.ndarray:
+        """One array stored beside the frames (native-grid fields, the body-force history)."""
+        if "solver_grid" not in self._root or name not in self._root["solver_grid"]:
+            available = list(self._root["solver_grid"].keys()) if "solver_grid" in self._root else []
+            raise UnknownNameError("solver field", name, available)
+        return self._get(f"solver_grid/{name}")
+
     def to_record(self, include_solver_fields: bool = True) -> CaseRecord:
         """The whole case in memory (solver-grid arrays only when asked)."""
         frames = self.read(FIELD_NAMES, slice(None))

@@ -1,0 +1,165 @@
+"""Tube, dam and cylinder datasets: cards, presets, masks and geometry, bad input, sharded and torchrun generation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cfdbench.cards import load_dataset_card
+from cfdbench.data.dataset_dir import content_hash
+from cfdbench.data.generate import card_cases, generate_dataset, parse_shard
+from cfdbench.data.store import list_cases, open_case
+from cfdbench.errors import CfdbenchError, UnknownNameError
+from cfdbench.solvers.flows import FLOWS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_paper_presets_declare_cfdbench_sweeps():
+    counts = {name: len(load_dataset_card(name).cases()) for name in ("tube", "dam", "cylinder")}
+    assert counts == {"tube": 166, "dam": 211, "cylinder": 175}  # CFDBench: 175 / 220 / 185, the cards say why
+    for name in ("tube", "dam", "cylinder"):
+        card = load_dataset_card(name)
+        card_cases(card, card.cases())  # every paper case is well-posed and resolved
+
+
+def test_variants_are_named_and_restricted():
+    card = load_dataset_card("tube-tiny-bc")
+    assert card.name == "tube-tiny-bc" and {s.subset for s in card.cases()} == {"bc"}
+    assert card.solver.cells_per_length == 8
+    with pytest.raises(UnknownNameError, match="paper"):
+        load_dataset_card("tube").variant("huge")
+    with pytest.raises(UnknownNameError, match="geo"):
+        load_dataset_card("tube").variant("paper", "nope")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    for name in ("tube", "dam", "cylinder"):
+        card = load_dataset_card(name).variant("tiny")
+        generate_dataset(card, root / name, max_cases=3 if name == "dam" else None)
+    return root
+
+
+def _first_case(root: Path, subset: str = "bc"):
+    cases = list_cases(root)
+    return open_case(cases[sorted(k for k in cases if k.startswith(subset))[0]])
+
+
+def test_tube_frames_develop_from_rest_and_conserve_mass(tiny):
+    with _first_case(tiny / "tube") as case:
+        u = case.read(["u"], slice(None))[:, 0]
+        assert np.abs(u[0]).mean() < 0.01 * case.params["vel_in"] and case.mask.all()  # at rest but the inlet
+        params = case.params
+        # Flux through the outlet column equals the inflow once developed (64 rows over the diameter).
+        flux = u[-1, :, -1].mean()
+        assert abs(flux - params["vel_in"]) < 0.03 * params["vel_in"]
+        assert u[-1].max() > 1.2 * params["vel_in"]  # boundary layers accelerate the core
+
+
+def test_dam_mask_holds_the_barrier_and_parameters_its_size(tiny):
+    with _first_case(tiny / "dam") as case:
+        p = case.params
+        assert {"barrier_height", "barrier_width"} <= set(p)
+        x, y = np.meshgrid(case.x, case.y)
+        barrier = (x > 0.5) & (x < 0.5 + p["barrier_width"]) & (y < p["barrier_height"])
+        assert barrier.any() and not case.mask[barrier].any() and case.mask[~barrier].all()
+        u = case.read(["u"], slice(None))[:, 0]
+        assert np.all(u[:, barrier] == 0)
+        force = case.solver_field("body_force")
+        assert force.shape == (case.n_frames, 2) and force[-1, 0] > 0
+
+
+def test_cylinder_is_centred_at_the_origin_and_masked(tiny):
+    with _first_case(tiny / "cylinder") as case:
+        p = case.params
+        assert case.x[0] < 0 < case.x[-1] and case.y[0] < 0 < case.y[-1]
+        x, y = np.meshgrid(case.x, case.y)
+        inside = x**2 + y**2 <= p["radius"] ** 2
+        assert inside.sum() > 5 and np.array_equal(~inside, case.mask)
+        assert case.solver_field("body_force")[-1, 0] > 0  # drag
+
+
+@pytest.mark.parametrize(
+    "flow, change, message",
+    [
+        ("dam", {"barrier_width": 1.2}, "barrier_width.*limit"),
+        ("dam", {"barrier_height": 0.5}, "barrier_height .* blocks the channel"),
+        ("cylinder", {"x_min": 0.012}, "x_min.*limit"),
+        ("tube", {"viscosity": -0.1}, "viscosity must be positive"),
+    ],
+)
+def test_ill_posed_cases_are_rejected_before_work(flow, change, message):
+    card = load_dataset_card(flow)
+    params = {**card.baseline, **change}
+    with pytest.raises(CfdbenchError, match=message):
+        FLOWS[flow].check(params, "case")
+
+
+def test_unresolved_reynolds_number_is_rejected(tmp_path):
+    raw = yaml.safe_load((REPO / "datasets" / "tube" / "tube.yaml").read_text())
+    raw["presets"]["tiny"]["subsets"] = {"bc": {"vel_in": [5.0]}}  # Re 500 on 8 cells per diameter
+    path = tmp_path / "tube.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    card = load_dataset_card(path).variant("tiny")
+    with pytest.raises(CfdbenchError, match=r"cell Reynolds number 62.5 > limit 50"):
+        generate_dataset(card, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not list_cases(tmp_path / "out")
+
+
+def test_shards_together_equal_a_single_run(tmp_path):
+    card = load_dataset_card("tube").variant("tiny", "bc")
+    generate_dataset(card, tmp_path / "single")
+    first = generate_dataset(card, tmp_path / "sharded", shard=(0, 2))
+    assert not (tmp_path / "sharded" / "manifest.json").exists()  # shard 1 is missing: not sealed
+    second = generate_dataset(card, tmp_path / "sharded", shard=(1, 2))
+    assert set(first.generated).isdisjoint(second.generated)
+    assert content_hash(tmp_path / "sharded") == content_hash(tmp_path / "single")
+    assert parse_shard("1/2") == (1, 2)
+    with pytest.raises(CfdbenchError, match="0 <= i < n"):
+        parse_shard("2/2")
+
+
+def test_torchrun_two_gloo_ranks_equal_a_single_run(tmp_path):
+    card = load_dataset_card("tube").variant("tiny", "bc")
+    generate_dataset(card, tmp_path / "single")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    command += [
+        "-m",
+        "cfdbench",
+        "data",
+        "generate",
+        "tube",
+        "--preset",
+        "tiny",
+        "--subset",
+        "bc",
+        "--out",
+        str(tmp_path / "ranks"),
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ranks" / "manifest.json").exists()
+    assert content_hash(tmp_path / "ranks") == content_hash(tmp_path / "single")
+
+
+def test_diverging_case_is_skipped_or_stops(tmp_path):
+    raw = yaml.safe_load((REPO / "datasets" / "cavity-mini" / "cavity-mini.yaml").read_text())
+    raw["solver"].update(cfl=40.0, cells_x=16, cells_y=16, n_frames=3, frame_interval=20.0, max_cell_reynolds=1e9)
+    raw["subsets"] = {"bc": {"vel_top": [48.0]}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    card = load_dataset_card(path)
+    with pytest.raises(CfdbenchError, match="diverged.*bc-0000"):
+        generate_dataset(card, tmp_path / "stop")
+    report = generate_dataset(card, tmp_path / "skip", on_diverged="skip")
+    assert report.skipped == ["bc-0000"] and not list_cases(tmp_path / "skip")
+    assert not (tmp_path / "skip" / "manifest.json").exists()
