@@ -44,6 +44,7 @@ import torch
 
 from cfdbench.data.loader import AutoregressiveDataset, FieldScaler, ParameterScaler
 from cfdbench.data.view import StoredDataset, open_dataset
+from cfdbench.leaderboard.entry import cpu_model
 from cfdbench.pipeline import PREDICTED_FIELDS, dataset_path, ensure_dataset
 from cfdbench.training.trainer import TrainConfig
 
@@ -295,16 +296,6 @@ def combine(results: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------------------- report
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def thread_env() -> str:
     names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     return ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in names)

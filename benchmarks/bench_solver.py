@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cfdbench.leaderboard.entry import cpu_model
 from cfdbench.solvers.simulate import flow_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,16 +119,6 @@ def measure(target: float, repeats: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- report
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def blas_info() -> list[str]:
     """Thread-pool lines from threadpoolctl when importable, plus the relevant environment."""
     lines = []

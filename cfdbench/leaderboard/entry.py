@@ -240,13 +240,13 @@ def _hardware() -> dict:
     has_cuda = torch.cuda.is_available()
     return {
         "device": "cuda" if has_cuda else "cpu",
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "gpu": torch.cuda.get_device_name(0) if has_cuda else None,
         "n_gpus": torch.cuda.device_count() if has_cuda else 0,
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """CPU model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
