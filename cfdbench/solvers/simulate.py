@@ -200,8 +200,7 @@ def simulate(
 
 def _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, steps) -> SimulatedFrames:
     """Stack frames over time; scale velocity by U, pressure by rho U^2, time and lengths by L."""
-    length = np.array([flow.scales(c.params)[0] for c in cases])
-    velocity = np.array([flow.scales(c.params)[1] for c in cases])
+    length, velocity = np.array([flow.scales(c.params) for c in cases]).T
     density = np.array([c.params["density"] for c in cases])
     vel, pressure = velocity.reshape(-1, 1, 1, 1), (density * velocity**2).reshape(-1, 1, 1, 1)
     stack = lambda i: torch.stack([f[i] for f in resampled], dim=1).double().cpu().numpy()  # noqa: E731
