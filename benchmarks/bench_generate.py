@@ -65,7 +65,8 @@ def report(card, marks: list[tuple[int, float]], device: str, batch_size: int) -
         f"# Generation time per case: {card.name} on {device}",
         "",
         f"- device: {device_name(device)}",
-        f"- torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}",
+        f"- torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
         f"- solver: {s.dtype}, cfl {s.cfl}, {s.n_frames} frames every {s.frame_interval} scale times, spin-up {s.spinup}; "
         f"batch size {batch_size}",
         "",
