@@ -46,7 +46,8 @@ class SolverSettings:
     dtype: str
     frame_interval: float  # convective units between stored frames
     n_frames: int  # stored frames including the initial state
-    store_solver_grid: bool = True
+    store_solver_grid: bool = True  # also store the native staggered-grid frames (u, v on faces, p in cells)
+    solver_grid_every: int = 1  # ... at every k-th stored frame (long, fine-grained runs would be huge)
     cells_per_length: float | None = None  # square cells per scale length (overrides cells_x/y)
     spinup: float = 0.0  # convective units simulated before the first stored frame
     max_cell_reynolds: float = 50.0  # Re per cell (scale Re / cells per scale length) the grid resolves
@@ -241,6 +242,7 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
         "solver.n_frames": s.n_frames,
         "solver.frame_interval": s.frame_interval,
         "solver.cfl": s.cfl,
+        "solver.solver_grid_every": s.solver_grid_every,
         "frames.nx": nx,
         "frames.ny": ny,
     }

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from cfdbench.cards import load_dataset_card
@@ -17,6 +18,7 @@ from cfdbench.data.generate import card_cases, generate_dataset, parse_shard
 from cfdbench.data.store import list_cases, open_case
 from cfdbench.errors import CfdbenchError, UnknownNameError
 from cfdbench.solvers.flows import FLOWS
+from cfdbench.solvers.resample import resample_cells
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,6 +87,19 @@ def test_cylinder_is_centred_at_the_origin_and_masked(tiny):
         inside = x**2 + y**2 <= p["radius"] ** 2
         assert inside.sum() > 5 and np.array_equal(~inside, case.mask)
         assert case.solver_field("body_force")[-1, 0] > 0  # drag
+
+
+def test_native_frames_are_stored_every_kth_frame_and_match_the_resampled_ones(tiny):
+    with _first_case(tiny / "cylinder") as case:
+        record = case.to_record()
+        stored_p, mask = case.read(["p"], slice(None))[:, 0], case.mask
+    stride = record.solver_field_attrs["p_cells"]["frame_stride"]
+    assert stride == load_dataset_card("cylinder-tiny").solver.solver_grid_every == 10
+    native = record.solver_fields["p_cells"]
+    assert native.shape[0] == len(range(0, len(stored_p), stride))
+    assert record.solver_field_attrs["u_faces"]["units"] == "m/s" and record.solver_fields["u_faces"].shape[0] == native.shape[0]
+    resampled = resample_cells(torch.from_numpy(native.astype(np.float64)), stored_p.shape[1:]).numpy()
+    np.testing.assert_allclose(np.where(mask, resampled, 0), stored_p[::stride], atol=1e-4 * np.abs(stored_p).max())
 
 
 @pytest.mark.parametrize(

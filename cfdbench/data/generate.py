@@ -80,12 +80,12 @@ def simulate_records(specs: Sequence[CaseSpec], cases: Sequence[FlowCase], card:
         spinup=s.spinup,
         dtype=DTYPES[s.dtype],
         device=device,
-        keep_solver_fields=s.store_solver_grid,
+        solver_grid_every=s.solver_grid_every if s.store_solver_grid else 0,
     )
     records = []
     for b, (spec, case) in enumerate(zip(specs, cases)):
         solver_fields = dict(frames.solver_fields[b]) if frames.solver_fields else {}
-        field_attrs = {}
+        field_attrs = {name: _native_attrs(name, s.solver_grid_every) for name in solver_fields}
         if frames.body_force:
             solver_fields["body_force"] = frames.body_force[b].astype(np.float64)
             field_attrs["body_force"] = {
@@ -119,6 +119,19 @@ def simulate_records(specs: Sequence[CaseSpec], cases: Sequence[FlowCase], card:
             )
         )
     return records
+
+
+_NATIVE_FIELDS = {
+    "u_faces": ("m/s", "x velocity on the solver's vertical cell faces"),
+    "v_faces": ("m/s", "y velocity on the solver's horizontal cell faces"),
+    "p_cells": ("Pa", "pressure at the solver's cell centres"),
+}
+
+
+def _native_attrs(name: str, every: int) -> dict:
+    """Units, meaning and frame stride of a native solver-grid array (frames 0, k, 2k, ... of the stored frames)."""
+    units, description = _NATIVE_FIELDS[name]
+    return {"units": units, "description": f"{description}, (T, y, x)", "frame_stride": every}
 
 
 def _batches(specs: Sequence[CaseSpec], cases: Sequence[FlowCase], card: DatasetCard, batch_size: int):

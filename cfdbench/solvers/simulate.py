@@ -167,11 +167,12 @@ def simulate(
     spinup: float = 0.0,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
-    keep_solver_fields: bool = False,
+    solver_grid_every: int = 0,
     on_frame: Callable[[int], None] | None = None,
 ) -> SimulatedFrames:
     """Run ``cases`` (sharing ``cells`` = (nx, ny)) from rest; store ``n_frames`` frames every
-    ``frame_interval`` scale times, the first after ``spinup`` (the rest state when 0)."""
+    ``frame_interval`` scale times, the first after ``spinup`` (the rest state when 0).
+    ``solver_grid_every = k > 0`` also keeps the native solver-grid fields of every k-th frame."""
     if n_frames < 1 or frame_interval <= 0 or cfl <= 0 or spinup < 0:
         raise CfdbenchError("n_frames, frame_interval and cfl must be positive and spinup non-negative")
     solver, state = build_solver(cases, cells[0], cells[1], dtype, device)
@@ -191,7 +192,7 @@ def simulate(
             forces.append(state.body_force.double().cpu().numpy())
         elif solver.obstacle is not None:
             forces.append(np.zeros((len(cases), 2)))
-        if keep_solver_fields:
+        if solver_grid_every > 0 and frame % solver_grid_every == 0:
             native.append((state.u.clone(), state.v.clone(), state.p.clone()))
         if on_frame is not None:
             on_frame(frame)
