@@ -322,6 +322,9 @@ class ModelCard:
         return {**self.model, **override.get("model", {})}, {**self.training, **override.get("training", {})}
 
 
+MODEL_CARD_KEYS = {"name", "description", "reference", "cfdbench_parameter_count", "model", "training", "datasets"}
+
+
 def model_card_names() -> list[str]:
     root = project_root() / "models"
     return sorted(p.stem for p in root.glob("*.yaml")) if root.is_dir() else []
@@ -334,6 +337,15 @@ def load_model_card(name: str) -> ModelCard | None:
         return None
     with open(path) as fh:
         raw = yaml.safe_load(fh)
+    if not isinstance(raw, dict):
+        raise CfdbenchError(f"{path}: malformed model card (not a mapping)")
+    unknown = set(raw) - MODEL_CARD_KEYS
+    if unknown:
+        raise CfdbenchError(f"{path}: unknown model card keys {sorted(unknown)}; valid: {sorted(MODEL_CARD_KEYS)}")
+    for dataset, override in (raw.get("datasets") or {}).items():
+        extra = set(override or {}) - {"model", "training"}
+        if extra:
+            raise CfdbenchError(f"{path}: datasets.{dataset} has unknown keys {sorted(extra)}; valid: model, training")
     try:
         return ModelCard(
             name=str(raw["name"]),

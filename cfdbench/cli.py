@@ -152,6 +152,36 @@ def data_list() -> None:
     console.print(table)
 
 
+# --------------------------------------------------------------------------- models
+
+MODEL_HELP = "A built-in model (`cfdbench models`), an installed plug-in, module:ClassName or path/to/file.py:ClassName."
+
+
+@app.command("models")
+def models_list(
+    dataset: str = typer.Option("cavity-mini", help="Dataset card whose metadata sizes the models for the counts."),
+) -> None:
+    """Built-in models and installed plug-ins: task, parameter count beside CFDBench's."""
+    from cfdbench.cards import load_dataset_card, load_model_card
+    from cfdbench.models.base import OperatorMeta
+    from cfdbench.models.registry import build_model, builtin_model_names, model_names
+
+    card = load_dataset_card(dataset)
+    ny, nx = card.frame_shape
+    meta = OperatorMeta(("u", "v"), 1, len(card.parameters), (ny, nx), tuple(card.parameters))
+    table = Table("model", "task", f"parameters ({dataset})", "CFDBench's", "source")
+    builtins = builtin_model_names()
+    for name in model_names():
+        model_card = load_model_card(name) if name in builtins else None
+        hparams = model_card.resolve(card.name)[0] if model_card else {}
+        model = build_model(name, meta, **hparams)
+        reference = model_card.reference_parameter_count if model_card else None
+        task = "autoregressive" if model.autoregressive else "non-autoregressive"
+        source = f"models/{name}.yaml" if model_card else "plug-in"
+        table.add_row(name, task, f"{model.parameter_count():,}", f"{reference:,}" if reference else "-", source)
+    console.print(table)
+
+
 # --------------------------------------------------------------------------- train / evaluate / run
 
 
@@ -161,7 +191,7 @@ def _overrides(epochs, batch_size, lr, seed) -> dict:
 
 @app.command("train")
 def train_command(
-    model: str = typer.Option("fno", help="Registered model name."),
+    model: str = typer.Option("fno", help=MODEL_HELP),
     dataset: str = typer.Option("cavity-mini", help="Dataset name or folder."),
     epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the batch size."),
@@ -219,7 +249,7 @@ def evaluate_command(
 
 @app.command("run")
 def run_command(
-    model: str = typer.Option("fno", help="Registered model name."),
+    model: str = typer.Option("fno", help=MODEL_HELP),
     dataset: str = typer.Option("cavity-mini", help="Dataset card name (generated if missing) or folder."),
     epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the batch size."),

@@ -24,7 +24,7 @@ from cfdbench.evaluation.rollout import RolloutTask, evaluate_one_step, evaluate
 from cfdbench.io import write_json_atomic
 from cfdbench.leaderboard.entry import environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
-from cfdbench.models.registry import build_model, get_model_class, load_checkpoint
+from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, model_label
 from cfdbench.training.trainer import TrainConfig, TrainResult, seed_everything, train
 
 DEFAULT_DATASET = "cavity-mini"
@@ -101,7 +101,7 @@ def resolve_run_config(
 ) -> RunConfig:
     """Model-card defaults for this dataset, then command-line overrides (``None`` = keep)."""
     get_model_class(model)  # unknown names fail here, listing the valid ones
-    card = load_model_card(model)
+    card = load_model_card(model) if model in builtin_model_names() else None
     hparams, training = card.resolve(dataset) if card else ({}, {})
     training = {**training, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     TrainConfig.from_dict(training)  # validate before any work
@@ -122,7 +122,7 @@ def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
 
 def new_run_dir(model: str, dataset: str, root: Path | None = None) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = (root or Path("runs")) / f"{stamp}-{model}-{dataset}"
+    path = (root or Path("runs")) / f"{stamp}-{model_label(model)}-{dataset}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -172,7 +172,7 @@ def evaluate_stage(
     write_json_atomic(
         run_dir / "rollout_curves.json", {"task": asdict(task), "split": split, "case_ids": result.case_ids, **curves}
     )
-    title = f"{model.registered_name} on {dataset.name} ({split}, {len(result.case_ids)} cases)"
+    title = f"{model_label(model.registered_name)} on {dataset.name} ({split}, {len(result.case_ids)} cases)"
     plot_rollout_curves(curves, curves["steps"], run_dir / "rollout_nmse.png", title)
     plot_fields(result.example, normalization.field_names, curves["steps"], run_dir / "fields.png", title)
     artifacts = {"curves_json": "rollout_curves.json", "curve_plot": "rollout_nmse.png", "fields_plot": "fields.png"}
@@ -190,15 +190,17 @@ def build_entry(
     """A leaderboard entry: everything needed to know what was measured, on what, and how."""
     hardware, software, commit = environment_info()
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    card = load_model_card(model.registered_name)
+    spec = model.registered_name
+    card = load_model_card(spec) if spec in builtin_model_names() else None
     manifest_info = dataset.manifest.get("info", {})
     return {
         "schema_version": 1,
-        "entry_id": make_entry_id(model.registered_name, dataset.name, now),
+        "entry_id": make_entry_id(model_label(spec), dataset.name, now),
         "date": now.isoformat().replace("+00:00", "Z"),
         "model": {
-            "name": model.registered_name,
-            "card": f"models/{model.registered_name}.yaml" if card else None,
+            "name": model_label(spec),
+            "card": f"models/{spec}.yaml" if card else None,
+            **({} if card else {"source": spec}),
             "config": model.config["hparams"],
             "parameter_count": model.parameter_count(),
             "reference_parameter_count": card.reference_parameter_count if card else None,

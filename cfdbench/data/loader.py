@@ -127,7 +127,8 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
     ``dataset[i]`` gives one sample; ``dataset[[i, j, ...]]`` gives a batch gathered in one
     vectorised step (use :meth:`loader`, which hands index lists to ``__getitem__``).
     Returned tensors: ``input`` (k*C, H, W), ``target`` (C, H, W), ``mask`` (1, H, W),
-    ``params`` (P,), plus ``case`` and ``frame`` indices; batches add a leading dimension.
+    ``params`` (P,), plus ``case`` and ``frame`` indices and ``time`` (the target frame's index as a
+    fraction of its case's trajectory); batches add a leading dimension.
     Fields are normalised and zero outside the fluid, exactly as a model's masked output.
 
     ``cache``: ``None`` (auto) holds every frame of the split in memory when it fits in
@@ -253,6 +254,7 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
             "params": self.params.index_select(0, case),
             "case": case,
             "frame": frame_ids[:, -1],
+            "time": frame_ids[:, -1] / (self.n_frames[case] - 1).clamp(min=1),  # for non-autoregressive models
         }
         return {k: v[0] for k, v in batch.items()} if single else batch
 

@@ -19,7 +19,7 @@ from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.metrics import METRICS, MetricAccumulator, evaluate_all
-from cfdbench.models.base import NeuralOperator
+from cfdbench.models.base import NeuralOperator, predict_batch
 
 PREDICTORS = ("model", "identity")
 
@@ -72,17 +72,14 @@ class RolloutResult:
         return {who: {m: float(v.mean()) for m, v in metrics.items()} for who, metrics in self.per_case.items()}
 
 
-def _device_of(model: NeuralOperator) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
-def rollout(model: NeuralOperator, window: Tensor, mask: Tensor, params: Tensor, steps: int) -> Tensor:
-    """Feed predictions back ``steps`` times; returns (B, steps, C, H, W) normalised predictions."""
+def rollout(model: NeuralOperator, window: Tensor, mask: Tensor, params: Tensor, times: Tensor) -> Tensor:
+    """Feed predictions back once per target time ``times`` (B, steps); returns (B, steps, C, H, W)
+    normalised predictions. A non-autoregressive model predicts each time directly."""
     n_fields = model.meta.n_fields
     predictions = []
-    for _ in range(steps):
-        frame = model(window, mask, params)
+    for step in range(times.shape[1]):
+        frame = model(window, mask, params, times[:, step])
         predictions.append(frame)
         window = torch.cat([window[:, n_fields:], frame], dim=1)
     return torch.stack(predictions, dim=1)
@@ -99,7 +96,7 @@ def evaluate_rollout(
 ) -> RolloutResult:
     """Roll every case of ``split`` out from ``task.start_frame``, batched across cases."""
     model.eval()
-    device = _device_of(model)
+    device = model.device
     fields = normalization.field_names
     case_ids = list(dataset.split(split))
     if not case_ids:
@@ -108,12 +105,13 @@ def evaluate_rollout(
     example: dict[str, np.ndarray] = {}
     frame_ids = task.input_frame_ids + task.target_frame_ids
     for first in range(0, len(case_ids), batch_size):
-        frames, masks, params = _read_cases(dataset, case_ids[first : first + batch_size], fields, frame_ids, task)
+        frames, masks, params, n_frames = _read_cases(dataset, case_ids[first : first + batch_size], fields, frame_ids, task)
+        times = torch.tensor(task.target_frame_ids, dtype=torch.float32)[None] / (n_frames[:, None] - 1).clamp(min=1)
         inputs, truth = frames[:, : task.input_frames], frames[:, task.input_frames :]  # physical
         mask = masks.to(device)
         window = normalization.fields.normalize(inputs.to(device)).flatten(1, 2) * mask
         scaled_params = normalization.params.transform(params).to(device)
-        predicted = normalization.fields.denormalize(rollout(model, window, mask, scaled_params, task.steps)).cpu()
+        predicted = normalization.fields.denormalize(rollout(model, window, mask, scaled_params, times.to(device))).cpu()
         identity = inputs[:, -1:].expand_as(truth)
         for who, pred in (("model", predicted), ("identity", identity)):
             for m, values in _per_step_metrics(pred, truth, masks).items():
@@ -135,8 +133,8 @@ def _per_step_metrics(pred: Tensor, truth: Tensor, mask: Tensor) -> dict[str, Te
 def _read_cases(
     dataset: StoredDataset, case_ids: list[str], fields: tuple[str, ...], frame_ids: list[int], task: RolloutTask
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Physical frames (B, F, C, H, W), masks (B, 1, H, W) and raw parameters (B, P) of some cases."""
-    frames, masks, params = [], [], []
+    """Physical frames (B, F, C, H, W), masks (B, 1, H, W), raw parameters (B, P) and frame counts (B,) of some cases."""
+    frames, masks, params, n_frames = [], [], [], []
     for case_id in case_ids:
         with dataset.open_case(case_id) as case:
             if case.n_frames < task.frames_needed:
@@ -147,7 +145,8 @@ def _read_cases(
             frames.append(torch.from_numpy(case.read(fields, np.asarray(frame_ids))))
             masks.append(torch.from_numpy(np.asarray(case.mask, dtype=np.float32))[None])
             params.append(list(case.params.values()))
-    return torch.stack(frames), torch.stack(masks), torch.tensor(np.asarray(params))
+            n_frames.append(case.n_frames)
+    return torch.stack(frames), torch.stack(masks), torch.tensor(np.asarray(params)), torch.tensor(n_frames, dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -161,14 +160,14 @@ def evaluate_one_step(
 ) -> dict[str, dict[str, float]]:
     """Mean per-sample metrics of single predictions over every (window -> next frame) pair of a split."""
     model.eval()
-    device = _device_of(model)
+    device = model.device
     samples = AutoregressiveDataset(
         dataset, split, task.input_frames, task.stride, normalization.field_names, normalization=normalization
     )
     scores = {who: MetricAccumulator() for who in PREDICTORS}
     for batch in samples.loader(batch_size, shuffle=False):
         mask = batch["mask"]
-        pred = model(batch["input"].to(device), mask.to(device), batch["params"].to(device)).cpu()
+        pred = predict_batch(model, batch, device).cpu()
         to_physical = normalization.fields.denormalize
         truth = to_physical(batch["target"])
         scores["model"].update(to_physical(pred), truth, mask)

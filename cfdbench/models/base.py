@@ -1,9 +1,12 @@
-"""The operator contract every cfdbench model follows.
+"""The operator contract every cfdbench model follows (documented in ``docs/operator-contract.md``).
 
-A model maps the last ``input_frames`` frames of a flow (normalised fields stacked along
-channels), the fluid mask and the case parameters to the next frame of the same fields. All
-sizes come from :class:`OperatorMeta`, which is built from the dataset, never hand-written.
-A model records its constructor arguments, so a checkpoint rebuilds it by itself.
+Two tasks, one call. An *autoregressive* model maps the last ``input_frames`` frames of a flow
+(normalised fields stacked along channels), the fluid mask and the case parameters to the next
+frame of the same fields. A *non-autoregressive* model maps (case parameters, time) to the
+frame at that time. Both are called as ``model(inputs, mask, params, time)`` and return a
+frame, so training, rollouts and metrics are the same code for every model. All sizes come
+from :class:`OperatorMeta`, which is built from the dataset, never hand-written. A model
+records its constructor arguments, so a checkpoint rebuilds it by itself.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 from torch import Tensor, nn
+
+from cfdbench.layers.mlp import grid_points
 
 
 @dataclass(frozen=True)
@@ -38,19 +44,31 @@ class OperatorMeta:
 
 
 class NeuralOperator(nn.Module):
-    """Base class: subclasses implement :meth:`predict`; the base applies the mask.
+    """Base class: subclasses implement :meth:`predict` (autoregressive) or :meth:`predict_at`
+    (``autoregressive = False``); the base applies the mask.
 
-    ``forward(inputs, mask, params)``:
+    ``forward(inputs, mask, params, time)``:
       - ``inputs``: (B, k*C, H, W) normalised input window, oldest frame first;
       - ``mask``: (B, 1, H, W), 1 in the fluid, 0 in solids / outside;
       - ``params``: (B, P) normalised case parameters;
-      returns (B, C, H, W), the normalised next frame, zero outside the fluid.
+      - ``time``: (B,) time of the frame to predict as a fraction of the stored trajectory
+        (frame index / (frames - 1)); only non-autoregressive models use it;
+      returns (B, C, H, W), the normalised predicted frame, zero outside the fluid.
+    Coordinates of the frame grid: :meth:`coordinates`; the physical size of the case's
+    domain is in its parameters.
     """
+
+    autoregressive: bool = True
 
     def __init__(self, meta: OperatorMeta, **hparams: Any):
         super().__init__()
         self.meta = meta
         self.hparams = dict(hparams)
+        self.register_buffer("_device_anchor", torch.zeros(0), persistent=False)  # a device even without weights
+
+    @property
+    def device(self) -> torch.device:
+        return self._device_anchor.device
 
     @property
     def config(self) -> dict[str, Any]:
@@ -59,11 +77,30 @@ class NeuralOperator(nn.Module):
 
     registered_name: str = "unregistered"
 
-    def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
+        """Autoregressive models: the next frame (B, C, H, W) from the input window."""
+        raise NotImplementedError(f"{type(self).__name__} must implement predict (or predict_at with autoregressive = False)")
 
-    def forward(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
-        return self.predict(inputs, mask, params) * mask
+    def predict_at(self, time: Tensor, mask: Tensor, params: Tensor) -> Tensor:
+        """Non-autoregressive models: the frame (B, C, H, W) at ``time`` (B,) of the case ``params``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement predict_at (or predict with autoregressive = True)")
+
+    def forward(self, inputs: Tensor, mask: Tensor, params: Tensor, time: Tensor | None = None) -> Tensor:
+        if self.autoregressive:
+            return self.predict(inputs, mask, params) * mask
+        if time is None:
+            raise ValueError(f"{type(self).__name__} is non-autoregressive: it needs the time of the frame to predict")
+        return self.predict_at(time, mask, params) * mask
+
+    def fit(self, train_data: Any) -> None:
+        """Compute closed-form parts from the training split before any gradient step (a baseline's
+        mean field); the default has none. ``train_data`` is an ``AutoregressiveDataset``."""
+
+    def coordinates(self, like: Tensor) -> Tensor:
+        """Cell-centre coordinates of the frame grid in [0, 1], (B, 2, H, W) as (x, y), matching ``like``."""
+        h, w = like.shape[-2:]
+        grid = grid_points(h, w, like.device, like.dtype).T.reshape(2, h, w)
+        return grid.expand(like.shape[0], -1, -1, -1)
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Tensors only: neuraloperator submodules inject a ``_metadata`` entry that
@@ -89,3 +126,8 @@ class NeuralOperator(nn.Module):
 def broadcast_params(params: Tensor, like: Tensor) -> Tensor:
     """(B, P) parameters as constant planes (B, P, H, W) matching ``like`` (an expand, no copy)."""
     return params[:, :, None, None].expand(-1, -1, *like.shape[-2:])
+
+
+def predict_batch(model: NeuralOperator, batch: dict[str, Tensor], device: torch.device) -> Tensor:
+    """The model's prediction for a loader batch: the one place a batch becomes a model call."""
+    return model(*(batch[key].to(device) for key in ("input", "mask", "params", "time")))

@@ -1,16 +1,34 @@
-"""Models register by name; ``--model NAME`` picks one, checkpoints rebuild it."""
+"""Models by name: registered built-ins, plug-in packages and user classes.
+
+``--model`` takes
+- a registered name (``fno``, ``unet``, ...; ``cfdbench models`` lists them);
+- the name of an entry point in the group ``cfdbench.models`` that a third-party package
+  declares (``[project.entry-points."cfdbench.models"] myop = "my_pkg.models:MyOperator"``);
+- ``package.module:ClassName`` (an importable module) or ``path/to/file.py:ClassName``.
+
+Every class must subclass :class:`~cfdbench.models.base.NeuralOperator`. Checkpoints store the
+name they were built from, so they rebuild plug-in models too.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import importlib.util
+import re
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from cfdbench.errors import CfdbenchError, UnknownNameError
 from cfdbench.io import atomic_path
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 
+ENTRY_POINT_GROUP = "cfdbench.models"
+BUILTIN_MODULES = ("baselines", "fno", "unet", "resnet", "ffn", "deeponet")
 _REGISTRY: dict[str, type[NeuralOperator]] = {}
 
 
@@ -28,28 +46,109 @@ def register_model(name: str) -> Callable[[type[NeuralOperator]], type[NeuralOpe
 
 
 def _load_builtin_models() -> None:
-    from cfdbench.models import fno  # noqa: F401  (registers on import)
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"cfdbench.models.{module}")  # registers on import
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def model_names() -> list[str]:
+    """Registered built-ins and installed plug-ins."""
     _load_builtin_models()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_entry_points()))
 
 
-def get_model_class(name: str) -> type[NeuralOperator]:
+def builtin_model_names() -> list[str]:
+    """The models shipped with cfdbench (each has a card in ``models/``)."""
     _load_builtin_models()
-    if name not in _REGISTRY:
-        raise UnknownNameError("model", name, list(_REGISTRY))
-    return _REGISTRY[name]
+    return sorted(name for name, cls in _REGISTRY.items() if cls.__module__.startswith("cfdbench."))
+
+
+def model_label(spec: str) -> str:
+    """A file-name- and leaderboard-safe label for a model spec (``pkg.mod:Cls`` -> ``pkg.mod-Cls``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-.")
+
+
+def get_model_class(spec: str) -> type[NeuralOperator]:
+    """The class behind a registered name, an entry point, ``module:Class`` or ``file.py:Class``."""
+    _load_builtin_models()
+    if spec in _REGISTRY:
+        return _REGISTRY[spec]
+    entry_points = _entry_points()
+    if spec in entry_points:
+        return _checked(_load_entry_point(entry_points[spec]), spec)
+    if ":" in spec:
+        return _checked(_load_from_spec(spec), spec)
+    raise UnknownNameError("model", spec, sorted(set(_REGISTRY) | set(entry_points)))
+
+
+def _load_entry_point(entry_point: importlib.metadata.EntryPoint) -> Any:
+    try:
+        return entry_point.load()
+    except Exception as err:  # noqa: BLE001 - a broken plug-in is one readable error
+        raise CfdbenchError(f"model plug-in '{entry_point.name}' ({entry_point.value}) does not import: {err}") from None
+
+
+def _load_from_spec(spec: str) -> Any:
+    """``package.module:Class`` or ``path/to/file.py:Class``."""
+    where, _, attribute = spec.rpartition(":")
+    if not where or not attribute:
+        raise CfdbenchError(f"model '{spec}': expected a registered name, module:ClassName or file.py:ClassName")
+    try:
+        module = _import_file(Path(where)) if where.endswith(".py") else importlib.import_module(where)
+    except CfdbenchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - ImportError, SyntaxError, errors raised by the module itself
+        raise CfdbenchError(f"model '{spec}': {where} does not import ({err.__class__.__name__}: {err})") from None
+    if not hasattr(module, attribute):
+        raise CfdbenchError(f"model '{spec}': {where} has no attribute '{attribute}'")
+    return getattr(module, attribute)
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise CfdbenchError(f"model file not found: {path}")
+    name = f"cfdbench_plugin_{model_label(str(path.resolve()))}".replace(".", "_").replace("-", "_")
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _checked(obj: Any, spec: str) -> type[NeuralOperator]:
+    """A plug-in must be a NeuralOperator subclass; it is registered under the spec it came from."""
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        raise CfdbenchError(f"model '{spec}' is {obj!r}, not a torch module class")
+    if not issubclass(obj, NeuralOperator):
+        raise CfdbenchError(
+            f"model '{spec}': {obj.__qualname__} is a torch module but not a cfdbench NeuralOperator; "
+            "subclass cfdbench.models.NeuralOperator and implement predict (see docs/operator-contract.md)"
+        )
+    if _REGISTRY.get(obj.registered_name) is not obj:  # not self-registered: known by the spec it came from
+        obj.registered_name = spec
+    return obj
 
 
 def build_model(name: str, meta: OperatorMeta, **hparams: Any) -> NeuralOperator:
     """Instantiate a registered model; bad hyper-parameter names get a one-line error."""
     cls = get_model_class(name)
     try:
-        return cls(meta, **hparams)
+        model = cls(meta, **hparams)
     except TypeError as err:
         raise CfdbenchError(f"cannot build model '{name}' with {sorted(hparams)}: {err}") from None
+    if not isinstance(getattr(model, "meta", None), OperatorMeta):
+        raise CfdbenchError(f"model '{name}': its __init__ must call super().__init__(meta, **hyper-parameters)")
+    model.hparams = {**hparams, **model.hparams}  # what it was built with, whatever the class recorded
+    return model
 
 
 def save_checkpoint(model: NeuralOperator, path: Path, **extra: Any) -> Path:

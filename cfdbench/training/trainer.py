@@ -21,7 +21,7 @@ from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.metrics import MetricAccumulator
 from cfdbench.io import write_json_atomic
-from cfdbench.models.base import NeuralOperator
+from cfdbench.models.base import NeuralOperator, predict_batch
 from cfdbench.models.registry import save_checkpoint
 
 
@@ -106,17 +106,45 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
+def check_model(model: NeuralOperator, data: AutoregressiveDataset, device: torch.device) -> None:
+    """Fail before training, naming the model, when its output cannot be scored against the target."""
+    name = model.registered_name
+    batch = data[list(range(min(2, len(data))))]
+    try:
+        with torch.no_grad():
+            pred = predict_batch(model, batch, device)
+    except Exception as err:  # noqa: BLE001 - any failure on a real batch is the model's problem
+        raise CfdbenchError(f"model '{name}' fails on a batch of {data.dataset.name}: {err.__class__.__name__}: {err}") from None
+    if tuple(pred.shape) != tuple(batch["target"].shape):
+        raise CfdbenchError(
+            f"model '{name}' returns shape {tuple(pred.shape)} but the target is {tuple(batch['target'].shape)} "
+            f"(B, fields {list(data.fields)}, H, W)"
+        )
+
+
 @torch.no_grad()
 def validate(model: NeuralOperator, data: AutoregressiveDataset, batch_size: int) -> dict[str, float]:
     """One-step metrics on a split in physical units (the evaluator's metric code)."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model.device
     scores = MetricAccumulator()
     to_physical = data.scaler.denormalize
     for batch in data.loader(batch_size, shuffle=False):
-        pred = model(batch["input"].to(device), batch["mask"].to(device), batch["params"].to(device)).cpu()
+        pred = predict_batch(model, batch, device).cpu()
         scores.update(to_physical(pred), to_physical(batch["target"]), batch["mask"])
     return scores.mean()
+
+
+def _save_untrained(model, train_data, valid_data, config: TrainConfig, run_dir: Path) -> TrainResult:
+    """A model without trainable weights (a baseline): validate once and save it, no epochs."""
+    start = time.perf_counter()
+    valid = validate(model, valid_data, config.eval_batch_size)
+    checkpoint = run_dir / "checkpoint.pt"
+    extra = {"normalization": train_data.normalization.to_dict(), "train_config": asdict(config)}
+    save_checkpoint(model, checkpoint, epoch=0, valid=valid, **extra)
+    history = [{"epoch": 0, **{f"valid_{k}": v for k, v in valid.items()}}]
+    write_json_atomic(run_dir / "history.json", history)
+    return TrainResult(checkpoint, history, time.perf_counter() - start, 0, 0, 0, valid["nmse"])
 
 
 def train(
@@ -132,6 +160,10 @@ def train(
     seed_everything(config.seed)
     model.to(device)
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_model(model, train_data, device)
+    model.fit(train_data)
+    if not any(p.requires_grad for p in model.parameters()):
+        return _save_untrained(model, train_data, valid_data, config, run_dir)
     loader = train_data.loader(config.batch_size, shuffle=True, seed=config.seed)
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config, len(loader))
@@ -156,9 +188,8 @@ def train(
             model.train()
             losses = []
             for batch in loader:
-                mask = batch["mask"].to(device)
-                pred = model(batch["input"].to(device), mask, batch["params"].to(device))
-                loss = masked_loss(pred, batch["target"].to(device), mask, config.loss)
+                pred = predict_batch(model, batch, device)
+                loss = masked_loss(pred, batch["target"].to(device), batch["mask"].to(device), config.loss)
                 if not torch.isfinite(loss):
                     raise CfdbenchError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {steps}")
                 optimizer.zero_grad(set_to_none=True)
