@@ -28,6 +28,7 @@ COMMANDS = [
     ["data", "generate"],
     ["data", "info"],
     ["data", "list"],
+    ["models"],
     ["train"],
     ["evaluate"],
     ["run"],

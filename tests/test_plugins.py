@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_card
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,8 +43,21 @@ def workdir(tmp_path_factory) -> Path:
 
 def run_model(model: str, workdir: Path, pythonpath: list[Path] = ()) -> dict:
     result = run_cli(
-        "run", "--model", model, "--dataset", str(workdir / "cavity-tiny.yaml"), "--epochs", "2", "--batch-size", "8",
-        "--steps", "3", "--runs-root", str(workdir / "runs"), cwd=workdir, pythonpath=pythonpath,
+        "run",
+        "--model",
+        model,
+        "--dataset",
+        str(workdir / "cavity-tiny.yaml"),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--steps",
+        "3",
+        "--runs-root",
+        str(workdir / "runs"),
+        cwd=workdir,
+        pythonpath=pythonpath,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     folder = Path(result.stdout.split("run folder:")[-1].split()[0])
@@ -71,8 +83,11 @@ def test_installed_entry_point_plugin_runs_end_to_end(workdir, tmp_path):
     shutil.copytree(EXAMPLE, source)  # the build must not litter the repository
     target = tmp_path / "site"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target)]
+        + [str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert install.returncode == 0, install.stderr
     listed = run_cli("models", cwd=workdir, pythonpath=[target])
@@ -111,8 +126,16 @@ def test_broken_plugins_fail_before_training_in_one_line(workdir, file, cls, mes
     for name, text in BROKEN.items():
         (plugins / name).write_text(text)
     result = run_cli(
-        "run", "--model", f"{plugins / file}:{cls}", "--dataset", str(workdir / "cavity-tiny.yaml"), "--epochs", "1",
-        "--runs-root", str(workdir / "runs-broken"), cwd=workdir,
+        "run",
+        "--model",
+        f"{plugins / file}:{cls}",
+        "--dataset",
+        str(workdir / "cavity-tiny.yaml"),
+        "--epochs",
+        "1",
+        "--runs-root",
+        str(workdir / "runs-broken"),
+        cwd=workdir,
     )
     assert_one_line_error(result, message)
     assert not (workdir / "runs-broken").exists() or not any((workdir / "runs-broken").rglob("checkpoint.pt"))

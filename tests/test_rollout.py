@@ -76,3 +76,44 @@ def test_identity_baseline_compares_last_input_with_frame_start_plus_k_stride(ti
         assert result.per_case["identity"]["nmse"][0, step] == pytest.approx(float(direct), rel=1e-5)
     # A model that copies its input scores exactly like the identity baseline.
     np.testing.assert_allclose(result.per_case["model"]["nmse"], result.per_case["identity"]["nmse"], rtol=1e-5)
+
+
+class TimeOracle(NeuralOperator):
+    """Non-autoregressive: looks its frame up by the time it is asked for (ignores its inputs)."""
+
+    registered_name = "time-oracle"
+    autoregressive = False
+
+    def __init__(self, meta, frames: list[torch.Tensor]):
+        super().__init__(meta)
+        self.frames = frames
+        self.asked: list[float] = []
+
+    def predict_at(self, time, mask, params):
+        out = []
+        for t in time.tolist():
+            self.asked.append(t)
+            trajectory = self.frames[0]
+            out.append(trajectory[round(t * (len(trajectory) - 1))])
+        return torch.stack(out)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_non_autoregressive_models_are_asked_for_each_target_frame_time(tiny_dataset, stride):
+    norm, frames, meta = setup(tiny_dataset, stride)
+    frames = frames[:1]
+    task = RolloutTask(input_frames=1, stride=stride, steps=3, start_frame=1)
+    model = TimeOracle(meta, frames)
+    result = evaluate_rollout(model, tiny_dataset, norm, task)
+    n = len(frames[0])
+    assert sorted(set(np.round(model.asked, 6))) == pytest.approx([f / (n - 1) for f in task.target_frame_ids], abs=1e-6)
+    assert np.abs(result.per_case["model"]["mse"][0]).max() < 1e-10  # the first test case is the oracle's
+
+
+def test_identity_model_scores_exactly_like_the_identity_baseline(tiny_dataset):
+    from cfdbench.models.registry import build_model
+
+    norm, _, meta = setup(tiny_dataset, 1)
+    task = RolloutTask(input_frames=1, stride=1, steps=3, start_frame=1)
+    result = evaluate_rollout(build_model("identity", meta), tiny_dataset, norm, task)
+    np.testing.assert_allclose(result.per_case["model"]["nmse"], result.per_case["identity"]["nmse"], rtol=1e-6)
