@@ -109,26 +109,44 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize(
-    "file, cls, message",
-    [
-        ("syntax.py", "X", "does not import (SyntaxError"),
-        ("not_module.py", "NotAModule", "not a torch module class"),
-        ("plain_module.py", "Plain", "not a cfdbench NeuralOperator"),
-        ("plain_module.py", "Missing", "has no attribute 'Missing'"),
-        ("absent.py", "X", "model file not found"),
-        ("wrong_shape.py", "WrongShape", "returns shape (2, 1, 16, 16) but the target is (2, 2, 16, 16)"),
-    ],
-)
-def test_broken_plugins_fail_before_training_in_one_line(workdir, file, cls, message):
+@pytest.fixture(scope="module")
+def broken_plugins(workdir) -> Path:
     plugins = workdir / "broken"
     plugins.mkdir(exist_ok=True)
     for name, text in BROKEN.items():
         (plugins / name).write_text(text)
+    return plugins
+
+
+@pytest.mark.parametrize(
+    "file, cls, message",
+    [
+        ("not_module.py", "NotAModule", "not a torch module class"),
+        ("plain_module.py", "Plain", "not a cfdbench NeuralOperator"),
+        ("plain_module.py", "Missing", "has no attribute 'Missing'"),
+        ("absent.py", "X", "model file not found"),
+    ],
+)
+def test_plugins_that_are_not_operators_are_refused(broken_plugins, file, cls, message):
+    from cfdbench.errors import CfdbenchError
+    from cfdbench.models.registry import get_model_class
+
+    with pytest.raises(CfdbenchError, match=message):
+        get_model_class(f"{broken_plugins / file}:{cls}")
+
+
+@pytest.mark.parametrize(
+    "file, cls, message",
+    [
+        ("syntax.py", "X", "does not import (SyntaxError"),
+        ("wrong_shape.py", "WrongShape", "returns shape (2, 1, 16, 16) but the target is (2, 2, 16, 16)"),
+    ],
+)
+def test_broken_plugins_fail_before_training_in_one_line(workdir, broken_plugins, file, cls, message):
     result = run_cli(
         "run",
         "--model",
-        f"{plugins / file}:{cls}",
+        f"{broken_plugins / file}:{cls}",
         "--dataset",
         str(workdir / "cavity-tiny.yaml"),
         "--epochs",
@@ -138,7 +156,7 @@ def test_broken_plugins_fail_before_training_in_one_line(workdir, file, cls, mes
         cwd=workdir,
     )
     assert_one_line_error(result, message)
-    assert not (workdir / "runs-broken").exists() or not any((workdir / "runs-broken").rglob("checkpoint.pt"))
+    assert not any((workdir / "runs-broken").rglob("checkpoint.pt"))
 
 
 def test_unknown_module_and_model_card_keys(workdir, tmp_path, monkeypatch):
