@@ -25,7 +25,7 @@ from cfdbench.io import write_json_atomic
 from cfdbench.leaderboard.entry import environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, model_label
-from cfdbench.training.trainer import TrainConfig, TrainResult, seed_everything, train
+from cfdbench.training.trainer import TrainConfig, TrainResult, check_model, seed_everything, train
 
 DEFAULT_DATASET = "cavity-mini"
 DEFAULT_MODEL = "fno"
@@ -121,10 +121,9 @@ def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
 
 
 def new_run_dir(model: str, dataset: str, root: Path | None = None) -> Path:
+    """A fresh run folder path; training creates it once the model has passed its checks."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = (root or Path("runs")) / f"{stamp}-{model_label(model)}-{dataset}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return (root or Path("runs")) / f"{stamp}-{model_label(model)}-{dataset}"
 
 
 # --------------------------------------------------------------------------- stages
@@ -141,6 +140,8 @@ def train_stage(
         dataset, "valid", train_config.input_frames, train_config.stride, PREDICTED_FIELDS, normalization=train_data.normalization
     )
     model = build_model(config.model, operator_meta(train_data), **config.model_hparams)
+    check_model(model, train_data, torch.device(config.device))  # before the run folder exists
+    run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "config.json", asdict(config))
     result = train(model, train_data, valid_data, train_config, run_dir, torch.device(config.device), show_progress)
     best, extra = load_checkpoint(result.checkpoint, map_location=config.device)

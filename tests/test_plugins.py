@@ -156,7 +156,7 @@ def test_broken_plugins_fail_before_training_in_one_line(workdir, broken_plugins
         cwd=workdir,
     )
     assert_one_line_error(result, message)
-    assert not any((workdir / "runs-broken").rglob("checkpoint.pt"))
+    assert not (workdir / "runs-broken").exists(), "a refused model leaves no run folder behind"
 
 
 def test_unknown_module_and_model_card_keys(workdir, tmp_path, monkeypatch):

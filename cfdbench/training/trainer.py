@@ -159,8 +159,8 @@ def train(
     """Train ``model`` and keep the checkpoint with the best validation NMSE in ``run_dir``."""
     seed_everything(config.seed)
     model.to(device)
-    run_dir.mkdir(parents=True, exist_ok=True)
     check_model(model, train_data, device)
+    run_dir.mkdir(parents=True, exist_ok=True)
     model.fit(train_data)
     if not any(p.requires_grad for p in model.parameters()):
         return _save_untrained(model, train_data, valid_data, config, run_dir)
