@@ -13,7 +13,16 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from cfdbench.errors import CfdbenchError
@@ -108,6 +117,41 @@ def data_generate(
         f"[green]dataset {card.name}[/] at {report.dataset_dir}: {len(report.generated)} cases generated, "
         f"{len(report.reused)} reused{skipped}, {report.seconds:.1f} s"
     )
+
+
+@data_app.command("download")
+def data_download(
+    target: str = typer.Argument(..., help="cfdbench/<problem> (cavity, tube, dam, cylinder) or cfdbench/all."),
+    out: Optional[Path] = typer.Option(None, help="Folder for archives and unpacked cases (default: <data>/cfdbench-release)."),
+    endpoint: Optional[str] = typer.Option(None, help="Mirror of huggingface.co (default: $CFDBENCH_HF_ENDPOINT, $HF_ENDPOINT)."),
+    from_path: Optional[Path] = typer.Option(None, "--from", help="Ingest archives you already have (a .zip or a folder)."),
+    retries: int = typer.Option(5, help="Retries per archive on transient failures (resumed with HTTP Range)."),
+) -> None:
+    """Download CFDBench's released archives, verify and unpack them (resumable; rerun after a failure)."""
+    from cfdbench.cards import data_root
+    from cfdbench.data.cfdbench_release import download_release, find_cases, parse_problems
+
+    problems = parse_problems(target)
+    raw_root = out or data_root() / "cfdbench-release"
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        tasks: dict[str, int] = {}
+
+        def update(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        folders = download_release(problems, raw_root, endpoint, from_path, update, retries)
+    for problem, folder in folders.items():
+        counts = {subset: len(cases) for subset, cases in find_cases(folder, problem).items()}
+        console.print(f"[green]{problem}[/] at {folder}: " + ", ".join(f"{n} {s} cases" for s, n in counts.items()))
 
 
 @data_app.command("info")

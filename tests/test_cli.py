@@ -26,6 +26,7 @@ COMMANDS = [
     [],
     ["data"],
     ["data", "generate"],
+    ["data", "download"],
     ["data", "info"],
     ["data", "list"],
     ["models"],
