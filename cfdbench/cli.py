@@ -154,6 +154,37 @@ def data_download(
         console.print(f"[green]{problem}[/] at {folder}: " + ", ".join(f"{n} {s} cases" for s, n in counts.items()))
 
 
+@data_app.command("convert")
+def data_convert(
+    target: str = typer.Argument(..., help="cfdbench/<problem>: cavity, tube, dam or cylinder."),
+    subsets: str = typer.Option("prop_bc_geo", help="CFDBench subsets joined by '_', e.g. prop_bc or geo."),
+    raw: Optional[Path] = typer.Option(
+        None, help="Folder with the unpacked release (default: <data>/cfdbench-release/<problem>)."
+    ),
+    out: Optional[Path] = typer.Option(None, help="Output dataset folder (default: <data>/cfdbench-<problem>-<subsets>)."),
+    format: str = typer.Option("hdf5", help="Storage backend: hdf5 or zarr."),
+    on_error: str = typer.Option("stop", help="A bad case folder: stop, or skip it (listed in the report and manifest)."),
+) -> None:
+    """Convert CFDBench's released cases into a cfdbench dataset with CFDBench's exact splits (resumable)."""
+    from cfdbench.cards import data_root
+    from cfdbench.data.cfdbench_release import parse_problems
+    from cfdbench.data.convert import convert_release, dataset_name
+
+    problems = parse_problems(target)
+    if len(problems) != 1:
+        raise CfdbenchError("convert one problem at a time: cfdbench/cavity, cfdbench/tube, cfdbench/dam or cfdbench/cylinder")
+    problem = problems[0]
+    out_dir = out or data_root() / dataset_name(problem, subsets)
+    report = convert_release(raw or data_root() / "cfdbench-release" / problem, problem, subsets, out_dir, format, on_error)
+    for folder, why in report.skipped.items():
+        console.print(f"[yellow]skipped[/] {folder}: {why}")
+    console.print(
+        f"[green]{out_dir.name}[/] at {out_dir}: {len(report.converted)} cases converted, {len(report.reused)} reused, "
+        f"{len(report.skipped)} skipped; splits are CFDBench's"
+        + ("" if report.split_matches_release else " (case counts differ from the release's: not the published lists)")
+    )
+
+
 @data_app.command("info")
 def data_info(name: str = typer.Argument(..., help="Dataset name or folder.")) -> None:
     """Card summary, stored cases, splits, statistics, and a checksum verification."""

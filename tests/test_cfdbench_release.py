@@ -95,3 +95,81 @@ def test_cylinder_disc_is_centred_at_the_origin(tmp_path):
     xx, yy = np.meshgrid(x, y)
     assert solid.sum() > 0 and np.all(xx[solid] ** 2 + yy[solid] ** 2 <= 0.01**2)
     assert FRAME_INTERVAL["cylinder"] == 0.001 and FRAME_INTERVAL["tube"] == 0.01
+
+
+def raw_release(root, cases_per_subset=(("prop", range(50, 56)), ("bc", range(0, 4))), frames=6):
+    """A small raw cavity release: 16 x 16 frames of a smooth, lid-speed-scaled field."""
+    yy, xx = np.meshgrid(np.linspace(0, 1, 16), np.linspace(0, 1, 16), indexing="ij")
+    for subset, numbers in cases_per_subset:
+        for n in numbers:
+            folder = root / "data" / "cavity" / subset / f"case{n:04d}"
+            folder.mkdir(parents=True)
+            speed = 1.0 + n % 7
+            t = np.arange(frames)[:, None, None] / frames
+            np.save(folder / "u.npy", speed * yy[None] ** 2 * (1 - np.exp(-3 * t)))
+            np.save(folder / "v.npy", -speed * xx[None] * yy[None] * (1 - np.exp(-3 * t)) / 4)
+            params = {"vel_top": speed, "density": 1.0, "viscosity": 1e-5 * (1 + n % 3), "height": 0.01, "width": 0.01}
+            (folder / "case.json").write_text(json.dumps(params))
+    return root
+
+
+def test_convert_keeps_arrays_and_uses_cfdbench_splits(tmp_path):
+    from cfdbench.data.convert import convert_release
+    from cfdbench.data.loader import AutoregressiveDataset
+    from cfdbench.data.view import open_dataset
+
+    raw = raw_release(tmp_path / "raw")
+    report = convert_release(raw, "cavity", "prop_bc", tmp_path / "out")
+    assert len(report.converted) == 10 and not report.skipped and not report.split_matches_release
+    ordered = [f"prop-{n:04d}" for n in range(50, 56)] + [f"bc-{n:04d}" for n in range(4)]
+    ds = open_dataset(tmp_path / "out")
+    assert {k: list(ds.split(k)) for k in ("train", "valid", "test")} == cfdbench_split(ordered, "round")
+    case = ds[ordered[0]]
+    np.testing.assert_array_equal(case["u"].values, np.load(raw / "data/cavity/prop/case0050/u.npy").astype(np.float32))
+    with ds.open_case(ordered[0]) as stored:
+        assert stored.dt == FRAME_INTERVAL["cavity"] and stored.field_names == ("u", "v") and stored.mask.all()
+    samples = AutoregressiveDataset(ds, "train")  # the training path runs on converted data unchanged
+    assert samples[0]["input"].shape == (2, 16, 16)
+    again = convert_release(raw, "cavity", "prop_bc", tmp_path / "out")  # resumable: nothing redone
+    assert again.reused == ordered and not again.converted
+
+
+def test_convert_reports_bad_cases_by_path(tmp_path):
+    from cfdbench.data.convert import convert_release
+    from cfdbench.errors import CfdbenchError
+
+    raw = raw_release(tmp_path / "raw")
+    (raw / "data/cavity/bc/case0002/v.npy").unlink()
+    with pytest.raises(CfdbenchError, match="case0002: missing v.npy"):
+        convert_release(raw, "cavity", "bc", tmp_path / "stop")
+    report = convert_release(raw, "cavity", "bc", tmp_path / "skip", on_error="skip")
+    assert list(report.skipped) == [str(raw / "data/cavity/bc/case0002")] and len(report.converted) == 3
+    manifest = json.loads((tmp_path / "skip" / "manifest.json").read_text())
+    assert str(raw / "data/cavity/bc/case0002") in json.dumps(manifest)
+
+
+def test_two_commands_then_training_on_converted_release(tmp_path):
+    """download --from, convert, then `cfdbench run` on CFDBench-format data with CFDBench's splits."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    raw = raw_release(tmp_path / "raw")
+    own = tmp_path / "mine"
+    own.mkdir()
+    with zipfile.ZipFile(own / "cavity.zip", "w") as archive:
+        for file in sorted((raw / "data").rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(raw))
+    env = {**os.environ, "CFDBENCH_DATA": str(tmp_path / "data"), "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "cfdbench", *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    cli("data", "download", "cfdbench/cavity", "--from", str(own))
+    assert "10 cases converted" in cli("data", "convert", "cfdbench/cavity", "--subsets", "prop_bc")
+    out = cli("run", "--dataset", "cfdbench-cavity-prop_bc", "--epochs", "1", "--batch-size", "8", "--steps", "2")
+    assert "run folder:" in out

@@ -101,9 +101,9 @@ class CaseRecord:
         return array
 
     def _check_fields(self) -> None:
-        if set(self.fields) != set(FIELD_NAMES):
-            raise self._error(f"fields must be exactly {list(FIELD_NAMES)}, got {sorted(self.fields)}")
-        self.fields = {name: np.asarray(self.fields[name], dtype=np.float32) for name in FIELD_NAMES}
+        if not {"u", "v"} <= set(self.fields) <= set(FIELD_NAMES):
+            raise self._error(f"fields must be u, v and optionally p (CFDBench's release has none), got {sorted(self.fields)}")
+        self.fields = {name: np.asarray(self.fields[name], dtype=np.float32) for name in FIELD_NAMES if name in self.fields}
         for name, frames in self.fields.items():
             expected = (self.fields["u"].shape[0], *self.shape)
             if frames.ndim != 3 or frames.shape != expected or frames.shape[0] < 1:

@@ -49,7 +49,6 @@ REQUIRED_NODES = (
     "dimensions/time",
     "dimensions/x",
     "dimensions/y",
-    "t0_fields/pressure",
     "t0_fields/mask",
     "t1_fields/velocity",
 )
@@ -192,10 +191,12 @@ def _write_fields(writer: TreeWriter, record: CaseRecord) -> None:
     """Pressure and the constant fluid mask as t0 fields, velocity (u, v) as a t1 field; chunks of one frame."""
     nx, ny = len(record.x), len(record.y)
     velocity = _swap_xy(np.stack([record.fields["u"], record.fields["v"]], axis=-1), vector=True)[None]
-    pressure = _swap_xy(record.fields["p"])[None]
     mask = _swap_xy(record.mask.astype(np.float32))[None]
-    writer.group("t0_fields", {"field_names": ["pressure", "mask"]})
-    writer.array("t0_fields/pressure", pressure, {**_VARYING, "units": UNITS["p"]}, chunks=(1, 1, nx, ny))
+    has_pressure = "p" in record.fields
+    writer.group("t0_fields", {"field_names": ["pressure", "mask"] if has_pressure else ["mask"]})
+    if has_pressure:  # CFDBench's release has no pressure: such cases store velocity only
+        pressure = _swap_xy(record.fields["p"])[None]
+        writer.array("t0_fields/pressure", pressure, {**_VARYING, "units": UNITS["p"]}, chunks=(1, 1, nx, ny))
     writer.array("t0_fields/mask", mask, {**_VARYING, "time_varying": False, "units": UNITS["mask"]})
     writer.group("t1_fields", {"field_names": ["velocity"]})
     writer.array("t1_fields/velocity", velocity, {**_VARYING, "units": UNITS["u"]}, chunks=(1, 1, nx, ny, 2))
@@ -429,6 +430,7 @@ class CaseFile:
         self.n_frames = int(self._root["dimensions/time"].shape[0])
         self.shape = (int(self._root["dimensions/y"].shape[0]), int(self._root["dimensions/x"].shape[0]))
         self.boundary_conditions = self._read_boundary_conditions()
+        self.field_names = FIELD_NAMES if "pressure" in self._root["t0_fields"] else ("u", "v")
         self._check_shapes()
 
     def _read_boundary_conditions(self) -> dict[str, str]:
@@ -446,6 +448,8 @@ class CaseFile:
             "t0_fields/pressure": (1, self.n_frames, nx, ny),
             "t0_fields/mask": (1, nx, ny),
         }
+        if "pressure" not in self._root["t0_fields"]:
+            del expected["t0_fields/pressure"]
         for name, shape in expected.items():
             actual = tuple(self._root[name].shape)
             if actual != shape:
@@ -486,7 +490,7 @@ class CaseFile:
         if not names:
             raise CfdbenchError("read() needs at least one field name")
         for name in names:
-            if name not in FIELD_LOCATIONS:
+            if name not in self.field_names:
                 raise UnknownNameError("field", str(name), list(self.field_names))
         return names
 
@@ -532,7 +536,7 @@ class CaseFile:
 
     def to_record(self, include_solver_fields: bool = True) -> CaseRecord:
         """The whole case in memory (solver-grid arrays only when asked)."""
-        frames = self.read(FIELD_NAMES, slice(None))
+        frames = self.read(self.field_names, slice(None))
         solver_fields, solver_attrs = self._solver_fields() if include_solver_fields else ({}, {})
         return CaseRecord(
             case_id=self.case_id,
@@ -541,7 +545,7 @@ class CaseFile:
             dt=self.dt,
             x=self.x.copy(),
             y=self.y.copy(),
-            fields={name: np.ascontiguousarray(frames[:, i]) for i, name in enumerate(FIELD_NAMES)},
+            fields={name: np.ascontiguousarray(frames[:, i]) for i, name in enumerate(self.field_names)},
             mask=self.mask.copy(),
             boundary_conditions=dict(self.boundary_conditions),
             attrs=dict(self.attrs),
