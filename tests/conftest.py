@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny cavity card and dataset generated in a temporary folder."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,13 @@ def tiny_dataset(tmp_path_factory):
     card = load_dataset_card(write_card(root))
     generate_dataset(card, root / card.name)
     return open_dataset(root / card.name)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A refused command: exit status 2, one stderr line naming the problem, no traceback."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CARD, write_card
+from conftest import TINY_CARD, assert_one_line_error, write_card
 from typer.testing import CliRunner
 
 from cfdbench.cli import app
@@ -44,15 +44,6 @@ def cfdbench(*args: str, data: Path, timeout: float = 120) -> subprocess.Complet
     return subprocess.run(
         [sys.executable, "-m", "cfdbench", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=data
     )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "cfdbench")

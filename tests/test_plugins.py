@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_card
+from conftest import assert_one_line_error, write_card
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "my_operator"
@@ -23,14 +23,6 @@ def run_cli(*args: str, cwd: Path, pythonpath: list[Path] = (), timeout: float =
     return subprocess.run(
         [sys.executable, "-m", "cfdbench", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd
     )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
