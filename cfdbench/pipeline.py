@@ -140,7 +140,7 @@ def train_stage(
         dataset, "valid", train_config.input_frames, train_config.stride, PREDICTED_FIELDS, normalization=train_data.normalization
     )
     model = build_model(config.model, operator_meta(train_data), **config.model_hparams)
-    check_model(model, train_data, torch.device(config.device))  # before the run folder exists
+    check_model(model.to(config.device), train_data, torch.device(config.device))  # before the run folder exists
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "config.json", asdict(config))
     result = train(model, train_data, valid_data, train_config, run_dir, torch.device(config.device), show_progress)

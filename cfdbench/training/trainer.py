@@ -135,15 +135,13 @@ def validate(model: NeuralOperator, data: AutoregressiveDataset, batch_size: int
     return scores.mean()
 
 
-def _save_untrained(model, train_data, valid_data, config: TrainConfig, run_dir: Path) -> TrainResult:
+def _save_untrained(model, valid_data, config: TrainConfig, checkpoint: Path, extra: dict) -> TrainResult:
     """A model without trainable weights (a baseline): validate once and save it, no epochs."""
     start = time.perf_counter()
     valid = validate(model, valid_data, config.eval_batch_size)
-    checkpoint = run_dir / "checkpoint.pt"
-    extra = {"normalization": train_data.normalization.to_dict(), "train_config": asdict(config)}
     save_checkpoint(model, checkpoint, epoch=0, valid=valid, **extra)
     history = [{"epoch": 0, **{f"valid_{k}": v for k, v in valid.items()}}]
-    write_json_atomic(run_dir / "history.json", history)
+    write_json_atomic(checkpoint.parent / "history.json", history)
     return TrainResult(checkpoint, history, time.perf_counter() - start, 0, 0, 0, valid["nmse"])
 
 
@@ -161,14 +159,14 @@ def train(
     model.to(device)
     check_model(model, train_data, device)
     run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint.pt"
+    extra = {"normalization": train_data.normalization.to_dict(), "train_config": asdict(config)}
     model.fit(train_data)
     if not any(p.requires_grad for p in model.parameters()):
-        return _save_untrained(model, train_data, valid_data, config, run_dir)
+        return _save_untrained(model, valid_data, config, checkpoint, extra)
     loader = train_data.loader(config.batch_size, shuffle=True, seed=config.seed)
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config, len(loader))
-    checkpoint = run_dir / "checkpoint.pt"
-    extra = {"normalization": train_data.normalization.to_dict(), "train_config": asdict(config)}
     history: list[dict[str, float]] = []
     best = (float("inf"), 0)
     steps, start = 0, time.perf_counter()
