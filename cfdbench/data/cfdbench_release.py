@@ -5,8 +5,8 @@ Layout of the release (``../shared/reference/cfdbench-format.md`` section 3):
 at the bottom, physical units, no mask and no pressure. Archives nest these folders
 differently, so cases are found by search. What the release lacks or gets wrong is supplied
 here: the true frame interval per problem, masks built from the geometry (the dam barrier
-from its height and width, the cylinder disc centred at the origin) and the full parameter
-vector including the obstacle geometry.
+from its height and width, the cylinder disc centred at the origin; the generator's own flow
+set-ups) and the full parameter vector including the obstacle geometry.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -25,18 +26,11 @@ import yaml
 from cfdbench.cards import project_root
 from cfdbench.data.download import Archive, DigestLock, check_free_space, fetch, safe_extract
 from cfdbench.errors import CfdbenchError, UnknownNameError
+from cfdbench.solvers.flows import FlowSetup, get_flow
 
 PROBLEMS = ("cavity", "tube", "dam", "cylinder")
 SUBSET_ORDER = ("prop", "bc", "geo")  # CFDBench concatenates subsets in this order
 FRAME_INTERVAL = {"cavity": 0.1, "tube": 0.01, "dam": 0.1, "cylinder": 0.001}  # seconds, the true values
-# Parameter vectors: the cfdbench cards' order, obstacle geometry included (CFDBench dropped the dam barrier).
-PARAMETERS = {
-    "cavity": ("vel_top", "density", "viscosity", "height", "width"),
-    "tube": ("vel_in", "density", "viscosity", "height", "width"),
-    "dam": ("velocity", "density", "viscosity", "height", "width", "barrier_height", "barrier_width"),
-    "cylinder": ("vel_in", "density", "viscosity", "radius", "x_min", "x_max", "y_min", "y_max"),
-}
-DAM_BARRIER_X = 0.5  # m, the barrier's left edge
 # CFDBench's cut: n_train = f(0.8 N), n_dev = f(0.1 N); f = round for cavity, int for the others
 # (the autoregressive loaders; section 5 of the reference).
 SPLIT_ROUNDING = {"cavity": "round", "tube": "int", "dam": "int", "cylinder": "int"}
@@ -153,36 +147,30 @@ class RawCase:
 
     @property
     def params(self) -> dict[str, float]:
-        missing = [k for k in PARAMETERS[self.problem] if k not in self.json]
+        """The flow's full parameter vector (the cards' order, obstacle geometry included)."""
+        names = get_flow(self.problem).parameters
+        missing = [k for k in names if k not in self.json]
         if missing:
             raise CfdbenchError(f"{self.path / 'case.json'}: missing parameters {missing}")
-        return {k: float(self.json[k]) for k in PARAMETERS[self.problem]}
+        return {k: float(self.json[k]) for k in names}
 
-    @property
-    def window(self) -> tuple[float, float, float, float]:
-        """(x0, y0, width, height) in metres of the 64 x 64 frame."""
-        p = self.params
-        if self.problem == "cylinder":
-            return -p["x_min"], -p["y_min"], p["x_min"] + p["x_max"], p["y_min"] + p["y_max"]
-        return 0.0, 0.0, p["width"], p["height"]
+    @cached_property
+    def setup(self) -> FlowSetup:
+        """The same set-up the generator uses: window and bodies come from one definition."""
+        return get_flow(self.problem).setup(self.params)
 
     def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        """Cell-centre x (nx,) and y (ny,) of the frame grid."""
-        x0, y0, width, height = self.window
+        """Cell-centre x (nx,) and y (ny,) of the frame grid, in metres."""
+        x0, y0, width, height = self.setup.window_si
         ny, nx = self.u.shape[1:]
         return x0 + (np.arange(nx) + 0.5) * width / nx, y0 + (np.arange(ny) + 0.5) * height / ny
 
     def mask(self) -> np.ndarray:
         """True in the fluid: the dam barrier and the cylinder disc are solid (CFDBench's masks missed both)."""
         x, y = self.coordinates()
-        xx, yy = np.meshgrid(x, y)
-        p = self.params
-        if self.problem == "dam":
-            barrier = (xx >= DAM_BARRIER_X) & (xx <= DAM_BARRIER_X + p["barrier_width"]) & (yy <= p["barrier_height"])
-            return ~barrier
-        if self.problem == "cylinder":
-            return xx**2 + yy**2 > p["radius"] ** 2
-        return np.ones_like(xx, dtype=bool)
+        x0, y0 = self.setup.window_si[:2]
+        length = get_flow(self.problem).scales(self.params)[0]
+        return ~self.setup.solid_at((x[None, :] - x0) / length, (y[:, None] - y0) / length)
 
 
 def find_cases(root: Path, problem: str) -> dict[str, list[Path]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cfdbench.cards import DatasetCard, load_dataset_card
 from cfdbench.data.cfdbench_release import (
     FRAME_INTERVAL,
     SPLIT_ROUNDING,
@@ -28,8 +29,6 @@ from cfdbench.data.store import list_cases, remove_partials, write_case
 from cfdbench.errors import CfdbenchError, UnknownNameError
 from cfdbench.solvers.flows import get_flow
 
-REFERENCE_LENGTH = {"cavity": "width", "tube": "height", "dam": "barrier_height", "cylinder": "2*radius"}
-
 
 @dataclass
 class ConversionReport:
@@ -44,14 +43,8 @@ def dataset_name(problem: str, subsets: str) -> str:
     return f"cfdbench-{problem}-{subsets}"
 
 
-def reynolds(case: RawCase) -> float:
-    factor, _, key = REFERENCE_LENGTH[case.problem].rpartition("*")
-    p = case.params
-    velocity = p[get_flow(case.problem).parameters[0]]
-    return p["density"] * velocity * float(factor or 1) * p[key] / p["viscosity"]
-
-
-def to_record(case: RawCase) -> CaseRecord:
+def to_record(case: RawCase, card: DatasetCard) -> CaseRecord:
+    """One released case as a cfdbench record; Re by the problem's card (its own definition)."""
     x, y = case.coordinates()
     return CaseRecord(
         case_id=case.case_id,
@@ -64,7 +57,7 @@ def to_record(case: RawCase) -> CaseRecord:
         mask=case.mask(),
         boundary_conditions=dict(get_flow(case.problem).boundary_conditions),
         attrs={
-            "reynolds": reynolds(case),
+            "reynolds": card.reynolds(case.params),
             "source": "CFDBench release (chen-yingfa/CFDBench), converted by cfdbench",
             "source_case": f"{case.subset}/{case.path.name}",
             "source_dtype": case.dtype,
@@ -90,6 +83,7 @@ def convert_release(
     remove_partials(out_dir)
     existing = list_cases(out_dir)
     report = ConversionReport(out_dir, [], [])
+    card = load_dataset_card(problem)
     ordered: list[str] = []
     for subset in chosen:
         for folder in found[subset]:
@@ -99,7 +93,7 @@ def convert_release(
                 ordered.append(case_id)
                 continue
             try:
-                write_case(out_dir, to_record(read_case(folder, problem, subset)), dataset_name(problem, subsets), fmt=fmt)
+                write_case(out_dir, to_record(read_case(folder, problem, subset), card), dataset_name(problem, subsets), fmt=fmt)
             except CfdbenchError as err:
                 if on_error == "stop":
                     raise
