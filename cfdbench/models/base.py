@@ -11,6 +11,7 @@ records its constructor arguments, so a checkpoint rebuilds it by itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +35,16 @@ class OperatorMeta:
     @property
     def n_fields(self) -> int:
         return len(self.fields)
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of [input window, mask, parameter planes]: what the image models stack as input."""
+        return self.input_frames * self.n_fields + 1 + self.n_params
+
+    @property
+    def window_values(self) -> int:
+        """Numbers in one flattened input window (k * C * H * W): what the point-wise models' branches read."""
+        return self.input_frames * self.n_fields * math.prod(self.grid_shape)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -71,11 +71,6 @@ class _AutoDeepONetBase(_GridQueries):
         self.residual = residual
         self.bias = nn.Parameter(torch.zeros(meta.n_fields))
 
-    @property
-    def window_size(self) -> int:
-        h, w = self.meta.grid_shape
-        return self.meta.input_frames * self.meta.n_fields * h * w
-
     def branch_features(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -92,7 +87,7 @@ class AutoDeepONet(_AutoDeepONetBase):
     def __init__(self, meta: OperatorMeta, width: int = 100, depth: int = 8, act: str = "relu", residual: bool = True):
         super().__init__(meta, residual, width=width, depth=depth, act=act)
         c = meta.n_fields
-        self.branch = MLP([self.window_size + meta.n_params] + [width] * (depth - 1) + [width * c], act)
+        self.branch = MLP([meta.window_values + meta.n_params] + [width] * (depth - 1) + [width * c], act)
         self.trunk = MLP([2] + [width] * depth, act)
 
     def branch_features(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
@@ -106,7 +101,7 @@ class AutoEDeepONet(_AutoDeepONetBase):
     def __init__(self, meta: OperatorMeta, width: int = 100, depth: int = 8, act: str = "relu", residual: bool = True):
         super().__init__(meta, residual, width=width, depth=depth, act=act)
         c = meta.n_fields
-        self.field_branch = MLP([self.window_size] + [width] * (depth - 1) + [width * c], act)
+        self.field_branch = MLP([meta.window_values] + [width] * (depth - 1) + [width * c], act)
         self.param_branch = MLP([meta.n_params] + [width] * (depth - 1) + [width * c], act)
         self.trunk = MLP([2] + [width] * depth, act)
 
@@ -137,8 +132,7 @@ class AutoDeepONetCNN(_AutoDeepONetBase):
             meta, residual, channels=channels, kernel=kernel, width=width, trunk_depth=trunk_depth, head_depth=head_depth, act=act
         )
         pad = kernel // 2
-        n_in = meta.input_frames * meta.n_fields + 1 + meta.n_params
-        stages = [nn.Conv2d(n_in, channels, kernel, padding=pad)]
+        stages = [nn.Conv2d(meta.image_channels, channels, kernel, padding=pad)]
         for _ in range(4):
             stages += [nn.Conv2d(channels, channels, kernel, padding=pad), nn.MaxPool2d(2), nn.ReLU()]
         stages.append(nn.Conv2d(channels, channels, kernel, padding=pad))

@@ -55,16 +55,14 @@ class AutoFFN(NeuralOperator):
 
     def __init__(self, meta: OperatorMeta, width: int = 200, depth: int = 8, act: str = "relu", residual: bool = True):
         super().__init__(meta, width=width, depth=depth, act=act, residual=residual)
-        h, w = meta.grid_shape
-        self.window_size = meta.input_frames * meta.n_fields * h * w
-        self.first = nn.Linear(self.window_size + meta.n_params + 2, width)
+        self.first = nn.Linear(meta.window_values + meta.n_params + 2, width)
         self.act = activation(act)
         self.rest = MLP([width] * depth + [meta.n_fields], act)
         self.residual = residual
 
     def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
         h, w = self.meta.grid_shape
-        n_case = self.window_size + self.meta.n_params
+        n_case = self.meta.window_values + self.meta.n_params
         weight_case, weight_point = self.first.weight[:, :n_case], self.first.weight[:, n_case:]
         per_sample = torch.cat([inputs.flatten(1), params], dim=1) @ weight_case.T + self.first.bias  # (B, K)
         per_point = standardized_points(h, w, inputs) @ weight_point.T  # (Q, K)

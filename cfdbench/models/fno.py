@@ -41,7 +41,7 @@ class FNO2d(NeuralOperator):
             domain_padding=domain_padding,
             residual=residual,
         )
-        in_channels = meta.input_frames * meta.n_fields + 1 + meta.n_params  # + 2 grid channels added by the FNO
+        in_channels = meta.image_channels  # + 2 grid channels added by the FNO
         self.residual = residual
         self.net = FNO(
             n_modes=(2 * modes[0], 2 * modes[1] - 2),  # neuraloperator keeps n//2+1 along the rfft axis
@@ -68,14 +68,5 @@ class FNO2dCFDBench(FNO2d):
     """CFDBench's FNO exactly: no domain padding before the FFT (the periodicity it assumes is
     wrong for cavity and channel domains; kept for comparison with the paper)."""
 
-    def __init__(
-        self,
-        meta: OperatorMeta,
-        modes: tuple[int, int] = (12, 12),
-        hidden_channels: int = 32,
-        n_layers: int = 4,
-        projection_channels: int = 128,
-        domain_padding: float | None = None,
-        residual: bool = False,
-    ):
-        super().__init__(meta, modes, hidden_channels, n_layers, projection_channels, domain_padding, residual)
+    def __init__(self, meta: OperatorMeta, domain_padding: float | None = None, **hparams):
+        super().__init__(meta, domain_padding=domain_padding, **hparams)

@@ -46,9 +46,8 @@ class ResNet(NeuralOperator):
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be odd to keep the frame size, got {kernel}")
         self.residual = residual
-        n_in = meta.input_frames * meta.n_fields + 1 + meta.n_params
         padding = kernel // 2
-        self.lift = nn.Conv2d(n_in, hidden, kernel, padding=padding, padding_mode="replicate")
+        self.lift = nn.Conv2d(meta.image_channels, hidden, kernel, padding=padding, padding_mode="replicate")
         self.blocks = nn.Sequential(*(ResidualBlock(hidden, inner, kernel, dropout) for _ in range(depth)))
         self.project = nn.Conv2d(hidden, meta.n_fields, kernel, padding=padding, padding_mode="replicate")
 

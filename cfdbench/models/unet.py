@@ -33,8 +33,7 @@ class UNet(NeuralOperator):
         super().__init__(meta, dim=dim, levels=levels, residual=residual)
         self.residual, self.levels = residual, levels
         channels = [dim * 2**i for i in range(levels + 1)]
-        n_in = meta.input_frames * meta.n_fields + 1 + meta.n_params
-        self.inlet = double_conv(n_in, channels[0])
+        self.inlet = double_conv(meta.image_channels, channels[0])
         self.down = nn.ModuleList(double_conv(a, b) for a, b in zip(channels[:-1], channels[1:]))
         self.upsample = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(channels[:-1], channels[1:]))
         self.up = nn.ModuleList(double_conv(2 * a, a) for a in channels[:-1])

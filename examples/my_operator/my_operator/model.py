@@ -13,9 +13,8 @@ class MyOperator(NeuralOperator):
 
     def __init__(self, meta: OperatorMeta, width: int = 32):
         super().__init__(meta, width=width)  # records the arguments: checkpoints rebuild the model
-        n_in = meta.input_frames * meta.n_fields + 1 + 2 + meta.n_params
         self.net = nn.Sequential(
-            nn.Conv2d(n_in, width, 3, padding=1),
+            nn.Conv2d(meta.image_channels + 2, width, 3, padding=1),  # + x, y
             nn.GELU(),
             nn.Conv2d(width, width, 3, padding=1),
             nn.GELU(),
