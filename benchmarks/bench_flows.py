@@ -20,7 +20,6 @@ Writes the Markdown table with the environment to ``benchmarks/results/flows.md`
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
@@ -32,10 +31,10 @@ import torch
 
 from cfdbench.cards import load_dataset_card
 from cfdbench.data.generate import card_cases, case_cells
-from cfdbench.leaderboard.entry import cpu_model
 from cfdbench.solvers.simulate import build_solver, flow_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import describe_device, publish  # noqa: E402
 from bench_solver import blas_info, steps_per_second  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flows.md"
@@ -100,7 +99,7 @@ def report(rows: list[dict], quick: bool, device: str) -> str:
     header = [
         "# Flow solver speed: every flow, single and batched, against the cavity on the same grid, float32",
         "",
-        f"- device: {device}; CPU: {cpu_model()} ({os.cpu_count()} logical cores)",
+        f"- device: {describe_device(device)}",
         f"- torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
         f"Python {platform.python_version()}",
         *(f"- {line}" for line in blas_info()),
@@ -133,11 +132,7 @@ def main() -> None:
     print(f"timing ({args.device}, float32, {repeats} repeats of ~{target} s each) ...", flush=True)
     rows = measure(args.batch, target, repeats, args.device)
     text = report(rows, args.quick, args.device)
-    print()
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(f"written to {RESULTS}")
+    publish(text, RESULTS)
 
 
 if __name__ == "__main__":

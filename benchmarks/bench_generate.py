@@ -16,9 +16,9 @@ first batch: later batches on a GPU should not be slower (no recompilation, no m
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,15 +28,11 @@ import torch
 
 from cfdbench.cards import load_dataset_card
 from cfdbench.data.generate import generate_dataset
-from cfdbench.leaderboard.entry import cpu_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import describe_device, publish  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_model()} ({os.cpu_count()} logical cores, torch {torch.get_num_threads()} threads)"
 
 
 def timed_generation(card, out_dir: Path, device: str, batch_size: int, max_cases: int | None) -> list[tuple[int, float]]:
@@ -64,7 +60,7 @@ def report(card, marks: list[tuple[int, float]], device: str, batch_size: int) -
     lines = [
         f"# Generation time per case: {card.name} on {device}",
         "",
-        f"- device: {device_name(device)}",
+        f"- device: {describe_device(device)}",
         f"- torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}; "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
         f"- solver: {s.dtype}, cfl {s.cfl}, {s.n_frames} frames every {s.frame_interval} scale times, spin-up {s.spinup}; "
@@ -102,12 +98,7 @@ def main() -> None:
         if args.out is None:
             shutil.rmtree(out_dir, ignore_errors=True)
     text = report(card, marks, args.device, args.batch_size)
-    print()
-    print(text)
-    path = RESULTS / f"generate-{card.name}-{args.device.split(':')[0]}.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(f"written to {path}")
+    publish(text, RESULTS / f"generate-{card.name}-{args.device.split(':')[0]}.md")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import resource
 import statistics
@@ -27,6 +26,9 @@ import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import describe_device, publish  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = "fno"
@@ -104,16 +106,10 @@ def fmt(value: float | None, digits: str = ".3f") -> str:
 
 def report(rows: list[dict], args) -> str:
     ref = next(r for r in rows if r["name"] == REFERENCE)
-    if args.device.startswith("cuda"):
-        where = torch.cuda.get_device_name(torch.device(args.device))
-    else:
-        from cfdbench.leaderboard.entry import cpu_model
-
-        where = f"{cpu_model()} ({os.cpu_count()} logical cores, torch {torch.get_num_threads()} threads)"
     lines = [
         f"# Model speed and memory at 64 x 64, batch {args.batch}, {args.device}",
         "",
-        f"- device: {where}",
+        f"- device: {describe_device(args.device)}",
         f"- torch {torch.__version__}, Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}",
         f"- median of {args.repeats} after one warm-up; each model in a fresh process; reference: {REFERENCE}",
         "",
@@ -158,12 +154,7 @@ def main() -> None:
         rows.append(run_child(name, args))
         print(f"  {rows[-1]}", flush=True)
     text = report(rows, args)
-    print()
-    print(text)
-    path = RESULTS / f"models-{args.device.split(':')[0]}.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(f"written to {path}")
+    publish(text, RESULTS / f"models-{args.device.split(':')[0]}.md")
 
 
 if __name__ == "__main__":

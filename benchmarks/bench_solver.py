@@ -32,6 +32,7 @@ from cfdbench.leaderboard.entry import cpu_model
 from cfdbench.solvers.simulate import flow_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import publish  # noqa: E402
 from numpy_reference_solver import NumpyCavitySolver  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "solver.md"
@@ -173,11 +174,7 @@ def main() -> None:
     print(f"timing (float32, {repeats} repeats of ~{target} s each) ...", flush=True)
     rows = measure(target, repeats)
     text = report(rows, args.quick)
-    print()
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(f"written to {RESULTS}")
+    publish(text, RESULTS)
 
 
 if __name__ == "__main__":
