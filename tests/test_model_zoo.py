@@ -10,7 +10,7 @@ from cfdbench.cards import load_dataset_card, load_model_card
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.models.base import OperatorMeta, predict_batch
 from cfdbench.models.registry import build_model, builtin_model_names, load_checkpoint, save_checkpoint
-from cfdbench.training.trainer import TrainConfig, masked_loss, train
+from cfdbench.training.trainer import TrainConfig, masked_loss, train, validate
 
 MODELS = builtin_model_names()
 TRAINABLE = [name for name in MODELS if name not in ("identity", "mean-field")]
@@ -136,8 +136,6 @@ def test_strong_models_beat_identity_on_the_tiny_cavity(name, tiny_dataset, tmp_
     result = train(model, train_data, valid_data, config, tmp_path, torch.device("cpu"), show_progress=False)
     best, _ = load_checkpoint(result.checkpoint)
     identity = build_model("identity", meta)
-    from cfdbench.training.trainer import validate
-
     model_nmse = validate(best, valid_data, 32)["nmse"]
     identity_nmse = validate(identity, valid_data, 32)["nmse"]
     assert model_nmse < identity_nmse, f"{name}: NMSE {model_nmse:.3g} vs identity {identity_nmse:.3g}"
