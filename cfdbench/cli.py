@@ -164,6 +164,13 @@ def data_convert(
     out: Optional[Path] = typer.Option(None, help="Output dataset folder (default: <data>/cfdbench-<problem>-<subsets>)."),
     format: str = typer.Option("hdf5", help="Storage backend: hdf5 or zarr."),
     on_error: str = typer.Option("stop", help="A bad case folder: stop, or skip it (listed in the report and manifest)."),
+    task: str = typer.Option(
+        "autoregressive", help="Whose split rule: CFDBench's autoregressive or non-autoregressive loaders (differ for tube)."
+    ),
+    legacy: bool = typer.Option(False, "--legacy", help="CFDBench's own 66x65 padding, masks and parameter order."),
+    splits: Optional[Path] = typer.Option(
+        None, help="A splits.json of <subset>/caseNNNN lists to use instead of CFDBench's (export writes one)."
+    ),
 ) -> None:
     """Convert CFDBench's released cases into a cfdbench dataset with CFDBench's exact splits (resumable)."""
     from cfdbench.cards import data_root
@@ -174,15 +181,30 @@ def data_convert(
     if len(problems) != 1:
         raise CfdbenchError("convert one problem at a time: cfdbench/cavity, cfdbench/tube, cfdbench/dam or cfdbench/cylinder")
     problem = problems[0]
-    out_dir = out or data_root() / dataset_name(problem, subsets)
-    report = convert_release(raw or data_root() / "cfdbench-release" / problem, problem, subsets, out_dir, format, on_error)
+    out_dir = out or data_root() / dataset_name(problem, subsets, legacy)
+    raw_root = raw or data_root() / "cfdbench-release" / problem
+    report = convert_release(raw_root, problem, subsets, out_dir, format, on_error, task, legacy, splits)
     for folder, why in report.skipped.items():
         console.print(f"[yellow]skipped[/] {folder}: {why}")
     console.print(
         f"[green]{out_dir.name}[/] at {out_dir}: {len(report.converted)} cases converted, {len(report.reused)} reused, "
-        f"{len(report.skipped)} skipped; splits are CFDBench's"
-        + ("" if report.split_matches_release else " (case counts differ from the release's: not the published lists)")
+        f"{len(report.skipped)} skipped; "
+        + (f"splits from {splits}" if splits else f"CFDBench's {task} splits")
+        + ("" if report.split_matches_release or splits else " (case counts differ from the release's: not the published lists)")
     )
+
+
+@data_app.command("export")
+def data_export(
+    name: str = typer.Argument(..., help="Dataset name or folder."),
+    format: str = typer.Option(..., help="cfdbench-raw (CFDBench's case folders) or the-well (The Well's layout)."),
+    out: Path = typer.Option(..., help="Output folder (created; an interrupted export resumes)."),
+) -> None:
+    """Write a dataset in CFDBench's raw layout or The Well's layout (HDF5 schema, metadata, statistics)."""
+    from cfdbench.data.export import export_dataset
+
+    report = export_dataset(name, out, format)
+    console.print(f"[green]{format}[/] at {report.out}: {len(report.written)} cases written, {len(report.reused)} kept")
 
 
 @data_app.command("info")

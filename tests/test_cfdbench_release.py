@@ -18,6 +18,7 @@ from cfdbench.data.cfdbench_release import (
     published_split,
     read_case,
     split_counts,
+    split_rounding,
 )
 
 # Train / dev / test case counts (reference section 5), per subset combination.
@@ -62,6 +63,18 @@ def test_published_split_lists_are_the_procedure(problem):
         assert published[combo] == computed, f"{problem} {combo}: splits.yaml is stale; regenerate it"
         ids = computed["train"] + computed["valid"] + computed["test"]
         assert len(set(ids)) == len(ids) == sum(SUBSET_SIZES[problem][s] for s in combo.split("_"))
+        # The non-autoregressive loaders' rounding: published where it changes the lists (tube only).
+        other = published_split(problem, combo, task="non-autoregressive")
+        listed = load_published_splits()["splits_non_autoregressive"].get(problem, {})
+        assert listed.get(combo, computed) == other, f"{problem} {combo}: non-autoregressive lists are stale"
+
+
+def test_tube_split_rule_depends_on_the_task():
+    assert split_rounding("tube", "autoregressive") == "int" and split_rounding("tube", "non-autoregressive") == "round"
+    assert split_rounding("cylinder", "non-autoregressive") == "int" and split_rounding("cavity", "autoregressive") == "round"
+    bc_geo = [published_split("tube", "bc_geo", task=t) for t in ("autoregressive", "non-autoregressive")]
+    assert [len(bc_geo[0][k]) for k in ("train", "valid", "test")] == [60, 7, 8]
+    assert [len(bc_geo[1][k]) for k in ("train", "valid", "test")] == [60, 8, 7]
 
 
 def write_case(folder, params, frames=3, shape=(64, 64)):

@@ -31,9 +31,15 @@ from cfdbench.solvers.flows import FlowSetup, get_flow
 PROBLEMS = ("cavity", "tube", "dam", "cylinder")
 SUBSET_ORDER = ("prop", "bc", "geo")  # CFDBench concatenates subsets in this order
 FRAME_INTERVAL = {"cavity": 0.1, "tube": 0.01, "dam": 0.1, "cylinder": 0.001}  # seconds, the true values
-# CFDBench's cut: n_train = f(0.8 N), n_dev = f(0.1 N); f = round for cavity, int for the others
-# (the autoregressive loaders; section 5 of the reference).
+# CFDBench's cut: n_train = f(0.8 N), n_dev = f(0.1 N), with f per problem and task (section 5 of
+# the reference): its autoregressive loaders use round for cavity and int for the others; its
+# non-autoregressive loaders use round for cavity, tube and dam and int for the cylinder.
 SPLIT_ROUNDING = {"cavity": "round", "tube": "int", "dam": "int", "cylinder": "int"}
+SPLIT_ROUNDING_NON_AUTOREGRESSIVE = {"cavity": "round", "tube": "round", "dam": "round", "cylinder": "int"}
+TASKS = ("autoregressive", "non-autoregressive")
+# The release writes the cylinder's box as signed coordinates around the disc at the origin
+# (x_min = -0.06 m); the cards and the generator use distances from the centre (x_min = 0.06 m).
+SIGNED_LOWER_BOUNDS = {"cylinder": ("x_min", "y_min")}
 
 
 # --------------------------------------------------------------------------- registry and download
@@ -126,6 +132,8 @@ def _ingest(source: Path, archive: Archive, zip_file: Path, lock: DigestLock) ->
 # --------------------------------------------------------------------------- reading cases
 
 CASE_NAME = re.compile(r"^case(\d+)$")
+PRESSURE_FILE = "p.npy"
+EXTRAS_FILE = "cfdbench.json"
 
 
 @dataclass
@@ -145,14 +153,23 @@ class RawCase:
     def case_id(self) -> str:
         return f"{self.subset}-{self.number:04d}"
 
+    p: np.ndarray | None = None  # pressure, only in folders written by `cfdbench data export`
+    dt: float | None = None  # frame interval from cfdbench's side file; else the problem's true value
+
     @property
     def params(self) -> dict[str, float]:
-        """The flow's full parameter vector (the cards' order, obstacle geometry included)."""
+        """The flow's full parameter vector (the cards' order and conventions, obstacle geometry included)."""
         names = get_flow(self.problem).parameters
         missing = [k for k in names if k not in self.json]
         if missing:
             raise CfdbenchError(f"{self.path / 'case.json'}: missing parameters {missing}")
-        return {k: float(self.json[k]) for k in names}
+        # A positive lower bound would put the disc outside its box, so the sign says which convention a file uses.
+        signed = SIGNED_LOWER_BOUNDS.get(self.problem, ())
+        return {k: abs(float(self.json[k])) if k in signed else float(self.json[k]) for k in names}
+
+    @property
+    def frame_interval(self) -> float:
+        return self.dt if self.dt is not None else FRAME_INTERVAL[self.problem]
 
     @cached_property
     def setup(self) -> FlowSetup:
@@ -206,7 +223,23 @@ def read_case(folder: Path, problem: str, subset: str) -> RawCase:
     if bad.size:
         raise CfdbenchError(f"{folder}: NaN or Inf in frames {bad[:5].tolist()}{'…' if bad.size > 5 else ''}")
     number = int(CASE_NAME.match(folder.name).group(1))
-    return RawCase(problem, subset, number, folder, u, v, meta, str(u.dtype))
+    pressure, dt = _read_cfdbench_extras(folder, u.shape)
+    return RawCase(problem, subset, number, folder, u, v, meta, str(u.dtype), pressure, dt)
+
+
+def _read_cfdbench_extras(folder: Path, shape: tuple[int, ...]) -> tuple[np.ndarray | None, float | None]:
+    """Pressure and frame interval that `cfdbench data export` adds beside CFDBench's files (CFDBench ignores both)."""
+    pressure = dt = None
+    if (folder / PRESSURE_FILE).is_file():
+        pressure = np.load(folder / PRESSURE_FILE)
+        if pressure.shape != shape:
+            raise CfdbenchError(f"{folder}: p has shape {pressure.shape} but u has {shape}")
+    if (folder / EXTRAS_FILE).is_file():
+        try:
+            dt = float(json.loads((folder / EXTRAS_FILE).read_text())["dt"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise CfdbenchError(f"{folder / EXTRAS_FILE}: unreadable ({err!r})") from None
+    return pressure, dt
 
 
 # --------------------------------------------------------------------------- CFDBench's splits
@@ -244,13 +277,22 @@ SUBSET_SIZES = {
 SUBSET_COMBINATIONS = ("prop", "bc", "geo", "prop_bc", "prop_geo", "bc_geo", "prop_bc_geo")
 
 
-def published_split(problem: str, subsets: str, sizes: dict[str, int] | None = None) -> dict[str, list[str]]:
+def split_rounding(problem: str, task: str = "autoregressive") -> str:
+    """CFDBench's rounding rule for a problem's split under its autoregressive or non-autoregressive loaders."""
+    if task not in TASKS:
+        raise UnknownNameError("task", task, list(TASKS))
+    return (SPLIT_ROUNDING if task == "autoregressive" else SPLIT_ROUNDING_NON_AUTOREGRESSIVE)[problem]
+
+
+def published_split(
+    problem: str, subsets: str, sizes: dict[str, int] | None = None, task: str = "autoregressive"
+) -> dict[str, list[str]]:
     """CFDBench's split of ``<subsets>`` (e.g. ``prop_bc``) as ``<subset>/<rank>`` ids: the rank-th
     case of that subset in numeric folder order. This is what ``splits.yaml`` publishes."""
     sizes = sizes or SUBSET_SIZES[problem]
     chosen = [s for s in SUBSET_ORDER if s in subsets.split("_")]
     items = [f"{subset}/{rank}" for subset in chosen for rank in range(sizes[subset])]
-    return cfdbench_split(items, SPLIT_ROUNDING[problem])
+    return cfdbench_split(items, split_rounding(problem, task))
 
 
 def load_published_splits() -> dict:

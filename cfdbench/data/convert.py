@@ -1,31 +1,35 @@
 """Turn CFDBench's released cases into a cfdbench dataset: the same store, splits, statistics and
 manifest as generated data, so every model and the evaluator run on it unchanged.
 
-Splits are CFDBench's own (``cfdbench_release.cfdbench_split``), so scores are comparable with
-its paper. Velocity is stored as released (CFDBench published no pressure); the frame interval,
-masks and parameter vector are the corrected ones of :class:`~cfdbench.data.cfdbench_release.RawCase`.
-Conversion is resumable: cases already stored are kept.
+Splits are CFDBench's own (``cfdbench_release.cfdbench_split``, with the rounding rule of its
+autoregressive or non-autoregressive loaders), so scores are comparable with its paper, unless a
+splits file is given (``cfdbench data export`` writes one beside the cases it exports). Velocity is
+stored as released (CFDBench published no pressure; folders written by ``cfdbench data export``
+carry it); the frame interval, masks and parameter vector are the corrected ones of
+:class:`~cfdbench.data.cfdbench_release.RawCase`, or CFDBench's own with ``legacy=True``
+(``legacy.py``). Conversion is resumable: cases already stored are kept.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cfdbench.cards import DatasetCard, load_dataset_card
 from cfdbench.data.cfdbench_release import (
-    FRAME_INTERVAL,
-    SPLIT_ROUNDING,
     SUBSET_ORDER,
     SUBSET_SIZES,
     RawCase,
     cfdbench_split,
     find_cases,
     read_case,
+    split_rounding,
 )
-from cfdbench.data.dataset_dir import compute_stats, write_manifest, write_splits, write_stats
+from cfdbench.data.dataset_dir import SPLIT_NAMES, compute_stats, write_manifest, write_splits, write_stats
+from cfdbench.data.legacy import legacy_frames
 from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
-from cfdbench.data.store import list_cases, remove_partials, write_case
+from cfdbench.data.store import list_cases, open_case, remove_partials, write_case
 from cfdbench.errors import CfdbenchError, UnknownNameError
 from cfdbench.solvers.flows import get_flow
 
@@ -39,36 +43,76 @@ class ConversionReport:
     split_matches_release: bool = True  # subset sizes equal the release's, so the published lists apply
 
 
-def dataset_name(problem: str, subsets: str) -> str:
-    return f"cfdbench-{problem}-{subsets}"
+def dataset_name(problem: str, subsets: str, legacy: bool = False) -> str:
+    return f"cfdbench-{problem}-{subsets}" + ("-legacy" if legacy else "")
 
 
-def to_record(case: RawCase, card: DatasetCard) -> CaseRecord:
+def to_record(case: RawCase, card: DatasetCard, legacy: bool = False) -> CaseRecord:
     """One released case as a cfdbench record; Re by the problem's card (its own definition)."""
+    fields = {"u": case.u, "v": case.v} | ({"p": case.p} if case.p is not None else {})
     x, y = case.coordinates()
+    mask, params = case.mask(), case.params
+    if legacy:
+        frames = legacy_frames(case, fields)
+        fields, mask, x, y, params = frames.fields, frames.mask, frames.x, frames.y, frames.params
     return CaseRecord(
         case_id=case.case_id,
         subset=case.subset,
-        params=case.params,
-        dt=FRAME_INTERVAL[case.problem],
+        params=params,
+        dt=case.frame_interval,
         x=x,
         y=y,
-        fields={"u": case.u, "v": case.v},
-        mask=case.mask(),
+        fields=fields,
+        mask=mask,
         boundary_conditions=dict(get_flow(case.problem).boundary_conditions),
         attrs={
             "reynolds": card.reynolds(case.params),
             "source": "CFDBench release (chen-yingfa/CFDBench), converted by cfdbench",
             "source_case": f"{case.subset}/{case.path.name}",
             "source_dtype": case.dtype,
+            "legacy": legacy,
         },
     )
 
 
+def read_splits_file(path: Path, case_ids: list[str]) -> dict[str, list[str]]:
+    """Splits given as ``{train, valid, test: [<subset>/caseNNNN, ...]}`` (what export writes), as case ids."""
+    try:
+        raw = json.loads(Path(path).read_text())
+        splits = {name: [_case_id_of(item) for item in raw[name]] for name in SPLIT_NAMES}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CfdbenchError(f"{path}: not a splits file of train, valid and test lists of <subset>/caseNNNN ({err!r})") from None
+    listed = [c for name in SPLIT_NAMES for c in splits[name]]
+    unknown, unlisted = sorted(set(listed) - set(case_ids)), sorted(set(case_ids) - set(listed))
+    if unknown or unlisted or len(set(listed)) != len(listed):
+        raise CfdbenchError(
+            f"{path}: its splits do not cover the converted cases exactly (not converted: {unknown[:5]}, "
+            f"unlisted: {unlisted[:5]}, repeated: {len(listed) - len(set(listed))})"
+        )
+    return splits
+
+
+def _case_id_of(item: str) -> str:
+    subset, folder = item.split("/")
+    return f"{subset}-{int(folder.removeprefix('case')):04d}"
+
+
 def convert_release(
-    raw_root: Path, problem: str, subsets: str, out_dir: Path, fmt: str = "hdf5", on_error: str = "stop"
+    raw_root: Path,
+    problem: str,
+    subsets: str,
+    out_dir: Path,
+    fmt: str = "hdf5",
+    on_error: str = "stop",
+    task: str = "autoregressive",
+    legacy: bool = False,
+    splits_file: Path | None = None,
 ) -> ConversionReport:
-    """Convert the ``subsets`` (``prop_bc_geo``, ``bc``, ...) of one problem found under ``raw_root``."""
+    """Convert the ``subsets`` (``prop_bc_geo``, ``bc``, ...) of one problem found under ``raw_root``.
+
+    ``task`` picks CFDBench's split rounding rule (its two kinds of loaders differ for the tube);
+    ``splits_file`` replaces CFDBench's split by given lists."""
+    rounding = split_rounding(problem, task)
     if on_error not in ("stop", "skip"):
         raise UnknownNameError("on-error policy", on_error, ["stop", "skip"])
     found = find_cases(raw_root, problem)
@@ -93,7 +137,8 @@ def convert_release(
                 ordered.append(case_id)
                 continue
             try:
-                write_case(out_dir, to_record(read_case(folder, problem, subset), card), dataset_name(problem, subsets), fmt=fmt)
+                record = to_record(read_case(folder, problem, subset), card, legacy)
+                write_case(out_dir, record, dataset_name(problem, subsets, legacy), fmt=fmt)
             except CfdbenchError as err:
                 if on_error == "stop":
                     raise
@@ -101,28 +146,36 @@ def convert_release(
                 continue
             report.converted.append(case_id)
             ordered.append(case_id)
-    report.split_matches_release = all(len(found[s]) == SUBSET_SIZES[problem][s] for s in chosen) and not report.skipped
-    _finalize(out_dir, problem, subsets, ordered, fmt, report)
-    return report
-
-
-def _finalize(out_dir: Path, problem: str, subsets: str, ordered: list[str], fmt: str, report: ConversionReport) -> None:
-    """CFDBench's split of the cases in its order, training-split statistics, then the manifest."""
-    splits = cfdbench_split(ordered, SPLIT_ROUNDING[problem])
+    report.split_matches_release = (
+        splits_file is None and all(len(found[s]) == SUBSET_SIZES[problem][s] for s in chosen) and not report.skipped
+    )
+    if splits_file is not None:
+        splits, how = read_splits_file(splits_file, ordered), f"from {splits_file}"
+    else:
+        splits, how = cfdbench_split(ordered, rounding), f"CFDBench's {task} split (random.seed(0) shuffle, {rounding} rule)"
+    stored = list_cases(out_dir)
+    has_pressure = all("p" in _stored_fields(stored[case_id]) for case_id in ordered)
     write_splits(out_dir, splits, 0, (0.8, 0.1))
-    write_stats(out_dir / "stats.yaml", compute_stats(out_dir, splits["train"], ("u", "v")))
+    write_stats(out_dir / "stats.yaml", compute_stats(out_dir, splits["train"], ("u", "v", "p") if has_pressure else ("u", "v")))
     write_manifest(
         out_dir,
         {
-            "dataset": dataset_name(problem, subsets),
+            "dataset": dataset_name(problem, subsets, legacy),
             "version": "cfdbench-release",
             "problem": problem,
             "format": fmt,
             "schema_version": SCHEMA_VERSION,
             "n_cases": len(ordered),
             "source": "CFDBench release (chen-yingfa/CFDBench)",
-            "splits": f"CFDBench's (random.seed(0) shuffle, {SPLIT_ROUNDING[problem]} rule)",
+            "legacy": legacy,
+            "splits": how,
             "split_matches_release": report.split_matches_release,
             "skipped": report.skipped,
         },
     )
+    return report
+
+
+def _stored_fields(path: Path) -> set[str]:
+    with open_case(path) as case:
+        return set(case.field_names)

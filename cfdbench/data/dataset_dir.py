@@ -224,9 +224,11 @@ class _Moments:
         }
 
 
-def _accumulate_case(case: CaseFile, fields: Sequence[str], values: dict[str, _Moments], deltas: dict[str, _Moments]) -> None:
-    """Add one case's fluid values and frame differences, reading a block of frames at a time."""
-    mask = case.mask
+def _accumulate_case(
+    case: CaseFile, fields: Sequence[str], values: dict[str, _Moments], deltas: dict[str, _Moments], fluid_only: bool
+) -> None:
+    """Add one case's fluid (or all) values and frame differences, reading a block of frames at a time."""
+    mask = case.mask if fluid_only else np.ones_like(case.mask)
     block = max(1, _BLOCK_VALUES // (len(fields) * mask.size))
     for start in range(0, case.n_frames, block):
         stop = min(start + block, case.n_frames)
@@ -238,8 +240,11 @@ def _accumulate_case(case: CaseFile, fields: Sequence[str], values: dict[str, _M
             deltas[name].add(np.diff(series, axis=0)[:, mask])
 
 
-def compute_stats(dataset_dir: str | Path, case_ids: Sequence[str], fields: Sequence[str] = ("u", "v", "p")) -> dict[str, Any]:
-    """Per-field mean/std/rms of values and of frame differences over the fluid cells of some cases.
+def compute_stats(
+    dataset_dir: str | Path, case_ids: Sequence[str], fields: Sequence[str] = ("u", "v", "p"), fluid_only: bool = True
+) -> dict[str, Any]:
+    """Per-field mean/std/rms of values and of frame differences over the fluid cells of some cases
+    (over every cell with ``fluid_only=False``, as The Well computes them).
 
     Cases are read one at a time and merged with mixture-moment formulas in float64, so memory
     stays bounded by one block of one case. A (near-)constant field raises: it cannot be
@@ -257,7 +262,7 @@ def compute_stats(dataset_dir: str | Path, case_ids: Sequence[str], fields: Sequ
         if case_id not in stored:
             raise CfdbenchError(f"case '{case_id}' is not stored in {dataset_dir}")
         with open_case(stored[case_id]) as case:
-            _accumulate_case(case, fields, values, deltas)
+            _accumulate_case(case, fields, values, deltas, fluid_only)
     stats: dict[str, Any] = {}
     for name in fields:
         if values[name].n == 0 or deltas[name].n == 0:

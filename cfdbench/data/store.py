@@ -52,6 +52,7 @@ REQUIRED_NODES = (
     "t0_fields/mask",
     "t1_fields/velocity",
 )
+WELL_ROOT_ATTRS = ("dataset_name", "grid_type", "n_spatial_dims", "n_trajectories", "simulation_parameters")
 REQUIRED_ROOT_ATTRS = ("schema_version", "case_id", "subset", "dt", "simulation_parameters")
 RESERVED_ROOT_ATTRS = frozenset(
     {
@@ -113,14 +114,17 @@ class TreeWriter(Protocol):
     def array(self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None) -> None: ...
 
 
-def write_tree(writer: TreeWriter, record: CaseRecord, dataset_name: str) -> None:
-    """Write a record as The Well's tree plus cfdbench's extras, through any backend."""
-    writer.group("", root_attrs(record, dataset_name))
+def write_tree(writer: TreeWriter, record: CaseRecord, dataset_name: str, well_only: bool = False) -> None:
+    """Write a record as The Well's tree plus cfdbench's extras (root attributes, ``solver_grid``),
+    through any backend; ``well_only`` leaves the extras out (``cfdbench data export --format the-well``)."""
+    attrs = root_attrs(record, dataset_name)
+    writer.group("", {key: attrs[key] for key in (*WELL_ROOT_ATTRS, *record.params)} if well_only else attrs)
     _write_dimensions(writer, record)
     _write_boundary_conditions(writer, record)
     _write_scalars(writer, record)
     _write_fields(writer, record)
-    _write_solver_grid(writer, record)
+    if not well_only:
+        _write_solver_grid(writer, record)
 
 
 def _json_default(value: Any) -> Any:
@@ -243,10 +247,18 @@ class _Hdf5Writer:
             dataset.attrs[key] = _h5_attr(value)
 
 
-def _write_hdf5_case(final: Path, record: CaseRecord, dataset_name: str, compression: str | None) -> None:
+def _write_hdf5_case(
+    final: Path, record: CaseRecord, dataset_name: str, compression: str | None, well_only: bool = False
+) -> None:
     """Write to a temporary file, flush it to disk, then rename it over ``final``."""
     with atomic_path(final) as tmp, h5py.File(tmp, "w") as file:
-        write_tree(_Hdf5Writer(file, compression), record, dataset_name)
+        write_tree(_Hdf5Writer(file, compression), record, dataset_name, well_only)
+
+
+def write_well_file(path: str | Path, record: CaseRecord, dataset_name: str) -> Path:
+    """One case as a plain The Well HDF5 file (one trajectory, nothing of cfdbench's), atomically."""
+    _write_hdf5_case(Path(path), record, dataset_name, None, well_only=True)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------- folder-level API
