@@ -125,27 +125,9 @@ def convert_release(
         raise CfdbenchError(f"{raw_root}: no {problem} case folders for subsets {missing}; found {sorted(found)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_partials(out_dir)
-    existing = list_cases(out_dir)
     report = ConversionReport(out_dir, [], [])
-    card = load_dataset_card(problem)
-    ordered: list[str] = []
-    for subset in chosen:
-        for folder in found[subset]:
-            case_id = f"{subset}-{int(folder.name[4:]):04d}"
-            if case_id in existing:
-                report.reused.append(case_id)
-                ordered.append(case_id)
-                continue
-            try:
-                record = to_record(read_case(folder, problem, subset), card, legacy)
-                write_case(out_dir, record, dataset_name(problem, subsets, legacy), fmt=fmt)
-            except CfdbenchError as err:
-                if on_error == "stop":
-                    raise
-                report.skipped[str(folder)] = str(err)
-                continue
-            report.converted.append(case_id)
-            ordered.append(case_id)
+    name = dataset_name(problem, subsets, legacy)
+    ordered = _convert_cases([(s, f) for s in chosen for f in found[s]], problem, out_dir, name, fmt, on_error, legacy, report)
     report.split_matches_release = (
         splits_file is None and all(len(found[s]) == SUBSET_SIZES[problem][s] for s in chosen) and not report.skipped
     )
@@ -153,6 +135,44 @@ def convert_release(
         splits, how = read_splits_file(splits_file, ordered), f"from {splits_file}"
     else:
         splits, how = cfdbench_split(ordered, rounding), f"CFDBench's {task} split (random.seed(0) shuffle, {rounding} rule)"
+    info = {"dataset": name, "problem": problem, "format": fmt, "legacy": legacy, "splits": how}
+    _finalize(out_dir, ordered, splits, info, report)
+    return report
+
+
+def _convert_cases(
+    folders: list[tuple[str, Path]],
+    problem: str,
+    out_dir: Path,
+    name: str,
+    fmt: str,
+    on_error: str,
+    legacy: bool,
+    report: ConversionReport,
+) -> list[str]:
+    """Store each (subset, case folder) not stored yet; returns the ids of the stored cases in order."""
+    existing = list_cases(out_dir)
+    card = load_dataset_card(problem)
+    ordered: list[str] = []
+    for subset, folder in folders:
+        case_id = f"{subset}-{int(folder.name[4:]):04d}"
+        if case_id in existing:
+            report.reused.append(case_id)
+        else:
+            try:
+                write_case(out_dir, to_record(read_case(folder, problem, subset), card, legacy), name, fmt=fmt)
+            except CfdbenchError as err:
+                if on_error == "stop":
+                    raise
+                report.skipped[str(folder)] = str(err)
+                continue
+            report.converted.append(case_id)
+        ordered.append(case_id)
+    return ordered
+
+
+def _finalize(out_dir: Path, ordered: list[str], splits: dict, info: dict, report: ConversionReport) -> None:
+    """Splits, training-split statistics (pressure too when every case has it), then the manifest."""
     stored = list_cases(out_dir)
     has_pressure = all("p" in _stored_fields(stored[case_id]) for case_id in ordered)
     write_splits(out_dir, splits, 0, (0.8, 0.1))
@@ -160,20 +180,15 @@ def convert_release(
     write_manifest(
         out_dir,
         {
-            "dataset": dataset_name(problem, subsets, legacy),
+            **info,
             "version": "cfdbench-release",
-            "problem": problem,
-            "format": fmt,
             "schema_version": SCHEMA_VERSION,
             "n_cases": len(ordered),
             "source": "CFDBench release (chen-yingfa/CFDBench)",
-            "legacy": legacy,
-            "splits": how,
             "split_matches_release": report.split_matches_release,
             "skipped": report.skipped,
         },
     )
-    return report
 
 
 def _stored_fields(path: Path) -> set[str]:
