@@ -20,9 +20,9 @@ from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
 from cfdbench.evaluation.plots import plot_fields, plot_rollout_curves
-from cfdbench.evaluation.rollout import RolloutTask, evaluate_one_step, evaluate_rollout
+from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout
 from cfdbench.io import write_json_atomic
-from cfdbench.leaderboard.entry import environment_info, make_entry_id, save_entry
+from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, model_label
 from cfdbench.training.trainer import TrainConfig, TrainResult, check_model, seed_everything, train
@@ -152,10 +152,17 @@ def train_stage(
 class Evaluation:
     task: RolloutTask
     one_step: dict[str, dict[str, float]]
-    rollout_summary: dict[str, dict[str, float]]
+    rollout: RolloutResult
     curves: dict
     artifacts: dict[str, str]
-    n_cases: int
+
+    @property
+    def rollout_summary(self) -> dict[str, dict[str, float | None]]:
+        return self.rollout.summary()
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.rollout.case_ids)
 
 
 def evaluate_stage(
@@ -177,7 +184,7 @@ def evaluate_stage(
     plot_rollout_curves(curves, curves["steps"], run_dir / "rollout_nmse.png", title)
     plot_fields(result.example, normalization.field_names, curves["steps"], run_dir / "fields.png", title)
     artifacts = {"curves_json": "rollout_curves.json", "curve_plot": "rollout_nmse.png", "fields_plot": "fields.png"}
-    return Evaluation(task, one_step, result.summary(), curves, artifacts, len(result.case_ids))
+    return Evaluation(task, one_step, result, curves, artifacts)
 
 
 def build_entry(
@@ -195,7 +202,7 @@ def build_entry(
     card = load_model_card(spec) if spec in builtin_model_names() else None
     manifest_info = dataset.manifest.get("info", {})
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "entry_id": make_entry_id(model_label(spec), dataset.name, now),
         "date": now.isoformat().replace("+00:00", "Z"),
         "model": {
@@ -212,6 +219,7 @@ def build_entry(
             "content_hash": content_hash(dataset.path),
             "split": split,
             "n_cases": evaluation.n_cases,
+            "case_ids": list(evaluation.rollout.case_ids),
         },
         "task": {
             "input_frames": evaluation.task.input_frames,
@@ -222,6 +230,12 @@ def build_entry(
         },
         "metrics": {"one_step": evaluation.one_step, "rollout": evaluation.rollout_summary},
         "curves": evaluation.curves,
+        "rollout_windows": evaluation.rollout.windows(),
+        "valid_time": evaluation.rollout.valid_time(),
+        "confidence": evaluation.rollout.confidence(),
+        "cost": {"parameter_count": model.parameter_count(), **evaluation.rollout.cost(), "device": str(model.device)},
+        "diverged": evaluation.rollout.diverged,
+        "strouhal": evaluation.rollout.strouhal,
         "training": None
         if training is None
         else {

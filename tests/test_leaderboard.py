@@ -36,8 +36,10 @@ def scores(nmse: float) -> dict:
     return {"mse": 2 * nmse, "nmse": nmse, "mae": nmse / 2, "max_abs": 10 * nmse, "rel_l2": nmse**0.5}
 
 
-def curves(steps: int, nmse: float) -> dict:
-    return {m: {"mean": [nmse * (k + 1) for k in range(steps)], "std": [0.01] * steps} for m in METRICS}
+def curves(steps: int, rollout_nmse: float) -> dict:
+    """Curves growing linearly with the step whose means over steps are exactly the rollout scores."""
+    growth = [2 * (k + 1) / (steps + 1) for k in range(steps)]
+    return {m: {"mean": [value * g for g in growth], "std": [0.01] * steps} for m, value in scores(rollout_nmse).items()}
 
 
 def make_entry(
@@ -51,7 +53,7 @@ def make_entry(
 ) -> dict:
     """A valid entry; keyword arguments vary what the render tests compare."""
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "entry_id": make_entry_id(model, dataset, date),
         "date": date,
         "model": {
@@ -61,13 +63,29 @@ def make_entry(
             "parameter_count": 1188706,
             "reference_parameter_count": 1188706,
         },
-        "dataset": {"name": dataset, "version": "1.0.0", "content_hash": content_hash, "split": "test", "n_cases": 3},
+        "dataset": {
+            "name": dataset,
+            "version": "1.0.0",
+            "content_hash": content_hash,
+            "split": "test",
+            "n_cases": 3,
+            "case_ids": ["bc-0001", "bc-0007", "geo-0002"],
+        },
         "task": {"input_frames": 1, "stride": 1, "rollout_steps": steps, "start_frame": 0, "fields": ["u", "v"]},
         "metrics": {
             "one_step": {"model": scores(nmse), "identity": scores(identity_nmse)},
             "rollout": {"model": scores(3 * nmse), "identity": scores(3 * identity_nmse)},
         },
-        "curves": {"steps": list(range(1, steps + 1)), "model": curves(steps, nmse), "identity": curves(steps, identity_nmse)},
+        "curves": {
+            "steps": list(range(1, steps + 1)),
+            "model": curves(steps, 3 * nmse),
+            "identity": curves(steps, 3 * identity_nmse),
+        },
+        "rollout_windows": {"model": {"nmse": {"1": nmse}}, "identity": {"nmse": {"1": identity_nmse}}},
+        "valid_time": {"model": {"mean_steps": steps}, "identity": {"mean_steps": 1}},
+        "confidence": {"model": {"nmse": [2 * nmse, 4 * nmse]}, "identity": {"nmse": None}},
+        "cost": {"parameter_count": 1188706, "seconds_per_step": 0.01, "seconds_per_rollout": 0.04, "device": "cpu"},
+        "diverged": {},
         "training": {"seconds": 12.5, "epochs": 2, "steps": 40, "device": "cpu", "config": {"lr": 1e-3}},
         "hardware": {"device": "cpu", "cpu": "test cpu", "gpu": None, "n_gpus": 0},
         "software": {"python": "3.11.7", "torch": "2.13.0", "neuraloperator": "2.0.0", "cfdbench": "0.1.0", "numpy": "2.0.0"},
@@ -87,10 +105,10 @@ def write_raw(path, entry) -> None:
 
 def test_schema_file_is_versioned():
     schema = json.loads(SCHEMA_PATH.read_text())
-    assert schema["$id"] == "https://cfdbench.invalid/schemas/leaderboard-entry-v1.json"
+    assert schema["$id"] == "https://cfdbench.invalid/schemas/leaderboard-entry-v2.json"
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["additionalProperties"] is False
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
 
 
 def test_valid_entry_validates_and_round_trips(tmp_path):
@@ -144,7 +162,17 @@ INVALID = {
     ),
     "wrong curve length": (_short_curve, "$.curves.model.rel_l2.std", "task.rollout_steps is 4"),
     "wrong steps length": (_set(("curves", "steps"), [1, 2, 3]), "$.curves.steps", "task.rollout_steps is 4"),
-    "schema version": (_set(("schema_version",), 2), "$.schema_version", "reads version(s) 1"),
+    "schema version": (_set(("schema_version",), 1), "$.schema_version", "reads version(s) 2"),
+    "tampered score": (
+        _set(("metrics", "rollout", "model", "nmse"), 0.01),
+        "$.metrics.rollout.model.nmse",
+        "is not the mean of its per-step curve",
+    ),
+    "diverged curve, finite score": (
+        _set(("curves", "model", "mse", "mean"), [0.1, 0.2, None, None]),
+        "$.metrics.rollout.model.mse",
+        "is not the mean of its per-step curve (None)",
+    ),
     "extra key": (_set(("leaderboard_rank",), 1), "$", "'leaderboard_rank' was unexpected"),
     "bad date": (_set(("date",), "2026-13-45T19:00:00Z"), "$.date", "not a valid date-time"),
     "bad hash": (_set(("dataset", "content_hash"), "xyz"), "$.dataset.content_hash", "does not match"),

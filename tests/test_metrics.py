@@ -54,3 +54,135 @@ def test_accumulator_averages_per_sample_not_per_batch():
     direct = evaluate_all(pred, target, mask)
     for name, mean in acc.mean().items():
         assert mean == pytest.approx(float(direct[name].mean()))
+
+
+# --------------------------------------------------------------------------- The Well's and PDEBench's metrics
+
+from cfdbench.evaluation.metrics import evaluate_velocity  # noqa: E402
+from cfdbench.evaluation.metrics.aggregate import (  # noqa: E402
+    bootstrap_interval,
+    step_windows,
+    valid_steps,
+    windowed_means,
+)
+from cfdbench.evaluation.metrics.physics import (  # noqa: E402
+    channel_statistics,
+    channel_statistics_errors,
+    divergence,
+    dominant_frequency,
+    strouhal,
+)
+from cfdbench.evaluation.metrics.pointwise import boundary_band  # noqa: E402
+
+
+def test_well_and_pdebench_metrics_match_direct_formulas():
+    pred, target, mask = synthetic()
+    values = evaluate_all(pred, target, mask)
+    for b in range(pred.shape[0]):
+        fluid = mask[b, 0].bool()
+        p, y = pred[b][:, fluid].numpy(), target[b][:, fluid].numpy()
+        vrmse = [np.sqrt(np.mean((p[c] - y[c]) ** 2) / (np.var(y[c], ddof=1) + 1e-7)) for c in range(2)]
+        nrmse = [np.sqrt(np.mean((p[c] - y[c]) ** 2) / (np.mean(y[c] ** 2) + 1e-7)) for c in range(2)]
+        crmse = np.sqrt(np.mean((p.mean(axis=1) - y.mean(axis=1)) ** 2))
+        assert values["vrmse"][b] == pytest.approx(np.mean(vrmse))
+        assert values["nrmse"][b] == pytest.approx(np.mean(nrmse))
+        assert values["crmse"][b] == pytest.approx(crmse)
+
+
+def test_predicting_the_mean_scores_vrmse_near_one():
+    _, target, mask = synthetic()
+    fluid_mean = (target * mask).sum(dim=(2, 3), keepdim=True) / mask.sum(dim=(2, 3), keepdim=True)
+    n = float(mask[0].sum())
+    expected = np.sqrt((n - 1) / n)  # population MSE over the Bessel-corrected variance
+    assert evaluate_all(fluid_mean.expand_as(target), target, mask)["vrmse"] == pytest.approx(torch.full((3,), expected))
+
+
+def test_boundary_band_rings_walls_and_obstacles():
+    _, _, mask = synthetic(batch=1)
+    band = boundary_band(mask)[0, 0]
+    assert band[0].all() and band[:, 0].all() and band[-1].all()  # the domain edge is a wall
+    assert band[1, 3] == 1 and band[5, 4] == 1 and band[3, 2] == 1  # cells touching the obstacle
+    assert band[3, 4] == 0 and band[3, 8] == 0 or mask[0, 0, 3, 8] == 0
+    pred, target, _ = synthetic(batch=1)
+    err = ((pred - target) ** 2)[0].numpy()
+    direct = np.sqrt(err[:, band.bool().numpy()].mean())
+    assert evaluate_all(pred, target, mask)["brmse"][0] == pytest.approx(direct)
+
+
+@pytest.mark.parametrize("k, band", [((1, 2), "low"), ((-5, 3), "mid"), ((7, -20), "high")])
+def test_frmse_puts_a_mode_in_its_band_with_negative_frequencies(k, band):
+    """A single Fourier mode of error lands entirely in its |k| band, whatever the signs of its wave
+    numbers (PDEBench's quadrant binning dropped the negative ones)."""
+    y, x = np.meshgrid(np.arange(64) / 64, np.arange(64) / 64, indexing="ij")
+    mode = torch.tensor(np.cos(2 * np.pi * (k[0] * x + k[1] * y)))[None, None].expand(1, 2, 64, 64)
+    zero, mask = torch.zeros_like(mode), torch.ones(1, 1, 64, 64, dtype=torch.float64)
+    values = evaluate_all(mode, zero, mask)
+    for name in ("low", "mid", "high"):
+        expected = np.sqrt(0.5) if name == band else 0.0  # rms of a cosine
+        assert float(values[f"frmse_{name}"][0]) == pytest.approx(expected, abs=1e-9)
+
+
+def test_frmse_bands_add_up_to_the_masked_mse_over_all_cells():
+    pred, target, mask = synthetic()
+    values = evaluate_all(pred, target, mask)
+    bands = sum(values[f"frmse_{b}"] ** 2 for b in ("low", "mid", "high"))
+    all_cells = (((pred - target) * mask) ** 2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(bands, all_cells)
+
+
+def test_divergence_of_a_stream_function_field_is_zero_and_of_a_source_is_not():
+    h = 1 / 32
+    y, x = np.meshgrid((np.arange(32) + 0.5) * h, (np.arange(32) + 0.5) * h, indexing="ij")
+    solenoidal = torch.tensor(np.stack([np.sin(np.pi * x) * np.cos(np.pi * y), -np.cos(np.pi * x) * np.sin(np.pi * y)]))[None]
+    source = torch.tensor(np.stack([x, y]))[None]
+    mask, spacing = torch.ones(1, 1, 32, 32, dtype=torch.float64), torch.tensor([h], dtype=torch.float64)
+    assert float(divergence(solenoidal, mask, spacing, spacing)[0]) < 1e-12
+    assert float(divergence(source, mask, spacing, spacing)[0]) == pytest.approx(np.sqrt(2))  # div 2, |grad| sqrt 2
+
+
+def test_energy_metrics():
+    _, target, mask = synthetic()
+    spacing = torch.ones(3, dtype=torch.float64)
+    same = evaluate_velocity(target, target, mask, spacing, spacing)
+    assert float(same["ke_drift"].abs().max()) == 0 and float(same["spectrum_error"].max()) == 0
+    louder = evaluate_velocity(1.1 * target, target, mask, spacing, spacing)
+    assert louder["ke_drift"] == pytest.approx(torch.full((3,), 0.21, dtype=torch.float64))
+    assert louder["spectrum_error"] == pytest.approx(torch.full((3,), 0.21, dtype=torch.float64))
+
+
+def test_strouhal_of_a_sampled_sine():
+    dt, f = 0.05, 0.2
+    t = np.arange(400) * dt
+    assert dominant_frequency(np.sin(2 * np.pi * f * t) + 0.3, dt) == pytest.approx(f, rel=0.01)
+    assert strouhal(np.sin(2 * np.pi * f * t), dt, length=0.02, velocity=0.5) == pytest.approx(f * 0.02 / 0.5, rel=0.01)
+    assert np.isnan(strouhal(np.sin(2 * np.pi * f * t[:30]), dt, 0.02, 0.5))  # 1.5 periods: too short
+    assert np.isnan(dominant_frequency(np.ones(50), dt))
+
+
+def test_channel_statistics_recover_profiles():
+    rng = np.random.default_rng(0)
+    ny = 9
+    profile = np.linspace(0, 1, ny)
+    noise = rng.normal(size=(200, 3, 8, ny, 6))
+    velocity = noise.copy()
+    velocity[:, 0] += profile[None, None, :, None]
+    velocity[:, 1] -= 0.5 * noise[:, 0]  # correlated u'v' < 0: Reynolds stress -<u'v'> = 0.5
+    stats = channel_statistics(velocity)
+    np.testing.assert_allclose(stats["mean_u"], profile, atol=0.05)
+    np.testing.assert_allclose(stats["reynolds_stress"], 0.5, atol=0.05)
+    np.testing.assert_allclose(stats["rms_w"], 1.0, atol=0.05)
+    errors = channel_statistics_errors(velocity, velocity)
+    assert set(errors) == {"mean_u", "rms_u", "rms_v", "rms_w", "reynolds_stress"} and max(errors.values()) == 0
+
+
+def test_windows_valid_time_and_bootstrap():
+    assert step_windows(20) == {"1": (1, 1), "1-5": (1, 5), "6-12": (6, 12), "13-20": (13, 20)}
+    assert step_windows(3) == {"1": (1, 1), "1-5": (1, 3)}
+    values = np.arange(1, 21, dtype=float)[None].repeat(2, axis=0)
+    assert windowed_means(values)["6-12"] == pytest.approx(9.0)
+    nmse = np.array([[0.1, 0.5, 1.5, 0.2], [0.1, 0.2, 0.3, 0.4], [0.1, np.inf, np.inf, np.inf]])
+    assert valid_steps(nmse).tolist() == [2, 4, 1]
+    per_case = np.random.default_rng(1).normal(size=50)
+    low, high = bootstrap_interval(per_case)
+    assert low < per_case.mean() < high and bootstrap_interval(per_case) == [low, high]  # seeded
+    assert bootstrap_interval(np.array([1.0, np.inf])) is None

@@ -117,3 +117,36 @@ def test_identity_model_scores_exactly_like_the_identity_baseline(tiny_dataset):
     task = RolloutTask(input_frames=1, stride=1, steps=3, start_frame=1)
     result = evaluate_rollout(build_model("identity", meta), tiny_dataset, norm, task)
     np.testing.assert_allclose(result.per_case["model"]["nmse"], result.per_case["identity"]["nmse"], rtol=1e-6)
+
+
+class BlowsUp(NeuralOperator):
+    """Copies its input, then returns NaN from the third step on: a diverging rollout."""
+
+    registered_name = "blows-up"
+
+    def __init__(self, meta):
+        super().__init__(meta)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.calls = 0
+
+    def predict(self, inputs, mask, params):
+        self.calls += 1
+        frame = self.last_frame(inputs)
+        return frame * float("nan") if self.calls >= 3 else frame
+
+
+def test_a_diverged_rollout_is_scored_as_diverged_never_dropped(tiny_dataset):
+    norm, _, meta = setup(tiny_dataset, 1)
+    task = RolloutTask(input_frames=1, stride=1, steps=4, start_frame=1)
+    result = evaluate_rollout(BlowsUp(meta), tiny_dataset, norm, task)
+    test_ids = tiny_dataset.split("test")
+    assert result.diverged == {case_id: 3 for case_id in test_ids}
+    nmse = result.per_case["model"]["nmse"]
+    assert np.isfinite(nmse[:, :2]).all() and np.isinf(nmse[:, 2:]).all()
+    assert result.summary()["model"]["nmse"] is None and result.summary()["identity"]["nmse"] is not None
+    curve = result.curves()["model"]["nmse"]["mean"]
+    assert curve[:2] == pytest.approx(result.curves()["identity"]["nmse"]["mean"][:2]) and curve[2:] == [None, None]
+    assert result.windows()["model"]["nmse"]["1"] is not None and result.windows()["model"]["nmse"]["1-5"] is None
+    assert result.valid_time()["model"]["mean_steps"] <= 2
+    assert result.confidence()["model"]["nmse"] is None
+    assert result.cost()["seconds_per_step"] > 0

@@ -5,11 +5,17 @@ Alignment (CFDBench's off-by-one defect, fixed): the input window holds frames
 ``start + (k-1) s + j s``. The input window is never scored. Scores are computed in physical
 units inside the fluid mask by :mod:`cfdbench.evaluation.metrics`, for the model and for the
 identity baseline (the last input frame, copied forward) alike.
+
+A rollout that produces NaN or Inf is scored as diverged from that step on: its metric values
+there are ``inf``, and every summary that includes them is ``None``, so a blow-up can never
+vanish from a mean. Inference is timed (model calls only), for the entry's cost block.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,7 +24,9 @@ from torch import Tensor
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import METRICS, MetricAccumulator, evaluate_all
+from cfdbench.evaluation.metrics import METRICS, VELOCITY_METRICS, MetricAccumulator, evaluate_all, evaluate_velocity
+from cfdbench.evaluation.metrics.aggregate import bootstrap_interval, finite_mean, valid_time, windowed_means
+from cfdbench.evaluation.metrics.physics import strouhal
 from cfdbench.models.base import NeuralOperator, predict_batch
 
 PREDICTORS = ("model", "identity")
@@ -57,19 +65,48 @@ class RolloutResult:
 
     task: RolloutTask
     case_ids: list[str]
-    per_case: dict[str, dict[str, np.ndarray]]  # predictor -> metric -> (cases, steps)
+    per_case: dict[str, dict[str, np.ndarray]]  # predictor -> metric -> (cases, steps); inf once diverged
+    step_seconds: np.ndarray  # (cases,) physical time between two rollout steps
+    inference_seconds: float = 0.0  # model calls only, all cases
+    diverged: dict[str, int] = field(default_factory=dict)  # case id -> first diverged step (1-based)
+    strouhal: dict | None = None  # cylinder datasets: truth / prediction shedding frequency per case
     example: dict[str, np.ndarray] = field(default_factory=dict)  # truth / prediction of the first case
 
-    def curves(self) -> dict[str, dict[str, dict[str, list[float]]]]:
-        """predictor -> metric -> {"mean", "std"} over cases, per step."""
+    def curves(self) -> dict[str, dict[str, dict[str, list[float | None]]]]:
+        """predictor -> metric -> {"mean", "std"} over cases, per step (None at a diverged step)."""
+        with np.errstate(invalid="ignore"):  # inf - inf at diverged steps: None below
+            return {who: {m: _curve(v) for m, v in metrics.items()} for who, metrics in self.per_case.items()}
+
+    def summary(self) -> dict[str, dict[str, float | None]]:
+        """predictor -> metric -> mean over cases and steps (None when a case diverged)."""
+        return {who: {m: finite_mean(v) for m, v in metrics.items()} for who, metrics in self.per_case.items()}
+
+    def windows(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        """predictor -> metric -> window ("1", "1-5", "6-12", "13-K") -> mean."""
+        return {who: {m: windowed_means(v) for m, v in metrics.items()} for who, metrics in self.per_case.items()}
+
+    def valid_time(self) -> dict[str, dict]:
+        """predictor -> steps (and seconds) before NMSE first exceeds 1."""
+        return {who: valid_time(metrics["nmse"], float(self.step_seconds.mean())) for who, metrics in self.per_case.items()}
+
+    def confidence(self) -> dict[str, dict[str, list[float] | None]]:
+        """predictor -> metric -> 95 % bootstrap interval over test cases of the rollout mean."""
         return {
-            who: {m: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for m, v in metrics.items()}
-            for who, metrics in self.per_case.items()
+            who: {m: bootstrap_interval(v.mean(axis=1)) for m, v in metrics.items()} for who, metrics in self.per_case.items()
         }
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        """predictor -> metric -> mean over cases and steps."""
-        return {who: {m: float(v.mean()) for m, v in metrics.items()} for who, metrics in self.per_case.items()}
+    def cost(self) -> dict[str, float]:
+        n_cases = len(self.case_ids)
+        return {
+            "seconds_per_step": self.inference_seconds / (n_cases * self.task.steps),
+            "seconds_per_rollout": self.inference_seconds / n_cases,
+        }
+
+
+def _curve(values: np.ndarray) -> dict[str, list[float | None]]:
+    """Mean and standard deviation over cases (axis 0) per step; None where not finite."""
+    summaries = {"mean": values.mean(axis=0), "std": values.std(axis=0)}
+    return {stat: [float(v) if np.isfinite(v) else None for v in summary] for stat, summary in summaries.items()}
 
 
 @torch.no_grad()
@@ -96,45 +133,111 @@ def evaluate_rollout(
 ) -> RolloutResult:
     """Roll every case of ``split`` out from ``task.start_frame``, batched across cases."""
     model.eval()
-    device = model.device
     fields = normalization.field_names
     case_ids = list(dataset.split(split))
     if not case_ids:
         raise CfdbenchError(f"split '{split}' of {dataset.name} has no cases")
-    per_case = {who: {m: [] for m in METRICS} for who in PREDICTORS}
+    velocity = [fields.index(c) for c in ("u", "v")] if {"u", "v"} <= set(fields) else None
+    names = list(METRICS) + (list(VELOCITY_METRICS) if velocity else [])
+    per_case = {who: {m: [] for m in names} for who in PREDICTORS}
+    probes: dict[str, list] = {"truth": [], "model": [], "identity": []}
     example: dict[str, np.ndarray] = {}
+    step_seconds, diverged, inference, scales = [], {}, 0.0, []
     frame_ids = task.input_frame_ids + task.target_frame_ids
     for first in range(0, len(case_ids), batch_size):
-        frames, masks, params, n_frames = _read_cases(dataset, case_ids[first : first + batch_size], fields, frame_ids, task)
-        times = torch.tensor(task.target_frame_ids, dtype=torch.float32)[None] / (n_frames[:, None] - 1).clamp(min=1)
-        inputs, truth = frames[:, : task.input_frames], frames[:, task.input_frames :]  # physical
-        mask = masks.to(device)
-        window = normalization.fields.normalize(inputs.to(device)).flatten(1, 2) * mask
-        scaled_params = normalization.params.transform(params).to(device)
-        predicted = normalization.fields.denormalize(rollout(model, window, mask, scaled_params, times.to(device))).cpu()
+        ids = case_ids[first : first + batch_size]
+        cases = _read_cases(dataset, ids, fields, frame_ids, task)
+        inputs, truth = cases.frames[:, : task.input_frames], cases.frames[:, task.input_frames :]  # physical
+        started = time.perf_counter()
+        predicted = _predict(model, normalization, task, inputs, cases)
+        inference += time.perf_counter() - started
+        first_bad = _first_diverged_step(predicted)
+        diverged |= {case_id: int(step) + 1 for case_id, step in zip(ids, first_bad) if step < task.steps}
         identity = inputs[:, -1:].expand_as(truth)
         for who, pred in (("model", predicted), ("identity", identity)):
-            for m, values in _per_step_metrics(pred, truth, masks).items():
-                per_case[who][m].append(values)
+            for m, values in _per_step_metrics(pred, truth, cases, velocity).items():
+                per_case[who][m].append(_mark_diverged(values, first_bad if who == "model" else None))
+        step_seconds.append(cases.dt * task.stride)
+        if cases.probe_cells is not None:
+            scales += cases.scales
+            for who, frames in (("truth", truth), ("model", predicted), ("identity", identity)):
+                probes[who].append(cases.probe(frames, fields))
         if not example:
-            example = {"truth": truth[0].numpy(), "prediction": predicted[0].numpy(), "mask": masks[0, 0].numpy()}
+            example = {"truth": truth[0].numpy(), "prediction": predicted[0].numpy(), "mask": cases.masks[0, 0].numpy()}
     stacked = {who: {m: torch.cat(v).numpy() for m, v in metrics.items()} for who, metrics in per_case.items()}
-    return RolloutResult(task, case_ids, stacked, example)
+    seconds = torch.cat(step_seconds).numpy()
+    shedding = _strouhal_summary(probes, scales, seconds) if probes["truth"] else None
+    return RolloutResult(task, case_ids, stacked, seconds, inference, diverged, shedding, example)
 
 
-def _per_step_metrics(pred: Tensor, truth: Tensor, mask: Tensor) -> dict[str, Tensor]:
-    """(B, K, C, H, W) -> metric -> (B, K)."""
+def _predict(
+    model: NeuralOperator, normalization: Normalization, task: RolloutTask, inputs: Tensor, cases: "CaseBatch"
+) -> Tensor:
+    """The model's physical rollout (B, K, C, H, W) from physical input windows."""
+    device = model.device
+    times = torch.tensor(task.target_frame_ids, dtype=torch.float32)[None] / (cases.n_frames[:, None] - 1).clamp(min=1)
+    mask = cases.masks.to(device)
+    window = normalization.fields.normalize(inputs.to(device)).flatten(1, 2) * mask
+    scaled_params = normalization.params.transform(cases.params).to(device)
+    normalized = rollout(model, window, mask, scaled_params, times.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return normalization.fields.denormalize(normalized).cpu()
+
+
+def _first_diverged_step(predicted: Tensor) -> np.ndarray:
+    """Per case, the 0-based step of the first frame holding NaN or Inf (K when none does)."""
+    bad = ~torch.isfinite(predicted).flatten(2).all(dim=2)  # (B, K)
+    return torch.where(bad.any(dim=1), bad.int().argmax(dim=1), torch.tensor(predicted.shape[1])).numpy()
+
+
+def _mark_diverged(values: Tensor, first_bad: np.ndarray | None) -> Tensor:
+    """Metric values (B, K) set to inf from each case's first diverged step on."""
+    if first_bad is None:
+        return values
+    steps = torch.arange(values.shape[1])[None]
+    return torch.where(steps >= torch.as_tensor(first_bad)[:, None], torch.tensor(float("inf"), dtype=values.dtype), values)
+
+
+def _per_step_metrics(pred: Tensor, truth: Tensor, cases: "CaseBatch", velocity: list[int] | None) -> dict[str, Tensor]:
+    """(B, K, C, H, W) -> metric -> (B, K); non-finite predictions are zeroed here and marked by the caller."""
     b, k = truth.shape[:2]
-    flat_mask = mask.repeat_interleave(k, dim=0)
-    values = evaluate_all(pred.reshape(b * k, *pred.shape[2:]), truth.reshape(b * k, *truth.shape[2:]), flat_mask)
+    pred = torch.nan_to_num(pred, nan=0.0, posinf=0.0, neginf=0.0).reshape(b * k, *pred.shape[2:])
+    truth = truth.reshape(b * k, *truth.shape[2:])
+    flat_mask = cases.masks.repeat_interleave(k, dim=0)
+    values = evaluate_all(pred, truth, flat_mask)
+    if velocity is not None:
+        dx, dy = cases.dx.repeat_interleave(k), cases.dy.repeat_interleave(k)
+        values |= evaluate_velocity(pred[:, velocity], truth[:, velocity], flat_mask, dx, dy)
     return {m: v.reshape(b, k) for m, v in values.items()}
+
+
+@dataclass
+class CaseBatch:
+    """Physical frames (B, F, C, H, W), masks (B, 1, H, W), raw parameters (B, P), frame counts,
+    frame interval and grid spacing (B,) of some cases, and a probe reader for cylinder data."""
+
+    frames: Tensor
+    masks: Tensor
+    params: Tensor
+    n_frames: Tensor
+    dt: Tensor
+    dx: Tensor
+    dy: Tensor
+    probe_cells: list[tuple[int, int]] | None = None
+    scales: list[tuple[float, float]] = field(default_factory=list)  # (d, U) per case, cylinder data
+
+    def probe(self, frames: Tensor, fields: tuple[str, ...]) -> np.ndarray:
+        """v at each case's probe cell over the rollout steps: (B, K)."""
+        v = frames[:, :, fields.index("v")]
+        return np.stack([v[b, :, i, j].double().numpy() for b, (i, j) in enumerate(self.probe_cells)])
 
 
 def _read_cases(
     dataset: StoredDataset, case_ids: list[str], fields: tuple[str, ...], frame_ids: list[int], task: RolloutTask
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Physical frames (B, F, C, H, W), masks (B, 1, H, W), raw parameters (B, P) and frame counts (B,) of some cases."""
-    frames, masks, params, n_frames = [], [], [], []
+) -> CaseBatch:
+    frames, masks, params, n_frames, dt, dx, dy, probes, scales = [], [], [], [], [], [], [], [], []
+    cylinder = dataset.manifest.get("info", {}).get("problem") == "cylinder" and "v" in fields
     for case_id in case_ids:
         with dataset.open_case(case_id) as case:
             if case.n_frames < task.frames_needed:
@@ -146,7 +249,52 @@ def _read_cases(
             masks.append(torch.from_numpy(np.asarray(case.mask, dtype=np.float32))[None])
             params.append(list(case.params.values()))
             n_frames.append(case.n_frames)
-    return torch.stack(frames), torch.stack(masks), torch.tensor(np.asarray(params)), torch.tensor(n_frames, dtype=torch.float32)
+            dt.append(case.dt)
+            dx.append(float(case.x[1] - case.x[0]) if len(case.x) > 1 else 1.0)
+            dy.append(float(case.y[1] - case.y[0]) if len(case.y) > 1 else 1.0)
+            if cylinder:
+                probes.append(_wake_probe(case.x, case.y, case.params))
+                scales.append((2 * case.params["radius"], case.params["vel_in"]))
+    as_tensor = partial(torch.tensor, dtype=torch.float64)
+    return CaseBatch(
+        torch.stack(frames),
+        torch.stack(masks),
+        torch.tensor(np.asarray(params)),
+        torch.tensor(n_frames, dtype=torch.float32),
+        as_tensor(dt),
+        as_tensor(dx),
+        as_tensor(dy),
+        probes if cylinder else None,
+        scales,
+    )
+
+
+def _wake_probe(x: np.ndarray, y: np.ndarray, params: dict[str, float]) -> tuple[int, int]:
+    """(row, column) of the cell nearest to two diameters behind the disc's centre (the origin) on
+    its axis, where the transverse velocity oscillates at the shedding frequency."""
+    d = 2 * params["radius"]
+    return int(np.abs(y).argmin()), int(np.abs(x - 2 * d).argmin())
+
+
+def _strouhal_summary(probes: dict[str, list], scales: list[tuple[float, float]], step_seconds: np.ndarray) -> dict:
+    """Shedding frequency as St = f d / U from the wake probe, for the truth, the model and the
+    identity, over the cases whose true signal holds at least two periods; a prediction with no
+    measurable oscillation there counts as St = 0 (relative error 1)."""
+    signals = {who: np.concatenate(values) for who, values in probes.items()}  # (cases, K)
+    numbers = {
+        who: np.array([strouhal(sig, dt, d, u) for sig, dt, (d, u) in zip(signals[who], step_seconds, scales)]) for who in signals
+    }
+    measurable = np.isfinite(numbers["truth"])
+    summary: dict = {"probe": "v two diameters behind the disc centre", "measurable_cases": int(measurable.sum())}
+    if not measurable.any():
+        return summary | {"truth": None, "model": None, "relative_error": {"model": None, "identity": None}}
+    truth = numbers["truth"][measurable]
+    predicted = {who: np.nan_to_num(numbers[who][measurable], nan=0.0) for who in PREDICTORS}
+    return summary | {
+        "truth": float(truth.mean()),
+        "model": float(predicted["model"].mean()),
+        "relative_error": {who: float((np.abs(predicted[who] - truth) / truth).mean()) for who in PREDICTORS},
+    }
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ versions, seed and git commit. Published leaderboards that nobody can reproduce 
 failure this guards against (shared/reference/peers.md, sections 5 and 6.7), so every
 entry is validated on every write and every read.
 
-The format is versioned: ``schema_version`` names the JSON Schema (``entry_schema_v1.json``)
+The format is versioned: ``schema_version`` names the JSON Schema (``entry_schema_v2.json``)
 that the entry follows, and entries of other versions are refused with a clear message.
 """
 
@@ -31,12 +31,13 @@ import cfdbench
 from cfdbench.errors import CfdbenchError
 from cfdbench.io import write_text_atomic
 
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
-SCHEMA_PATH = Path(__file__).with_name("entry_schema_v1.json")
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (2,)
+SCHEMA_PATH = Path(__file__).with_name("entry_schema_v2.json")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-CURVE_METRICS = ("mse", "nmse", "mae", "max_abs", "rel_l2")
+CURVE_METRICS = ("mse", "nmse", "mae", "max_abs", "rel_l2")  # present in every entry; others are optional
+CONSISTENCY_RTOL = 1e-9  # a rollout score must equal the mean of its per-step curve to this
 SOFTWARE_PACKAGES = ("torch", "neuraloperator", "numpy")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -67,6 +68,7 @@ def validate_entry(entry: dict, source: str = "entry") -> None:
         or _schema_problem(entry)
         or _date_problem(entry)
         or _curve_problem(entry)
+        or _consistency_problem(entry)
     )
     if problem:
         path, message = problem
@@ -151,11 +153,28 @@ def _curve_problem(entry: dict) -> tuple[str, str] | None:
     if any(later <= earlier for earlier, later in zip(steps, steps[1:])):
         return "$.curves.steps", "steps must be strictly increasing"
     for who in ("model", "identity"):
-        for metric in CURVE_METRICS:
+        for metric, curve in entry["curves"][who].items():
             for stat in ("mean", "std"):
-                values = entry["curves"][who][metric][stat]
+                values = curve[stat]
                 if len(values) != steps_k:
                     return f"$.curves.{who}.{metric}.{stat}", _length_message(len(values), steps_k)
+    return None
+
+
+def _consistency_problem(entry: dict) -> tuple[str, str] | None:
+    """Each rollout score must be the mean of its per-step curve, and null exactly when a step is
+    (a diverged case): an edited number that no longer matches the stored curve is refused."""
+    for who in ("model", "identity"):
+        for metric, score in entry["metrics"]["rollout"][who].items():
+            curve = entry["curves"][who].get(metric)
+            if curve is None:
+                return f"$.curves.{who}", f"has no curve for the rollout score '{metric}'"
+            means = curve["mean"]
+            expected = None if any(v is None for v in means) else math.fsum(means) / len(means)
+            if (score is None) != (expected is None) or (
+                score is not None and not math.isclose(score, expected, rel_tol=CONSISTENCY_RTOL, abs_tol=1e-300)
+            ):
+                return f"$.metrics.rollout.{who}.{metric}", f"{score!r} is not the mean of its per-step curve ({expected!r})"
     return None
 
 

@@ -180,7 +180,7 @@ def _model_rows(table: _Table) -> list[_Row]:
             _dataset_cell(entry),
             entry["date"][:10],
         )
-        sort_key = (scores["model"]["nmse"], 1, model["name"], entry["entry_id"])
+        sort_key = (_sortable(scores["model"]["nmse"]), 1, model["name"], entry["entry_id"])
         rows.append(_Row(sort_key, False, cells))
     return rows
 
@@ -200,8 +200,13 @@ def _identity_rows(table: _Table) -> list[_Row]:
             _dataset_cell(group[0]),
             "—",
         )
-        rows.append(_Row((scores["nmse"], 0, "", content_hash), True, cells))
+        rows.append(_Row((_sortable(scores["nmse"]), 0, "", content_hash), True, cells))
     return rows
+
+
+def _sortable(value: float | None) -> float:
+    """Diverged scores sort last."""
+    return math.inf if value is None else value
 
 
 def _agreed_identity(group: list[dict], table: _Table) -> dict:
@@ -211,7 +216,8 @@ def _agreed_identity(group: list[dict], table: _Table) -> dict:
     for other in group[1:]:
         actual = other["metrics"][table.block]["identity"]
         for metric, _ in METRIC_COLUMNS:
-            if not math.isclose(expected[metric], actual[metric], rel_tol=IDENTITY_RTOL, abs_tol=0.0):
+            a, b = expected[metric], actual[metric]
+            if (a is None) != (b is None) or (a is not None and not math.isclose(a, b, rel_tol=IDENTITY_RTOL, abs_tol=0.0)):
                 raise CfdbenchError(
                     f"{_where(other)}: identity baseline {table.block} {metric} is {actual[metric]!r} but "
                     f"{_where(reference)} reports {expected[metric]!r} on the same data "
@@ -250,8 +256,11 @@ def _metric_cells(scores: dict) -> list[str]:
     return [format_number(scores[key]) for key, _ in METRIC_COLUMNS]
 
 
-def format_number(value: float) -> str:
-    """Four significant digits: fixed point from 0.1 to 999.9, else scientific (``1.234e-03``)."""
+def format_number(value: float | None) -> str:
+    """Four significant digits: fixed point from 0.1 to 999.9, else scientific (``1.234e-03``);
+    ``None`` (a rollout that diverged) reads "diverged"."""
+    if value is None:
+        return "diverged"
     if value == 0:
         return "0"
     scientific = f"{value:.3e}"
@@ -259,9 +268,9 @@ def format_number(value: float) -> str:
     return f"{value:.{3 - exponent}f}" if -1 <= exponent <= 2 else scientific
 
 
-def _ratio(identity_nmse: float, model_nmse: float) -> str:
-    """identity / model NMSE as ``12.3x``; a perfect model (NMSE 0) has no finite ratio."""
-    if model_nmse == 0:
+def _ratio(identity_nmse: float | None, model_nmse: float | None) -> str:
+    """identity / model NMSE as ``12.3x``; a perfect or diverged model has no finite ratio."""
+    if not model_nmse or identity_nmse is None:
         return "—"
     ratio = identity_nmse / model_nmse
     return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.3g}x"

@@ -1,0 +1,70 @@
+"""Every score of cfdbench, one module per kind, shared by training validation, the evaluator and
+the leaderboard: ``pointwise`` (masked errors), ``spectral`` (error per wavenumber band, energy
+spectra), ``physics`` (divergence, energy, shedding frequency, channel statistics) and
+``aggregate`` (windows, valid time, bootstrap intervals). Formulas: ``docs/metrics.md``.
+
+:data:`METRICS` are the per-frame metrics of any field set: ``fn(pred, target, mask) -> (B,)``.
+:data:`VELOCITY_METRICS` need the velocity (u, v) and, for the divergence, the grid spacing.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import Tensor
+
+from cfdbench.evaluation.metrics.physics import divergence, ke_drift
+from cfdbench.evaluation.metrics.pointwise import brmse, crmse, mae, max_abs_error, mse, nmse, nrmse, relative_l2, vrmse
+from cfdbench.evaluation.metrics.spectral import BANDS, frmse, spectrum_error
+
+METRICS = {
+    "mse": mse,
+    "nmse": nmse,
+    "mae": mae,
+    "max_abs": max_abs_error,
+    "rel_l2": relative_l2,
+    "vrmse": vrmse,
+    "nrmse": nrmse,
+    "crmse": crmse,
+    "brmse": brmse,
+    **{f"frmse_{band}": partial(frmse, band=band) for band in BANDS},
+}
+VELOCITY_METRICS = ("divergence", "ke_drift", "spectrum_error")
+
+
+def evaluate_all(pred: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """Every metric of :data:`METRICS`, per sample, in float64."""
+    pred, target, mask = pred.double(), target.double(), mask.double()
+    return {name: fn(pred, target, mask) for name, fn in METRICS.items()}
+
+
+def evaluate_velocity(pred: Tensor, target: Tensor, mask: Tensor, dx: Tensor, dy: Tensor) -> dict[str, Tensor]:
+    """The :data:`VELOCITY_METRICS` of velocity frames (B, 2, H, W), per sample, in float64."""
+    pred, target, mask = pred.double(), target.double(), mask.double()
+    return {
+        "divergence": divergence(pred, mask, dx.double(), dy.double()),
+        "ke_drift": ke_drift(pred, target, mask),
+        "spectrum_error": spectrum_error(pred, target, mask),
+    }
+
+
+class MetricAccumulator:
+    """Collects per-sample metric values across batches; reports their mean and spread.
+
+    Dividing by the number of samples seen (not batches, not n - 1) avoids PDEBench's
+    aggregation defect.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[Tensor]] = {name: [] for name in METRICS}
+
+    def update(self, pred: Tensor, target: Tensor, mask: Tensor) -> None:
+        for name, value in evaluate_all(pred, target, mask).items():
+            self._values[name].append(value.detach().cpu())
+
+    def values(self) -> dict[str, Tensor]:
+        return {name: torch.cat(v) if v else torch.zeros(0, dtype=torch.float64) for name, v in self._values.items()}
+
+    def mean(self) -> dict[str, float]:
+        return {name: float(v.mean()) for name, v in self.values().items()}

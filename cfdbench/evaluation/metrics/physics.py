@@ -1,0 +1,113 @@
+"""Physics metrics: what a prediction gets wrong about the flow, beyond pixels.
+
+- ``divergence``: incompressibility of the predicted velocity, made dimensionless;
+- ``ke_drift``: relative kinetic-energy gain (+) or loss (-) against the truth;
+- ``strouhal``: the dominant shedding frequency of a probe signal as a Strouhal number;
+- channel statistics (mean streamwise profile, rms fluctuations, Reynolds shear stress) for 3D
+  channel data, compared with the truth by :func:`channel_statistics_errors`.
+
+Velocity arrays are (B, 2, H, W) = (u, v) on a uniform cell-centred grid with spacings ``dx``,
+``dy`` (B,) in metres; ``mask`` is (B or 1, 1, H, W), 1 in the fluid. Formulas: ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+TINY = 1e-300
+
+
+def _interior(mask: Tensor) -> Tensor:
+    """Fluid cells whose four neighbours are fluid too (where central differences see no wall): (B, 1, H-2, W-2)."""
+    m = mask
+    return m[..., 1:-1, 1:-1] * m[..., :-2, 1:-1] * m[..., 2:, 1:-1] * m[..., 1:-1, :-2] * m[..., 1:-1, 2:]
+
+
+def _gradients(velocity: Tensor, dx: Tensor, dy: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Central differences du/dx, du/dy, dv/dx, dv/dy on the interior cells."""
+    u, v = velocity[:, 0], velocity[:, 1]
+    dx, dy = dx[:, None, None], dy[:, None, None]
+
+    def ddx(f: Tensor) -> Tensor:
+        return (f[:, 1:-1, 2:] - f[:, 1:-1, :-2]) / (2 * dx)
+
+    def ddy(f: Tensor) -> Tensor:
+        return (f[:, 2:, 1:-1] - f[:, :-2, 1:-1]) / (2 * dy)
+
+    return ddx(u), ddy(u), ddx(v), ddy(v)
+
+
+def divergence(velocity: Tensor, mask: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
+    """RMS of div u over interior fluid cells divided by the RMS velocity-gradient magnitude there:
+    0 for a solenoidal field, O(1) for a field that ignores continuity. (B,)"""
+    dudx, dudy, dvdx, dvdy = _gradients(velocity, dx, dy)
+    inner = _interior(mask)[:, 0].expand_as(dudx)
+    n = inner.sum(dim=(1, 2)).clamp(min=1)
+    div_ms = ((dudx + dvdy) ** 2 * inner).sum(dim=(1, 2)) / n
+    grad_ms = ((dudx**2 + dudy**2 + dvdx**2 + dvdy**2) * inner).sum(dim=(1, 2)) / n
+    return torch.sqrt(div_ms / grad_ms.clamp(min=TINY))
+
+
+def kinetic_energy(velocity: Tensor, mask: Tensor) -> Tensor:
+    """Mean kinetic energy per unit mass over the fluid, 1/2 mean (u^2 + v^2): (B,)."""
+    return 0.5 * ((velocity**2).sum(dim=1, keepdim=True) * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp(min=1)
+
+
+def ke_drift(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Signed relative kinetic-energy error (KE_p - KE_y) / KE_y: > 0 gains energy, < 0 loses it. (B,)"""
+    true = kinetic_energy(target, mask)
+    return (kinetic_energy(pred, mask) - true) / true.clamp(min=TINY)
+
+
+def dominant_frequency(signal: np.ndarray, dt: float) -> float:
+    """Frequency (Hz) of the largest peak of a demeaned, Hann-windowed signal's spectrum, refined by
+    a parabola through the peak and its neighbours; NaN for a constant or too short signal."""
+    signal = np.asarray(signal, dtype=np.float64)
+    if signal.size < 8 or not np.all(np.isfinite(signal)) or np.ptp(signal) == 0:
+        return float("nan")
+    windowed = (signal - signal.mean()) * np.hanning(signal.size)
+    power = np.abs(np.fft.rfft(windowed)) ** 2
+    peak = int(np.argmax(power[1:]) + 1)
+    shift = 0.0
+    if 1 <= peak < power.size - 1:
+        left, centre, right = np.log(power[peak - 1 : peak + 2] + TINY)
+        curvature = left - 2 * centre + right
+        shift = 0.5 * (left - right) / curvature if curvature < 0 else 0.0
+    return (peak + shift) / (signal.size * dt)
+
+
+def strouhal(signal: np.ndarray, dt: float, length: float, velocity: float, min_periods: float = 2.0) -> float:
+    """Strouhal number f L / U of a probe signal; NaN when the signal holds fewer than ``min_periods``
+    periods of its own dominant frequency (too short to measure it)."""
+    frequency = dominant_frequency(signal, dt)
+    if not np.isfinite(frequency) or frequency * len(signal) * dt < min_periods:
+        return float("nan")
+    return frequency * length / velocity
+
+
+# --------------------------------------------------------------------------- 3D channel hooks
+
+
+def channel_statistics(velocity: np.ndarray, wall_axis: int = -2) -> dict[str, np.ndarray]:
+    """Profiles over the wall-normal axis of a channel trajectory ``velocity`` (T, 3, ...) = (u, v, w)
+    with u streamwise and v wall-normal: mean u, rms of u', v', w' and the Reynolds shear stress
+    -<u'v'>, averaging over time and the two homogeneous axes."""
+    velocity = np.moveaxis(np.asarray(velocity, dtype=np.float64), wall_axis, -1)
+    components = np.moveaxis(velocity, 1, 0).reshape(3, -1, velocity.shape[-1])  # (3, samples, Ny)
+    fluctuation = components - components.mean(axis=1, keepdims=True)
+    rms = np.sqrt((fluctuation**2).mean(axis=1))
+    return {
+        "mean_u": components[0].mean(axis=0),
+        "rms_u": rms[0],
+        "rms_v": rms[1],
+        "rms_w": rms[2],
+        "reynolds_stress": -(fluctuation[0] * fluctuation[1]).mean(axis=0),
+    }
+
+
+def channel_statistics_errors(pred: np.ndarray, truth: np.ndarray, wall_axis: int = -2) -> dict[str, float]:
+    """Relative L2 error of each channel profile of :func:`channel_statistics`, prediction against truth."""
+    predicted, true = channel_statistics(pred, wall_axis), channel_statistics(truth, wall_axis)
+    return {name: float(np.linalg.norm(predicted[name] - true[name]) / max(np.linalg.norm(true[name]), TINY)) for name in true}

@@ -1,0 +1,96 @@
+"""Pointwise error metrics inside the fluid mask: one definition for every model and baseline.
+
+All functions take ``pred`` and ``target`` of shape (B, C, H, W) in physical units and a
+``mask`` (B or 1, 1, H, W) with 1 in the fluid, and return one value per sample (B,). Formulas
+are written out in ``docs/metrics.md``. Cells outside the mask never count, not even as zeros.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+EPS = 1e-12  # guards CFDBench's NMSE against an all-zero target frame
+WELL_EPS = 1e-7  # The Well's guard in VRMSE and NRMSE (PDEBench's nRMSE had none)
+
+
+def _masked_sum(values: Tensor, mask: Tensor) -> Tensor:
+    return (values * mask).sum(dim=(1, 2, 3))
+
+
+def _fluid_cells(pred: Tensor, mask: Tensor) -> Tensor:
+    """Fluid cells per sample, (B,)."""
+    return mask.expand(pred.shape[0], 1, *pred.shape[2:]).sum(dim=(1, 2, 3))
+
+
+def _count(pred: Tensor, mask: Tensor) -> Tensor:
+    """Number of scored values per sample: fluid cells times fields."""
+    return _fluid_cells(pred, mask) * pred.shape[1]
+
+
+def _per_field_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean over the fluid cells of each field, (B, C)."""
+    return (values * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp(min=1)
+
+
+def mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared error over fluid cells and fields."""
+    return _masked_sum((pred - target) ** 2, mask) / _count(pred, mask)
+
+
+def nmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Squared error normalised by the target's energy: sum (p - y)^2 / sum y^2 (CFDBench's NMSE)."""
+    return _masked_sum((pred - target) ** 2, mask) / (_masked_sum(target**2, mask) + EPS)
+
+
+def mae(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean absolute error over fluid cells and fields."""
+    return _masked_sum((pred - target).abs(), mask) / _count(pred, mask)
+
+
+def max_abs_error(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Largest absolute error in the fluid."""
+    error = (pred - target).abs() * mask
+    return error.flatten(1).amax(dim=1)
+
+
+def relative_l2(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """||p - y||_2 / ||y||_2 over fluid cells and fields."""
+    return torch.sqrt(nmse(pred, target, mask))
+
+
+def vrmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """The Well's VRMSE per field, sqrt(mean (p - y)^2 / (var y + 1e-7)) with the Bessel-corrected
+    variance over the fluid cells, then the mean over fields. Predicting the target's mean scores 1."""
+    n = mask.sum(dim=(2, 3))
+    squared_error = _per_field_mean((pred - target) ** 2, mask)
+    centred = (target - _per_field_mean(target, mask)[..., None, None]) * mask
+    variance = (centred**2).sum(dim=(2, 3)) / (n - 1).clamp(min=1)
+    return torch.sqrt(squared_error / (variance + WELL_EPS)).mean(dim=1)
+
+
+def nrmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """PDEBench's nRMSE per field, sqrt(mean (p - y)^2 / (mean y^2 + 1e-7)) (with The Well's guard
+    that PDEBench lacks), then the mean over fields."""
+    squared_error = _per_field_mean((pred - target) ** 2, mask)
+    return torch.sqrt(squared_error / (_per_field_mean(target**2, mask) + WELL_EPS)).mean(dim=1)
+
+
+def crmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """PDEBench's cRMSE: the error of the fluid-mean of each field (conserved quantities), RMS over fields."""
+    return torch.sqrt(((_per_field_mean(pred, mask) - _per_field_mean(target, mask)) ** 2).mean(dim=1))
+
+
+def boundary_band(mask: Tensor) -> Tensor:
+    """Fluid cells next to a wall or a solid: fluid cells with a non-fluid 4-neighbour, the domain
+    edge counting as wall. (B or 1, 1, H, W), 0 or 1."""
+    outside = F.pad(1 - mask, (1, 1, 1, 1), value=1.0)
+    touches = outside[..., :-2, 1:-1] + outside[..., 2:, 1:-1] + outside[..., 1:-1, :-2] + outside[..., 1:-1, 2:]
+    return mask * (touches > 0).to(mask.dtype)
+
+
+def brmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """PDEBench's bRMSE, extended to obstacles: RMSE over the boundary band of :func:`boundary_band`."""
+    band = boundary_band(mask)
+    return torch.sqrt(_masked_sum((pred - target) ** 2, band) / _count(pred, band).clamp(min=1))
