@@ -34,7 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 data_app = typer.Typer(help="Generate, inspect and list datasets.", no_args_is_help=True)
-leaderboard_app = typer.Typer(help="Build the leaderboard from committed entries.", no_args_is_help=True)
+leaderboard_app = typer.Typer(help="Submit, verify, build and publish leaderboard entries.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(leaderboard_app, name="leaderboard")
 
@@ -323,22 +323,11 @@ def evaluate_command(
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: the checkpoint's folder)."),
 ) -> None:
     """Score a checkpoint: one-step and rollout metrics beside the identity baseline, plots, entry."""
-    from cfdbench.data.loader import Normalization
-    from cfdbench.evaluation.rollout import RolloutTask
     from cfdbench.leaderboard.entry import save_entry
-    from cfdbench.models.registry import load_checkpoint
-    from cfdbench.pipeline import RunConfig, build_entry, evaluate_stage, require_dataset, resolve_device
+    from cfdbench.pipeline import evaluate_checkpoint
 
-    torch_device = resolve_device(device)
-    model, extra = load_checkpoint(checkpoint, map_location=torch_device)
-    data = require_dataset(dataset)
-    training = extra.get("train_config", {})
-    task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
     folder = run_dir or checkpoint.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    evaluation = evaluate_stage(model, Normalization.from_dict(extra["normalization"]), data, task, folder, split)
-    config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, start_frame)
-    entry = build_entry(model, data, evaluation, config, None, split)
+    _, entry = evaluate_checkpoint(checkpoint, dataset, split, steps, start_frame, device, folder)
     save_entry(entry, folder / "entry.json")
     _print_results(entry)
     console.print(f"entry and plots in {folder}")
@@ -355,7 +344,7 @@ def run_command(
     steps: int = typer.Option(20, help="Rollout steps."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     runs_root: Path = typer.Option(Path("runs"), help="Folder for run folders."),
-    publish: bool = typer.Option(False, help="Also copy the entry into leaderboard/entries/."),
+    publish: bool = typer.Option(False, help="Also submit the entry to leaderboard/entries/<dataset>/."),
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
     from cfdbench.pipeline import dataset_path, ensure_dataset, resolve_device, resolve_run_config, run
@@ -396,15 +385,64 @@ def _print_results(entry: dict) -> None:
 @leaderboard_app.command("build")
 def leaderboard_build(
     entries: Optional[Path] = typer.Option(None, help="Entries folder (default: leaderboard/entries)."),
-    out: Optional[Path] = typer.Option(None, help="Output Markdown (default: leaderboard/README.md)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: leaderboard/)."),
+    baseline: str = typer.Option("identity", help="Scorecard reference: identity, or a model name in the same table."),
 ) -> None:
-    """Validate every committed entry and render leaderboard/README.md from them."""
+    """Validate every entry; render leaderboard/README.md, index.html and the rollout charts from them."""
     from cfdbench.cards import project_root
     from cfdbench.leaderboard.render import build_leaderboard
 
     root = project_root() / "leaderboard"
-    path = build_leaderboard(entries or root / "entries", out or root / "README.md")
-    console.print(f"[green]leaderboard written[/] to {path}")
+    written = build_leaderboard(entries or root / "entries", out or root, baseline)
+    console.print(f"[green]leaderboard written[/]: {', '.join(str(p) for p in written[:2])} and {len(written) - 2} charts")
+
+
+@leaderboard_app.command("submit")
+def leaderboard_submit(
+    run_dir: Path = typer.Argument(..., help="Run folder holding entry.json (or the entry file)."),
+    entries: Optional[Path] = typer.Option(None, help="Entries folder (default: leaderboard/entries)."),
+) -> None:
+    """Validate a run's entry, check its dataset hash against the card, and add it under entries/<dataset>/."""
+    from cfdbench.cards import project_root
+    from cfdbench.leaderboard.submit import submit_run
+
+    path = submit_run(run_dir, entries or project_root() / "leaderboard" / "entries")
+    console.print(f"[green]submitted[/] {path}; run `cfdbench leaderboard build` to render it")
+
+
+@leaderboard_app.command("verify")
+def leaderboard_verify(
+    entry: Path = typer.Argument(..., help="Entry file to verify."),
+    checkpoint: Path = typer.Option(..., help="The checkpoint the entry was evaluated from."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    rtol: float = typer.Option(1e-4, help="Relative tolerance on every metric and curve value."),
+    dataset: Optional[str] = typer.Option(None, help="Local copy of the data (default: the entry's dataset by name)."),
+) -> None:
+    """Re-run an entry's evaluation from its checkpoint; fail when any number differs beyond --rtol."""
+    from cfdbench.leaderboard.submit import verify_entry
+
+    problems = verify_entry(entry, checkpoint, device, rtol, dataset)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise CfdbenchError(f"{entry}: not reproduced within rtol {rtol:g}: {shown}")
+    console.print(f"[green]verified[/] {entry}: every metric and curve value reproduced within rtol {rtol:g}")
+
+
+@leaderboard_app.command("publish")
+def leaderboard_publish(
+    wandb: bool = typer.Option(False, "--wandb", help="Log the entries to Weights & Biases (offline unless --online)."),
+    online: bool = typer.Option(False, help="Sync to the W&B server now (needs an account); default offline."),
+    project: str = typer.Option("cfdbench-leaderboard", help="W&B project name."),
+    entries: Optional[Path] = typer.Option(None, help="Entries folder (default: leaderboard/entries)."),
+) -> None:
+    """Publish the leaderboard's entries to an experiment tracker (tables and charts)."""
+    from cfdbench.cards import project_root
+    from cfdbench.leaderboard.publish import publish_wandb
+
+    if not wandb:
+        raise CfdbenchError("choose where to publish: --wandb")
+    run_dir = publish_wandb(entries or project_root() / "leaderboard" / "entries", project, online)
+    console.print(f"[green]published[/] to W&B ({'online' if online else 'offline'}): {run_dir}")
 
 
 def main() -> None:

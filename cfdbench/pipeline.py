@@ -19,7 +19,7 @@ from cfdbench.data.generate import generate_dataset
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
-from cfdbench.evaluation.plots import plot_fields, plot_rollout_curves
+from cfdbench.evaluation.plots import animate_rollout, plot_fields, plot_rollout_curves, plot_spectra
 from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout
 from cfdbench.io import write_json_atomic
 from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
@@ -182,8 +182,17 @@ def evaluate_stage(
     )
     title = f"{model_label(model.registered_name)} on {dataset.name} ({split}, {len(result.case_ids)} cases)"
     plot_rollout_curves(curves, curves["steps"], run_dir / "rollout_nmse.png", title)
-    plot_fields(result.example, normalization.field_names, curves["steps"], run_dir / "fields.png", title)
-    artifacts = {"curves_json": "rollout_curves.json", "curve_plot": "rollout_nmse.png", "fields_plot": "fields.png"}
+    fields = normalization.field_names
+    plot_fields(result.example, fields, curves["steps"], run_dir / "fields.png", title)
+    animate_rollout(result.example, fields, curves["steps"], run_dir / "rollout.gif", title)
+    artifacts = {
+        "curves_json": "rollout_curves.json",
+        "curve_plot": "rollout_nmse.png",
+        "fields_plot": "fields.png",
+        "rollout_gif": "rollout.gif",
+    }
+    if {"u", "v"} <= set(fields):
+        artifacts["spectra_plot"] = plot_spectra(result.example, fields, curves["steps"], run_dir / "spectra.png", title).name
     return Evaluation(task, one_step, result, curves, artifacts)
 
 
@@ -253,6 +262,33 @@ def build_entry(
     }
 
 
+def evaluate_checkpoint(
+    checkpoint: Path,
+    dataset: str,
+    split: str = "test",
+    steps: int = 20,
+    start_frame: int = 0,
+    device: str = "auto",
+    run_dir: Path | None = None,
+) -> tuple[Evaluation, dict[str, Any]]:
+    """Score a checkpoint on a stored dataset: (evaluation, entry). Plots go to ``run_dir``, or to a
+    temporary folder that is removed (as for ``cfdbench leaderboard verify``)."""
+    import tempfile
+
+    torch_device = resolve_device(device)
+    model, extra = load_checkpoint(checkpoint, map_location=torch_device)
+    data = require_dataset(dataset)
+    training = extra.get("train_config", {})
+    task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
+    config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, start_frame)
+    normalization = Normalization.from_dict(extra["normalization"])
+    with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
+        folder = Path(run_dir or scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        evaluation = evaluate_stage(model, normalization, data, task, folder, split)
+    return evaluation, build_entry(model, data, evaluation, config, None, split)
+
+
 def run(
     model: str = DEFAULT_MODEL,
     dataset: str = DEFAULT_DATASET,
@@ -281,10 +317,7 @@ def run(
 
 
 def publish_entry(entry_path: Path, entry: dict[str, Any]) -> Path:
-    """Copy an entry into the repository's ``leaderboard/entries/`` (validated again on write)."""
-    target = project_root() / "leaderboard" / "entries" / f"{entry['entry_id']}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    published = dict(entry)
-    published.pop("artifacts", None)  # run-folder paths mean nothing inside the repository
-    save_entry(published, target)
-    return target
+    """Submit an entry to the repository's ``leaderboard/entries/<dataset>/`` (``leaderboard submit``)."""
+    from cfdbench.leaderboard.submit import submit_run
+
+    return submit_run(entry_path, project_root() / "leaderboard" / "entries")

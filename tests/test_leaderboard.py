@@ -290,7 +290,7 @@ def three_models() -> list[dict]:
 
 def test_render_identity_row_in_every_table_and_sorted_by_nmse():
     markdown = render_leaderboard(three_models())
-    assert "`cfdbench leaderboard build`" in markdown and "leaderboard/entries/*.json" in markdown
+    assert "`cfdbench leaderboard build`" in markdown and "leaderboard/entries/<dataset>/*.json" in markdown
     assert "### One-step" in markdown and "### Rollout, 4 steps" in markdown and "### Rollout, 8 steps" in markdown
 
     blocks = table_blocks(markdown)
@@ -339,44 +339,128 @@ def test_format_number():
     assert format_number(123456.0) == "1.235e+05" and format_number(0.0) == "0"
 
 
-def test_build_writes_page_with_links(tmp_path):
-    entries_dir = tmp_path / "leaderboard" / "entries"
-    for entry in three_models():
-        save_entry(entry, entries_dir / f"{entry['entry_id']}.json")
-    out = build_leaderboard(entries_dir, tmp_path / "leaderboard" / "README.md")
-    text = out.read_text()
-    assert "(entries/unet--cavity-mini--20261128T190001Z.json)" in text
-    assert "_file" not in text
-    assert sorted(p.name for p in entries_dir.parent.iterdir()) == ["README.md", "entries"]
-    assert load_entries(entries_dir)[0].keys() == three_models()[0].keys()  # links never saved
+def save_in_layout(entries_dir, entries) -> None:
+    for entry in entries:
+        save_entry(entry, entries_dir / entry["dataset"]["name"] / f"{entry['entry_id']}.json")
+
+
+def test_build_writes_pages_and_charts_with_links(tmp_path):
+    root = tmp_path / "leaderboard"
+    save_in_layout(root / "entries", three_models())
+    written = build_leaderboard(root / "entries", root)
+    names = [p.relative_to(root).as_posix() for p in written]
+    assert names[:2] == ["README.md", "index.html"] and len(names) == 4  # two rollout charts (K = 4 and 8)
+    text = (root / "README.md").read_text()
+    assert "(entries/cavity-mini/unet--cavity-mini--20261128T190001Z.json)" in text and "_file" not in text
+    for chart in names[2:]:
+        assert f"]({chart})" in text and (root / chart).read_text().startswith("<svg")
+    assert load_entries(root / "entries")[0].keys() == three_models()[0].keys()  # links never saved
+    (root / "figures" / "stale.svg").write_text("<svg/>")
+    build_leaderboard(root / "entries", root)
+    assert not (root / "figures" / "stale.svg").exists()  # the build owns its figures
 
 
 def test_build_writes_nothing_when_an_entry_is_invalid(tmp_path):
     entries_dir = tmp_path / "entries"
-    for entry in three_models():
-        save_entry(entry, entries_dir / f"{entry['entry_id']}.json")
+    save_in_layout(entries_dir, three_models())
     bad = make_entry(model="bad")
     bad["metrics"]["one_step"]["model"]["nmse"] = -0.5
     write_raw(entries_dir / "bad.json", bad)
 
-    out = tmp_path / "LEADERBOARD.md"
+    out = tmp_path / "page"
     with pytest.raises(CfdbenchError, match=r"bad\.json: invalid leaderboard entry"):
         build_leaderboard(entries_dir, out)
     assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == []
 
-    out.write_text("previous page\n")
+    out.mkdir()
+    (out / "README.md").write_text("previous page\n")
     with pytest.raises(CfdbenchError):
         build_leaderboard(entries_dir, out)
-    assert out.read_text() == "previous page\n"
+    assert (out / "README.md").read_text() == "previous page\n"
 
 
 def test_build_rejects_duplicate_entry_ids(tmp_path):
     entry = make_entry()
-    save_entry(entry, tmp_path / "one.json")
-    save_entry(entry, tmp_path / "two.json")
+    save_entry(entry, tmp_path / "e" / "one.json")
+    save_entry(entry, tmp_path / "e" / "two.json")
     with pytest.raises(CfdbenchError, match="two.json: entry_id .* is also used by .*one.json"):
-        build_leaderboard(tmp_path, tmp_path / "out.md")
+        build_leaderboard(tmp_path / "e", tmp_path / "out")
+
+
+# --------------------------------------------------------------------------- HTML page
+
+
+def test_html_escapes_every_entry_string_and_sorts_by_numbers():
+    from cfdbench.leaderboard.html import render_html
+
+    evil = make_entry(model="x", nmse=0.02)
+    evil["model"]["name"] = "<script>alert(1)</script>"
+    evil["entry_id"] = "evil--cavity-mini--20261128T190009Z"
+    page = render_html(three_models() + [evil])
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<script>") == 1  # the page's own sorting script only
+    assert 'data-sort="0.01"' in page and 'class="sortable"' in page
+    assert "Change against identity in %" in page
+    assert render_html(three_models()) == render_html(list(reversed(three_models())))  # deterministic
+
+
+def test_scorecard_is_relative_to_the_named_baseline():
+    from cfdbench.leaderboard.html import render_html
+
+    entries = three_models()[:2]
+    for entry in entries:  # a second rollout metric that both the models and the identity report
+        for who, value in (("model", 0.2 if entry["model"]["name"] == "fno" else 0.4), ("identity", 1.0)):
+            entry["rollout_windows"][who]["nmse"] = {"1": value}
+    page = render_html(entries)
+    assert "-80.0%" in page and "-60.0%" in page  # 0.2 and 0.4 against the identity's 1.0
+    named = render_html(entries, baseline="fno")
+    assert "Change against fno in %" in named and "+100.0%" in named  # unet's 0.4 against fno's 0.2
+
+
+def test_diverged_scores_render_as_diverged_and_sort_last():
+    from cfdbench.leaderboard.html import render_html
+
+    entry = make_entry(model="unstable", steps=4)
+    for metric in METRICS:
+        entry["curves"]["model"][metric]["mean"][2:] = [None, None]
+        entry["curves"]["model"][metric]["std"][2:] = [None, None]
+        entry["metrics"]["rollout"]["model"][metric] = None
+    entry["diverged"] = {"bc-0001": 3}
+    validate_entry(entry)
+    assert "diverged" in render_leaderboard([entry])
+    page = render_html([entry])
+    assert 'data-sort="Infinity">diverged<' in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless Chromium (Debian package chromium)")
+def test_page_renders_in_headless_chromium(tmp_path):
+    """The page in a real browser: after its script ran, the DOM holds every table, a hostile name
+    (refused by the entry schema, rendered here anyway) stays text, and a click on a header sorts
+    the rows by number; a screenshot is kept as an artefact."""
+    from cfdbench.leaderboard.html import render_html
+
+    evil = make_entry(model="x", nmse=0.02)
+    evil["model"]["name"] = "<img src=x onerror=alert(1)>"
+    evil["entry_id"] = "evil--cavity-mini--20261128T190009Z"
+    click_nmse = "<script>document.querySelector('table.sortable').tHead.rows[0].cells[2].click();</script>"
+    page = tmp_path / "index.html"
+    page.write_text(render_html(three_models() + [evil]).replace("</body>", click_nmse + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    dom = subprocess.run(["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('class="sortable"') == 3 and "<img" not in dom.stdout
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dom.stdout
+    first_table = dom.stdout.split('class="sortable"')[1]
+    names = re.findall(r'<tr[^>]*><td class="text">([^<]*)</td>', first_table)
+    assert names == ["fno", "&lt;img src=x onerror=alert(1)&gt;", "unet", "identity (baseline)", "worse"]  # by NMSE
+    shot = tmp_path / "leaderboard.png"
+    command = ["chromium", *flags, f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()]
+    result = subprocess.run(command, capture_output=True, timeout=120)
+    assert result.returncode == 0 and shot.stat().st_size > 10_000
+    artefacts = os.environ.get("CFDBENCH_ARTIFACTS")
+    if artefacts:
+        shutil.copy(shot, artefacts)
 
 
 # --------------------------------------------------------------------------- provenance and ids
@@ -425,3 +509,80 @@ def test_make_entry_id_is_filesystem_safe():
     assert re.fullmatch(r"[A-Za-z0-9._-]+", entry_id)
     with pytest.raises(CfdbenchError):
         make_entry_id("///", "cavity", "2026-11-28T19:00:00Z")
+
+
+# --------------------------------------------------------------------------- submit, verify, publish
+
+
+def test_submit_checks_the_published_hash_and_refuses_duplicates(tmp_path, monkeypatch):
+    from cfdbench.leaderboard import submit
+
+    run_dir = tmp_path / "run"
+    entry = make_entry()
+    save_entry(entry, run_dir / "entry.json")
+    monkeypatch.setattr(submit, "published_hash", lambda dataset: HASH_B)
+    with pytest.raises(CfdbenchError, match="card publishes bbbbbbbbbbbb"):
+        submit.submit_run(run_dir, tmp_path / "entries")
+    monkeypatch.setattr(submit, "published_hash", lambda dataset: HASH_A)
+    target = submit.submit_run(run_dir, tmp_path / "entries")
+    assert target == tmp_path / "entries" / "cavity-mini" / f"{entry['entry_id']}.json"
+    assert "artifacts" not in load_entry(target)  # run-folder paths are dropped
+    again = make_entry(date="2026-11-28T20:00:00Z")  # the same submission evaluated again later
+    save_entry(again, run_dir / "entry.json")
+    with pytest.raises(CfdbenchError, match="already holds this submission"):
+        submit.submit_run(run_dir, tmp_path / "entries")
+
+
+def test_published_hash_comes_from_the_card():
+    from cfdbench.data.dataset_dir import content_hash  # noqa: F401  (the hash the card records)
+    from cfdbench.leaderboard.submit import published_hash
+
+    assert re.fullmatch(r"[0-9a-f]{64}", published_hash("cavity-mini"))
+    with pytest.raises(CfdbenchError, match="no card"):
+        published_hash("no-such-data")
+
+
+def test_compare_numbers_reports_paths():
+    from cfdbench.leaderboard.submit import compare_numbers
+
+    assert compare_numbers({"a": [1.0, None], "b": 2}, {"a": [1.0 + 1e-9, None], "b": 2}) == []
+    problems = compare_numbers({"a": [1.0, None], "b": 2}, {"a": [1.01, 0.5], "b": 2})
+    assert problems == ["$.a[0]: entry 1.0, re-run 1.01", "$.a[1]: entry None, re-run 0.5"]
+
+
+def test_verify_reproduces_an_evaluation_and_catches_an_edited_one(tiny_dataset, tmp_path):
+    from cfdbench.leaderboard.submit import verify_entry
+    from cfdbench.pipeline import evaluate_checkpoint
+
+    run_dir = tmp_path / "run"
+    command = ["cfdbench", "train", "--model", "resnet", "--dataset", str(tiny_dataset.path), "--epochs", "1"]
+    result = subprocess.run([*command, "--run-dir", str(run_dir), "--device", "cpu"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = run_dir / "checkpoint.pt"
+    _, entry = evaluate_checkpoint(checkpoint, str(tiny_dataset.path), "test", 3, 0, "cpu", run_dir)
+    assert {"rollout_gif", "spectra_plot"} <= set(entry["artifacts"]) and (run_dir / "rollout.gif").stat().st_size > 0
+    save_entry(entry, run_dir / "entry.json")
+    assert verify_entry(run_dir / "entry.json", checkpoint, "cpu", dataset=tiny_dataset.path) == []
+    edited = copy.deepcopy(entry)  # a consistent edit: curve and score both 2 % better
+    edited["curves"]["model"]["nmse"]["mean"] = [v * 0.98 for v in entry["curves"]["model"]["nmse"]["mean"]]
+    edited["metrics"]["rollout"]["model"]["nmse"] = sum(edited["curves"]["model"]["nmse"]["mean"]) / 3
+    save_entry(edited, tmp_path / "edited.json")
+    problems = verify_entry(tmp_path / "edited.json", checkpoint, "cpu", dataset=tiny_dataset.path)
+    assert any(p.startswith("$.metrics.rollout.model.nmse") for p in problems)
+    cli = subprocess.run(
+        ["cfdbench", "leaderboard", "verify", str(tmp_path / "edited.json"), "--checkpoint", str(checkpoint)]
+        + ["--device", "cpu", "--dataset", str(tiny_dataset.path)],
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 2 and "not reproduced within rtol" in cli.stderr
+
+
+def test_publish_wandb_offline_writes_a_run(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from cfdbench.leaderboard.publish import publish_wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    save_in_layout(tmp_path / "entries", three_models())
+    run_dir = publish_wandb(tmp_path / "entries", project="cfdbench-test", runs_root=tmp_path / "runs")
+    assert run_dir.is_dir() and list(run_dir.glob("*.wandb"))

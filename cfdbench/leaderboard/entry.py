@@ -220,16 +220,17 @@ def load_entry(path: str | os.PathLike) -> dict:
 
 
 def load_entries(folder: str | os.PathLike) -> list[dict]:
-    """Every ``*.json`` entry in ``folder``, sorted by path, each validated."""
+    """Every ``*.json`` entry under ``folder``, sorted by path, each validated."""
     return [load_entry(path) for path in entry_paths(folder)]
 
 
 def entry_paths(folder: str | os.PathLike) -> list[Path]:
-    """The ``*.json`` files of an entries folder, sorted; a missing folder is an error."""
+    """The ``*.json`` files under an entries folder (``<dataset>/<entry_id>.json``), sorted; a missing
+    folder is an error."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CfdbenchError(f"{folder}: leaderboard entries folder does not exist")
-    return sorted(folder.glob("*.json"))
+    return sorted(folder.rglob("*.json"))
 
 
 def save_entry(entry: dict, path: str | os.PathLike) -> Path:
