@@ -242,7 +242,7 @@ def build_entry(
         "rollout_windows": evaluation.rollout.windows(),
         "valid_time": evaluation.rollout.valid_time(),
         "confidence": evaluation.rollout.confidence(),
-        "cost": {"parameter_count": model.parameter_count(), **evaluation.rollout.cost(), "device": str(model.device)},
+        "cost": _cost(model, dataset, evaluation),
         "diverged": evaluation.rollout.diverged,
         "strouhal": evaluation.rollout.strouhal,
         "training": None
@@ -287,6 +287,19 @@ def evaluate_checkpoint(
         folder.mkdir(parents=True, exist_ok=True)
         evaluation = evaluate_stage(model, normalization, data, task, folder, split)
     return evaluation, build_entry(model, data, evaluation, config, None, split)
+
+
+def _cost(model: NeuralOperator, dataset: StoredDataset, evaluation: Evaluation) -> dict[str, Any]:
+    """Parameters, inference time, and the speed-up over the generator re-simulating one test rollout."""
+    from cfdbench.evaluation.cost import solver_seconds
+
+    cost = {"parameter_count": model.parameter_count(), **evaluation.rollout.cost(), "device": str(model.device)}
+    task = evaluation.task
+    solver = solver_seconds(dataset.name, evaluation.rollout.case_ids[0], task.steps * task.stride, model.device)
+    if solver is not None:
+        cost["solver_seconds_per_rollout"] = solver
+        cost["speedup_vs_solver"] = solver / max(cost["seconds_per_rollout"], 1e-12)
+    return cost
 
 
 def run(

@@ -150,3 +150,11 @@ def test_a_diverged_rollout_is_scored_as_diverged_never_dropped(tiny_dataset):
     assert result.valid_time()["model"]["mean_steps"] <= 2
     assert result.confidence()["model"]["nmse"] is None
     assert result.cost()["seconds_per_step"] > 0
+
+
+def test_solver_time_for_the_speedup():
+    from cfdbench.evaluation.cost import solver_seconds
+
+    assert solver_seconds("tube-tiny", "bc-0000", 2, "cpu") > 0
+    assert solver_seconds("tube-tiny", "bc-9999", 2, "cpu") is None  # not a case of the card
+    assert solver_seconds("cfdbench-cavity-bc", "bc-0000", 2, "cpu") is None  # converted data: no generator
