@@ -103,7 +103,7 @@ def _scores_table(table: Table) -> str:
             + _number(entry["model"]["parameter_count"])
             + "".join(_number(scores["model"].get(key)) for key, _ in TABLE_COLUMNS)
             + _ratio(scores["identity"]["nmse"], scores["model"]["nmse"])
-            + (_number(valid) if table.block == "rollout" else "")
+            + (_number(valid) + _speedup(entry) if table.block == "rollout" else "")
             + _text(entry["entry_id"])
             + _text(entry["date"][:10])
             + "</tr>"
@@ -115,16 +115,22 @@ def _scores_table(table: Table) -> str:
         + _number(0)
         + "".join(_number(identity.get(key)) for key, _ in TABLE_COLUMNS)
         + _sorted("1x", -1.0)
-        + (_number(table.entries[0]["valid_time"]["identity"]["mean_steps"]) if table.block == "rollout" else "")
+        + (_number(table.entries[0]["valid_time"]["identity"]["mean_steps"]) + _text("") if table.block == "rollout" else "")
         + _text("same data and task")
         + _text("")
         + "</tr>"
     )
     titles = ["model", "params", *(t for _, t in TABLE_COLUMNS), "ratio to identity"]
-    titles += ["valid steps"] if table.block == "rollout" else []
+    titles += ["valid steps", "speed-up vs solver"] if table.block == "rollout" else []
     titles += ["entry", "date"]
     text_columns = {0, len(titles) - 2, len(titles) - 1}
     return f'<table class="sortable">{_header(titles, text_columns)}<tbody>{"".join(rows)}</tbody></table>'
+
+
+def _speedup(entry: dict) -> str:
+    """The generator's time over the model's for one rollout, e.g. ``35x`` (blank without a generator)."""
+    speedup = entry["cost"].get("speedup_vs_solver")
+    return _sorted(f"{speedup:.3g}x", -speedup) if speedup is not None else _text("")
 
 
 def _relative(value: float | None, reference: float | None) -> tuple[str, float | None, str]:
