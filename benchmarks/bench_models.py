@@ -1,12 +1,13 @@
 """Forward and training-step time and peak memory of every built-in model, at 64 x 64.
 
-Usage: ``python benchmarks/bench_models.py [--batch 128] [--device cpu|cuda] [--repeats 3]``
-(the same script is the GPU measurement: ``--device cuda``).
+Usage: ``python benchmarks/bench_models.py [--batch 128] [--device cpu|cuda] [--repeats 3] [--precision fp32|bf16|fp16]``
+(the same script is the GPU measurement: ``--device cuda``; ``scripts/gpu/throughput.sh`` runs it).
 
 Each model runs in a fresh process (so one model's memory does not hide another's): built from
 its card with the cavity's metadata (u, v; 5 parameters; 64 x 64), fed a random batch, timed
 for ``--repeats`` forward passes (no gradient) and training steps (forward, masked NMSE,
-backward, Adam step) after one warm-up of each; the median is reported. Peak memory is the
+backward, Adam step, under the trainer's precision handling) after one warm-up of each; the
+median is reported, with training throughput in samples per second. Peak memory is the
 growth of the process's peak resident set during the model's work on the CPU, and
 ``torch.cuda.max_memory_allocated`` on a GPU. The reference, measured in the same run, is the
 FNO: ratios are model / FNO. Writes the table with the environment to
@@ -34,11 +35,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = "fno"
 
 
-def measure_one(name: str, batch: int, device: str, repeats: int) -> dict:
+def measure_one(name: str, batch: int, device: str, repeats: int, precision_name: str = "fp32") -> dict:
     """Runs inside the child process: time and memory of one model."""
     from cfdbench.cards import load_dataset_card, load_model_card
     from cfdbench.models.base import OperatorMeta, predict_batch
     from cfdbench.models.registry import build_model
+    from cfdbench.training import precision
     from cfdbench.training.trainer import masked_loss
 
     card = load_dataset_card("cavity")
@@ -57,17 +59,24 @@ def measure_one(name: str, batch: int, device: str, repeats: int) -> dict:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     trainable = any(p.requires_grad for p in model.parameters())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4) if trainable else None
+    mode = precision.resolve_precision(precision_name, dev)
+    if mode != "fp32":
+        precision.keep_spectral_float32(model)
+    scaler = precision.grad_scaler(mode, dev)
 
     def forward() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), precision.autocast(mode, dev):
             predict_batch(model, batch_data, dev)
         sync()
 
     def train_step() -> None:
-        loss = masked_loss(predict_batch(model, batch_data, dev), batch_data["target"], batch_data["mask"], "nmse")
+        with precision.autocast(mode, dev):
+            pred = predict_batch(model, batch_data, dev)
+        loss = masked_loss(pred.float(), batch_data["target"], batch_data["mask"], "nmse")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         sync()
 
     def median_seconds(step) -> float:
@@ -93,7 +102,7 @@ def measure_one(name: str, batch: int, device: str, repeats: int) -> dict:
 
 def run_child(name: str, args) -> dict:
     command = [sys.executable, __file__, "--child", name, "--batch", str(args.batch), "--device", args.device]
-    command += ["--repeats", str(args.repeats)]
+    command += ["--repeats", str(args.repeats), "--precision", args.precision]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         return {"name": name, "error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -107,23 +116,24 @@ def fmt(value: float | None, digits: str = ".3f") -> str:
 def report(rows: list[dict], args) -> str:
     ref = next(r for r in rows if r["name"] == REFERENCE)
     lines = [
-        f"# Model speed and memory at 64 x 64, batch {args.batch}, {args.device}",
+        f"# Model speed and memory at 64 x 64, batch {args.batch}, {args.device}, {args.precision}",
         "",
         f"- device: {describe_device(args.device)}",
         f"- torch {torch.__version__}, Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}",
         f"- median of {args.repeats} after one warm-up; each model in a fresh process; reference: {REFERENCE}",
         "",
-        "| model | parameters | forward (s) | / FNO | train step (s) | / FNO | peak memory (MiB) | / FNO |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | parameters | forward (s) | / FNO | train step (s) | / FNO | samples/s | peak memory (MiB) | / FNO |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['name']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['name']} | failed: {r['error']} | | | | | | | |")
             continue
         train_ratio = None if r["train_step"] is None else r["train_step"] / ref["train_step"]
+        throughput = None if r["train_step"] is None else args.batch / r["train_step"]
         lines.append(
             f"| {r['name']} | {r['parameters']:,} | {fmt(r['forward'])} | {r['forward'] / ref['forward']:.2f} "
-            f"| {fmt(r['train_step'])} | {fmt(train_ratio, '.2f')} | {r['peak_mib']:.0f} "
+            f"| {fmt(r['train_step'])} | {fmt(train_ratio, '.2f')} | {fmt(throughput, '.0f')} | {r['peak_mib']:.0f} "
             f"| {r['peak_mib'] / max(ref['peak_mib'], 1e-9):.2f} |"
         )
     lines += [
@@ -140,10 +150,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="*", default=None, help="default: every built-in model")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (fp16 needs CUDA), as the trainer runs it")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure_one(args.child, args.batch, args.device, args.repeats)))
+        print(json.dumps(measure_one(args.child, args.batch, args.device, args.repeats, args.precision)))
         return
     from cfdbench.models.registry import builtin_model_names
 
@@ -154,7 +165,8 @@ def main() -> None:
         rows.append(run_child(name, args))
         print(f"  {rows[-1]}", flush=True)
     text = report(rows, args)
-    publish(text, RESULTS / f"models-{args.device.split(':')[0]}.md")
+    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
+    publish(text, RESULTS / f"models-{args.device.split(':')[0]}{suffix}.md")
 
 
 if __name__ == "__main__":

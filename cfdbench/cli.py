@@ -286,30 +286,62 @@ def _overrides(epochs, batch_size, lr, seed) -> dict:
     return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
 
 
+SET_HELP = "Any model or training setting, e.g. --set training.grad_clip=1.0 --set model.modes=[12,12] (repeatable)."
+
+
+def _training_flags(precision, grad_clip, early_stopping, compile_model, wandb, wandb_online) -> dict:
+    """The command-line flags that map to training settings (None = keep the card's)."""
+    mode = "online" if wandb_online else "offline" if wandb else None
+    return {
+        "precision": precision,
+        "grad_clip": grad_clip,
+        "early_stopping": early_stopping,
+        "compile": True if compile_model else None,
+        "wandb": mode,
+    }
+
+
 @app.command("train")
 def train_command(
     model: str = typer.Option("fno", help=MODEL_HELP),
     dataset: str = typer.Option("cavity-mini", help="Dataset name or folder."),
     epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
-    batch_size: Optional[int] = typer.Option(None, help="Override the batch size."),
+    batch_size: Optional[int] = typer.Option(None, help="Override the (global) batch size."),
     lr: Optional[float] = typer.Option(None, help="Override the learning rate."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    precision: Optional[str] = typer.Option(None, help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
+    grad_clip: Optional[float] = typer.Option(None, help="Clip the gradient norm to this (0: off)."),
+    early_stopping: Optional[int] = typer.Option(None, help="Stop after this many epochs without improvement (0: off)."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model."),
+    wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases, offline (no account needed)."),
+    wandb_online: bool = typer.Option(False, "--wandb-online", help="Log to Weights & Biases online."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's local GPU)."),
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<time>-<model>-<dataset>)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder exactly where it stopped."),
 ) -> None:
-    """Train a model on a stored dataset; writes the best checkpoint and history."""
-    from cfdbench.pipeline import new_run_dir, require_dataset, resolve_device, resolve_run_config, train_stage
+    """Train a model on a stored dataset; writes the best checkpoint, the full state and the history.
 
-    torch_device = resolve_device(device)
-    config = resolve_run_config(model, dataset, torch_device, _overrides(epochs, batch_size, lr, seed))
-    data = require_dataset(dataset)
-    folder = run_dir or new_run_dir(model, data.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    _, result, _ = train_stage(config, data, folder)
-    console.print(
-        f"[green]trained[/] {model}: best valid NMSE {result.best_valid_nmse:.4e} (epoch {result.best_epoch}), "
-        f"checkpoint {result.checkpoint}"
-    )
+    Data-parallel on several processes or GPUs: `torchrun --nproc_per_node N -m cfdbench train ...`."""
+    from cfdbench.pipeline import resume_config, train_on_ranks
+
+    if resume is not None:
+        config = resume_config(resume, epochs)
+        folder = resume
+    else:
+        from cfdbench.pipeline import resolve_device, resolve_run_config
+
+        overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(
+            precision, grad_clip, early_stopping, compile_model, wandb, wandb_online
+        )
+        config = resolve_run_config(model, dataset, resolve_device(device), overrides, settings=set_)
+        folder = run_dir
+    result, folder = train_on_ranks(config, folder, resume is not None)
+    if result is not None:
+        console.print(
+            f"[green]trained[/] {config.model}: best valid NMSE {result.best_valid_nmse:.4e} (epoch {result.best_epoch}), "
+            f"checkpoint {result.checkpoint}"
+        )
 
 
 @app.command("evaluate")
@@ -345,18 +377,22 @@ def run_command(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     runs_root: Path = typer.Option(Path("runs"), help="Folder for run folders."),
     publish: bool = typer.Option(False, help="Also submit the entry to leaderboard/entries/<dataset>/."),
+    precision: Optional[str] = typer.Option(None, help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
+    wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases, offline (no account needed)."),
+    wandb_online: bool = typer.Option(False, "--wandb-online", help="Log to Weights & Biases online."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
     from cfdbench.pipeline import dataset_path, ensure_dataset, resolve_device, resolve_run_config, run
 
-    overrides = _overrides(epochs, batch_size, lr, seed)
+    overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
     torch_device = resolve_device(device)
-    resolve_run_config(model, dataset, torch_device, overrides, steps)  # reject bad input before any work
+    resolve_run_config(model, dataset, torch_device, overrides, steps, set_)  # reject bad input before any work
     if not (dataset_path(dataset) / "manifest.json").is_file():
         progress, update = _generation_progress()
         with progress:
             ensure_dataset(dataset, device=str(torch_device), progress=update)
-    run_dir, entry = run(model, dataset, device, overrides, steps, runs_root, publish)
+    run_dir, entry = run(model, dataset, device, overrides, steps, runs_root, publish, settings=set_)
     _print_results(entry)
     console.print(f"run folder: {run_dir}")
 

@@ -7,7 +7,7 @@ this module holds the one implementation they share.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +25,8 @@ from cfdbench.io import write_json_atomic
 from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, model_label
+from cfdbench.training.distributed import Ranks, broadcast_object, init_distributed, shutdown
+from cfdbench.training.tracking import Tracker
 from cfdbench.training.trainer import TrainConfig, TrainResult, check_model, seed_everything, train
 
 DEFAULT_DATASET = "cavity-mini"
@@ -97,17 +99,57 @@ class RunConfig:
 
 
 def resolve_run_config(
-    model: str, dataset: str, device: torch.device, overrides: dict[str, Any] | None = None, rollout_steps: int = 20
+    model: str,
+    dataset: str,
+    device: torch.device,
+    overrides: dict[str, Any] | None = None,
+    rollout_steps: int = 20,
+    settings: list[str] | None = None,
 ) -> RunConfig:
-    """Model-card defaults for this dataset, then command-line overrides (``None`` = keep)."""
-    get_model_class(model)  # unknown names fail here, listing the valid ones
+    """Model-card defaults for this dataset, then command-line overrides (``None`` = keep), then
+    ``--set section.key=value`` settings (``model.`` or ``training.``; values parsed as YAML)."""
+    model_class = get_model_class(model)  # unknown names fail here, listing the valid ones
     card = load_model_card(model) if model in builtin_model_names() else None
     hparams, training = card.resolve(dataset) if card else ({}, {})
     training = {**training, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    for section, key, value in parse_settings(settings or []):
+        (hparams if section == "model" else training)[key] = value
     TrainConfig.from_dict(training)  # validate before any work
+    _check_hparams(model, model_class, hparams)
     if rollout_steps < 1:
         raise CfdbenchError(f"rollout steps must be >= 1, got {rollout_steps}")
     return RunConfig(model, dataset, hparams, training, str(device), rollout_steps)
+
+
+def parse_settings(settings: list[str]) -> list[tuple[str, str, Any]]:
+    """``training.lr=3e-4`` -> ("training", "lr", 0.0003); anything else is refused with the form to use."""
+    import yaml
+
+    parsed = []
+    for item in settings:
+        name, sep, text = item.partition("=")
+        section, dot, key = name.partition(".")
+        if not sep or not dot or section not in ("model", "training") or not key:
+            raise CfdbenchError(f"--set {item!r}: use model.<key>=<value> or training.<key>=<value>")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise CfdbenchError(f"--set {item!r}: the value is not valid YAML ({err.__class__.__name__})") from None
+        parsed.append((section, key, value))
+    return parsed
+
+
+def _check_hparams(name: str, model_class: type, hparams: dict[str, Any]) -> None:
+    """Refuse constructor settings the model does not take (a typo would otherwise surface mid-run)."""
+    import inspect
+
+    signature = inspect.signature(model_class.__init__)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    accepted = set(signature.parameters) - {"self", "meta"}
+    unknown = sorted(set(hparams) - accepted)
+    if unknown:
+        raise CfdbenchError(f"model '{name}' has no settings {unknown}; valid: {sorted(accepted)}")
 
 
 def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
@@ -130,9 +172,18 @@ def new_run_dir(model: str, dataset: str, root: Path | None = None) -> Path:
 
 
 def train_stage(
-    config: RunConfig, dataset: StoredDataset, run_dir: Path, show_progress: bool = True
+    config: RunConfig,
+    dataset: StoredDataset,
+    run_dir: Path,
+    show_progress: bool = True,
+    resume: bool = False,
+    ranks: Ranks | None = None,
+    tracker: Tracker | None = None,
 ) -> tuple[NeuralOperator, TrainResult, Normalization]:
-    """Build the model from the resolved config and train it; returns the best checkpoint's model."""
+    """Build the model from the resolved config and train it; returns the best checkpoint's model
+    (on rank 0; other ranks of a distributed run get their final in-memory model). A ``tracker``
+    passed in stays open for the caller (to log the evaluation); otherwise one is opened and closed."""
+    ranks = ranks or Ranks(device=torch.device(config.device))
     train_config = TrainConfig.from_dict(config.training)
     seed_everything(train_config.seed)
     train_data = AutoregressiveDataset(dataset, "train", train_config.input_frames, train_config.stride, PREDICTED_FIELDS)
@@ -140,12 +191,48 @@ def train_stage(
         dataset, "valid", train_config.input_frames, train_config.stride, PREDICTED_FIELDS, normalization=train_data.normalization
     )
     model = build_model(config.model, operator_meta(train_data), **config.model_hparams)
-    check_model(model.to(config.device), train_data, torch.device(config.device))  # before the run folder exists
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", asdict(config))
-    result = train(model, train_data, valid_data, train_config, run_dir, torch.device(config.device), show_progress)
-    best, extra = load_checkpoint(result.checkpoint, map_location=config.device)
+    check_model(model.to(ranks.device), train_data, ranks.device)  # before the run folder exists
+    if ranks.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", asdict(config))
+    own_tracker = tracker is None
+    tracker = tracker or Tracker(run_dir, asdict(config), train_config.wandb if ranks.is_main else "off")
+    try:
+        result = train(model, train_data, valid_data, train_config, run_dir, ranks.device, show_progress, resume, ranks, tracker)
+    finally:
+        if own_tracker:
+            tracker.finish()
+    if not ranks.is_main:
+        return model, result, train_data.normalization
+    best, extra = load_checkpoint(result.checkpoint, map_location=ranks.device)
     return best, result, Normalization.from_dict(extra["normalization"])
+
+
+def resume_config(run_dir: Path, epochs: int | None = None) -> RunConfig:
+    """The saved configuration of a run to resume; only its epoch count may be raised."""
+    import json
+
+    path = Path(run_dir) / "config.json"
+    try:
+        config = RunConfig(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise CfdbenchError(f"cannot resume {run_dir}: no readable config.json ({err.__class__.__name__})") from None
+    if epochs is not None:
+        config.training["epochs"] = epochs
+    return config
+
+
+def train_on_ranks(config: RunConfig, run_dir: Path | None, resume: bool = False) -> tuple[TrainResult | None, Path]:
+    """``cfdbench train`` on one process or, under torchrun, on every rank (DDP); returns rank 0's
+    result (None on the other ranks) and the run folder all ranks share."""
+    ranks = init_distributed(torch.device(config.device))
+    try:
+        data = require_dataset(config.dataset)
+        folder = broadcast_object(run_dir or new_run_dir(config.model, data.name), ranks)
+        _, result, _ = train_stage(replace(config, device=str(ranks.device)), data, Path(folder), ranks.is_main, resume, ranks)
+        return (result if ranks.is_main else None), Path(folder)
+    finally:
+        shutdown(ranks)
 
 
 @dataclass
@@ -312,16 +399,23 @@ def run(
     publish: bool = False,
     show_progress: bool = True,
     generation_progress: Callable[[int, int], None] | None = None,
+    settings: list[str] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Generate (if needed), train, evaluate and write an entry; returns (run folder, entry)."""
     torch_device = resolve_device(device)
-    config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps)
+    config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps, settings)
     data = ensure_dataset(dataset, device=str(torch_device), progress=generation_progress)
     run_dir = new_run_dir(model, data.name, runs_root)
-    trained, result, normalization = train_stage(config, data, run_dir, show_progress)
     train_config = TrainConfig.from_dict(config.training)
-    task = RolloutTask(train_config.input_frames, train_config.stride, rollout_steps, config.start_frame)
-    evaluation = evaluate_stage(trained, normalization, data, task, run_dir)
+    tracker = Tracker(run_dir, asdict(config), train_config.wandb)
+    try:
+        trained, result, normalization = train_stage(config, data, run_dir, show_progress, tracker=tracker)
+        task = RolloutTask(train_config.input_frames, train_config.stride, rollout_steps, config.start_frame)
+        evaluation = evaluate_stage(trained, normalization, data, task, run_dir)
+        curves = {f"{who}_nmse": evaluation.curves[who]["nmse"]["mean"] for who in ("model", "identity")}
+        tracker.log_media(curves, {"fields": run_dir / "fields.png", "spectra": run_dir / "spectra.png"})
+    finally:
+        tracker.finish()
     entry = build_entry(trained, data, evaluation, config, result)
     save_entry(entry, run_dir / "entry.json")
     if publish:

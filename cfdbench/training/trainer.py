@@ -1,17 +1,19 @@
-"""A plain, readable training loop for autoregressive operators.
+"""A plain, readable training loop for every operator of the suite, on one device or many.
 
 One-step teacher forcing on (window -> next frame) pairs in normalised space, masked loss,
-Adam/AdamW with a step or cosine schedule, validation every epoch with the shared metric
-code, and the best-on-validation checkpoint kept. CPU when there is no GPU.
+Adam/AdamW with a step or cosine schedule, validation every epoch with the shared metric code,
+the best-on-validation checkpoint kept, and the full state saved after every epoch for an exact
+``--resume``. Under torchrun, DDP averages gradients (``distributed.py``) and only rank 0 writes.
+Mixed precision, gradient clipping, early stopping and ``torch.compile`` are settings of
+:class:`TrainConfig`.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,53 +21,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import MetricAccumulator
-from cfdbench.io import write_json_atomic
+from cfdbench.evaluation.metrics import METRICS, MetricAccumulator
 from cfdbench.models.base import NeuralOperator, predict_batch
 from cfdbench.models.registry import save_checkpoint
+from cfdbench.training import distributed, precision, state
+from cfdbench.training.config import TrainConfig
+from cfdbench.training.tracking import Tracker
 
-
-@dataclass
-class TrainConfig:
-    """Every training hyper-parameter; defaults are CFDBench's, the model card overrides them."""
-
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"  # "adam" | "adamw"
-    scheduler: str = "step"  # "step" | "cosine" | "none"
-    step_size: int = 20  # epochs, for the step schedule
-    gamma: float = 0.9
-    loss: str = "nmse"  # "nmse" | "mse", masked, in normalised space
-    input_frames: int = 1
-    stride: int = 1
-    eval_batch_size: int = 32
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise CfdbenchError(f"unknown training settings {sorted(unknown)}; valid: {sorted(known)}")
-        config = cls(**raw)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "lr", "input_frames", "stride", "step_size", "gamma"):
-            if not getattr(self, name) > 0:
-                raise CfdbenchError(f"training setting {name} must be positive, got {getattr(self, name)}")
-        if self.weight_decay < 0:
-            raise CfdbenchError(f"training setting weight_decay must be >= 0, got {self.weight_decay}")
-        for name, value, choices in (
-            ("optimizer", self.optimizer, ("adam", "adamw")),
-            ("scheduler", self.scheduler, ("step", "cosine", "none")),
-            ("loss", self.loss, ("nmse", "mse")),
-        ):
-            if value not in choices:
-                raise CfdbenchError(f"unknown {name} '{value}'; valid choices: {', '.join(choices)}")
+__all__ = ["TrainConfig", "TrainResult", "check_model", "masked_loss", "seed_everything", "train", "validate"]
 
 
 @dataclass
@@ -85,12 +48,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
-    """Masked MSE, or NMSE per sample averaged over the batch (CFDBench's default loss)."""
+def per_sample_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """Masked loss of each sample (B,): NMSE (CFDBench's default) or MSE over fluid cells and fields."""
     squared = ((pred - target) ** 2 * mask).sum(dim=(1, 2, 3))
     if kind == "mse":
-        return squared.sum() / (mask.sum() * pred.shape[1])
-    return (squared / ((target**2 * mask).sum(dim=(1, 2, 3)) + 1e-8)).mean()
+        return squared / (mask.sum(dim=(1, 2, 3)) * pred.shape[1])
+    return squared / ((target**2 * mask).sum(dim=(1, 2, 3)) + 1e-8)
+
+
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean of :func:`per_sample_loss` over the batch."""
+    return per_sample_loss(pred, target, mask, kind).mean()
 
 
 def _optimizer(model: NeuralOperator, config: TrainConfig) -> torch.optim.Optimizer:
@@ -123,26 +91,61 @@ def check_model(model: NeuralOperator, data: AutoregressiveDataset, device: torc
 
 
 @torch.no_grad()
-def validate(model: NeuralOperator, data: AutoregressiveDataset, batch_size: int) -> dict[str, float]:
-    """One-step metrics on a split in physical units (the evaluator's metric code)."""
+def validate(
+    model: NeuralOperator, data: AutoregressiveDataset, batch_size: int, ranks: distributed.Ranks | None = None
+) -> dict[str, float]:
+    """One-step metrics on a split in physical units (the evaluator's metric code), each rank
+    scoring every ``world``-th sample and the per-sample sums reduced over ranks."""
+    ranks = ranks or distributed.Ranks(device=model.device)
     model.eval()
-    device = model.device
     scores = MetricAccumulator()
     to_physical = data.scaler.denormalize
-    for batch in data.loader(batch_size, shuffle=False):
-        pred = predict_batch(model, batch, device).cpu()
+    mine = torch.arange(ranks.rank, len(data), ranks.world_size)
+    for first in range(0, len(mine), batch_size):
+        batch = data[mine[first : first + batch_size]]
+        pred = predict_batch(model, batch, ranks.device).float().cpu()
         scores.update(to_physical(pred), to_physical(batch["target"]), batch["mask"])
-    return scores.mean()
+    values = scores.values()
+    sums = torch.tensor([float(values[m].sum()) for m in METRICS] + [float(len(values["mse"]))], dtype=torch.float64)
+    sums = distributed.all_reduce_sums(sums, ranks)
+    return {m: float(sums[i] / sums[-1]) for i, m in enumerate(METRICS)}
 
 
-def _save_untrained(model, valid_data, config: TrainConfig, checkpoint: Path, extra: dict) -> TrainResult:
+def _save_untrained(
+    model, valid_data, config: TrainConfig, checkpoint: Path, extra: dict, tracker: Tracker, ranks
+) -> TrainResult:
     """A model without trainable weights (a baseline): validate once and save it, no epochs."""
     start = time.perf_counter()
-    valid = validate(model, valid_data, config.eval_batch_size)
-    save_checkpoint(model, checkpoint, epoch=0, valid=valid, **extra)
-    history = [{"epoch": 0, **{f"valid_{k}": v for k, v in valid.items()}}]
-    write_json_atomic(checkpoint.parent / "history.json", history)
-    return TrainResult(checkpoint, history, time.perf_counter() - start, 0, 0, 0, valid["nmse"])
+    valid = validate(model, valid_data, config.eval_batch_size, ranks)
+    if ranks.is_main:
+        save_checkpoint(model, checkpoint, epoch=0, valid=valid, **extra)
+        tracker.log_epoch({"epoch": 0, **{f"valid_{k}": v for k, v in valid.items()}})
+    return TrainResult(checkpoint, tracker.history, time.perf_counter() - start, 0, 0, 0, valid["nmse"])
+
+
+def _progress_bar(show: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]train[/] epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3e}  valid NMSE {task.fields[valid]:.3e}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not show,
+        transient=False,
+    )
+
+
+def run_identity(model: NeuralOperator, train_data: AutoregressiveDataset, config: TrainConfig) -> dict:
+    """What a saved state must match to be resumed: the model and its settings, the training
+    cases and every training setting except where the logs go."""
+    settings = {k: v for k, v in asdict(config).items() if k != "wandb"}
+    return {
+        "model": model.config,
+        "dataset": train_data.dataset.name,
+        "train_cases": list(train_data.case_ids),
+        "training": settings,
+    }
 
 
 def train(
@@ -153,63 +156,148 @@ def train(
     run_dir: Path,
     device: torch.device,
     show_progress: bool = True,
+    resume: bool = False,
+    ranks: distributed.Ranks | None = None,
+    tracker: Tracker | None = None,
 ) -> TrainResult:
     """Train ``model`` and keep the checkpoint with the best validation NMSE in ``run_dir``."""
+    ranks = ranks or distributed.Ranks(device=device)
     seed_everything(config.seed)
-    model.to(device)
-    check_model(model, train_data, device)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    model.to(ranks.device)
+    check_model(model, train_data, ranks.device)
+    if ranks.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    tracker = tracker or Tracker(run_dir, asdict(config), config.wandb if ranks.is_main else "off")
     checkpoint = run_dir / "checkpoint.pt"
     extra = {"normalization": train_data.normalization.to_dict(), "train_config": asdict(config)}
     model.fit(train_data)
     if not any(p.requires_grad for p in model.parameters()):
-        return _save_untrained(model, valid_data, config, checkpoint, extra)
-    loader = train_data.loader(config.batch_size, shuffle=True, seed=config.seed)
-    optimizer = _optimizer(model, config)
-    scheduler = _scheduler(optimizer, config, len(loader))
-    history: list[dict[str, float]] = []
-    best = (float("inf"), 0)
-    steps, start = 0, time.perf_counter()
-    progress = Progress(
-        TextColumn("[bold]train[/] epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3e}  valid NMSE {task.fields[valid]:.3e}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not show_progress,
-        transient=False,
-    )
-    with progress:
-        bar = progress.add_task("train", total=config.epochs * len(loader), epoch=1, loss=float("nan"), valid=float("nan"))
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            losses = []
-            for batch in loader:
-                pred = predict_batch(model, batch, device)
-                loss = masked_loss(pred, batch["target"].to(device), batch["mask"].to(device), config.loss)
-                if not torch.isfinite(loss):
-                    raise CfdbenchError(f"training diverged: loss is {loss.item()} at epoch {epoch}, step {steps}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                steps += 1
-                losses.append(loss.item())
-                progress.update(bar, advance=1, epoch=epoch, loss=float(np.mean(losses)))
-            valid = validate(model, valid_data, config.eval_batch_size)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": float(np.mean(losses)),
-                    "lr": scheduler.get_last_lr()[0],
-                    **{f"valid_{k}": v for k, v in valid.items()},
-                }
+        return _save_untrained(model, valid_data, config, checkpoint, extra, tracker, ranks)
+    return _Loop(model, train_data, valid_data, config, run_dir, ranks, tracker, extra).run(resume, show_progress)
+
+
+class _Loop:
+    """One training run's moving parts; :meth:`run` is the epoch loop."""
+
+    def __init__(self, model, train_data, valid_data, config: TrainConfig, run_dir: Path, ranks, tracker: Tracker, extra: dict):
+        self.model, self.train_data, self.valid_data = model, train_data, valid_data
+        self.config, self.run_dir, self.ranks, self.tracker, self.extra = config, run_dir, ranks, tracker, extra
+        self.precision = precision.resolve_precision(config.precision, ranks.device)
+        if self.precision != "fp32":
+            precision.keep_spectral_float32(model)
+        self.rank_batch = distributed.check_batch_size(config.batch_size, ranks.world_size)
+        self.steps_per_epoch = sum(1 for _ in distributed.rank_batches(len(train_data), config.batch_size, ranks, config.seed, 1))
+        self.optimizer = _optimizer(model, config)
+        self.scheduler = _scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.scaler = precision.grad_scaler(self.precision, ranks.device)
+        self.identity = run_identity(model, train_data, config)
+        self.net = model
+        if ranks.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[ranks.device] if ranks.device.type == "cuda" else None
             )
-            progress.update(bar, valid=valid["nmse"])
-            if valid["nmse"] < best[0]:
-                best = (valid["nmse"], epoch)
-                save_checkpoint(model, checkpoint, epoch=epoch, valid=valid, **extra)
-    seconds = time.perf_counter() - start
-    write_json_atomic(run_dir / "history.json", history)
-    return TrainResult(checkpoint, history, seconds, config.epochs, steps, best[1], best[0])
+        if config.compile:
+            self.net = torch.compile(self.net)
+
+    def run(self, resume: bool, show_progress: bool) -> TrainResult:
+        progress = state.Progress()
+        if resume:
+            progress = state.load_state(
+                self.run_dir / state.STATE_FILE, self.model, self.optimizer, self.scheduler, self.scaler, self.identity
+            )
+            self.tracker.restore(progress.history)
+        start = time.perf_counter()
+        bar_view = _progress_bar(show_progress and self.ranks.is_main)
+        with bar_view:
+            total = self.config.epochs * self.steps_per_epoch
+            bar = bar_view.add_task(
+                "train", total=total, completed=progress.step, epoch=progress.epoch, loss=float("nan"), valid=float("nan")
+            )
+            for epoch in range(progress.epoch, self.config.epochs + 1):
+                train_loss = self._epoch(epoch, progress, lambda loss: bar_view.update(bar, advance=1, epoch=epoch, loss=loss))
+                valid = validate(self.model, self.valid_data, self.config.eval_batch_size, self.ranks)
+                bar_view.update(bar, valid=valid["nmse"])
+                out_of_time = 0 < self.config.max_minutes * 60 <= time.perf_counter() - start
+                if self._end_epoch(epoch, train_loss, valid, progress, out_of_time):
+                    break
+        return TrainResult(
+            self.run_dir / "checkpoint.pt",
+            self.tracker.history,
+            time.perf_counter() - start,
+            len(self.tracker.history),
+            progress.step,
+            progress.best_epoch,
+            progress.best_nmse,
+        )
+
+    def _epoch(self, epoch: int, progress: state.Progress, advance) -> float:
+        """One pass over the training samples; returns the mean per-sample loss over all ranks."""
+        self.model.train()
+        total = torch.zeros(2, dtype=torch.float64)  # loss sum, samples
+        for indices, global_batch in distributed.rank_batches(
+            len(self.train_data), self.config.batch_size, self.ranks, self.config.seed, epoch
+        ):
+            batch = self.train_data[indices]
+            losses = self._step(batch, global_batch, epoch, progress.step)
+            progress.step += 1
+            total += torch.tensor([float(losses.sum()), len(losses)], dtype=torch.float64)
+            advance(float(total[0] / total[1]))
+        total = distributed.all_reduce_sums(total, self.ranks)
+        return float(total[0] / total[1])
+
+    def _step(self, batch: dict, global_batch: int, epoch: int, step: int) -> torch.Tensor:
+        device = self.ranks.device
+        try:
+            with precision.autocast(self.precision, device):
+                pred = predict_batch(self.net, batch, device)
+            losses = per_sample_loss(pred.float(), batch["target"].to(device), batch["mask"].to(device), self.config.loss)
+            loss = distributed.scaled_loss(losses, global_batch, self.ranks.world_size)
+            if not torch.isfinite(loss):
+                cases = [self.train_data.case_ids[c] for c in batch["case"].tolist()]
+                shown = f"{cases[:4]}{'...' if len(cases) > 4 else ''} frames {batch['frame'].tolist()[:4]}"
+                raise CfdbenchError(
+                    f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step + 1}, on the batch of cases "
+                    f"{shown}; lower --lr or set grad_clip"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.config.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+        except torch.cuda.OutOfMemoryError:
+            raise CfdbenchError(
+                f"out of GPU memory at batch size {self.rank_batch} per rank ({self.config.batch_size} in all): "
+                "lower it with --batch-size"
+            ) from None
+        return losses.detach().float().cpu()
+
+    def _end_epoch(
+        self, epoch: int, train_loss: float, valid: dict[str, float], progress: state.Progress, out_of_time: bool = False
+    ) -> bool:
+        """Log, keep the best checkpoint, save the state; True when early stopping or the time budget ends the run."""
+        record = {"epoch": epoch, "train_loss": train_loss, "lr": self.scheduler.get_last_lr()[0]}
+        record |= {f"valid_{k}": v for k, v in valid.items()}
+        improved = valid["nmse"] < progress.best_nmse
+        if improved:
+            progress.best_nmse, progress.best_epoch, progress.stale_epochs = valid["nmse"], epoch, 0
+        else:
+            progress.stale_epochs += 1
+        stop = 0 < self.config.early_stopping <= progress.stale_epochs
+        if stop:
+            record["early_stopped"] = True
+        if out_of_time:
+            record["time_budget_reached"] = True
+            stop = True
+        progress.epoch = epoch + 1
+        if self.ranks.is_main:
+            self.tracker.log_epoch(record)
+            progress.history = self.tracker.history
+            if improved:
+                save_checkpoint(self.model, self.run_dir / "checkpoint.pt", epoch=epoch, valid=valid, **self.extra)
+            state.save_state(
+                self.run_dir / state.STATE_FILE, self.model, self.optimizer, self.scheduler, self.scaler, progress, self.identity
+            )
+        return stop

@@ -1,0 +1,65 @@
+"""Every training hyper-parameter of a run, with CFDBench's defaults; model cards and the command
+line override them, and unknown keys are refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from cfdbench.errors import CfdbenchError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+WANDB_MODES = ("off", "offline", "online")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. ``precision="auto"`` is bf16 autocast on CUDA and float32 on the CPU;
+    ``grad_clip``, ``early_stopping`` (patience in epochs) and ``max_minutes`` are off at 0."""
+
+    epochs: int = 100
+    batch_size: int = 128  # global: split evenly over the ranks of a distributed run
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"  # "adam" | "adamw"
+    scheduler: str = "step"  # "step" | "cosine" | "none"
+    step_size: int = 20  # epochs, for the step schedule
+    gamma: float = 0.9
+    loss: str = "nmse"  # "nmse" | "mse", masked, in normalised space
+    input_frames: int = 1
+    stride: int = 1
+    eval_batch_size: int = 32
+    seed: int = 0
+    precision: str = "auto"
+    compile: bool = False  # torch.compile the model
+    grad_clip: float = 0.0  # max gradient norm
+    early_stopping: int = 0  # stop after this many epochs without a better validation NMSE
+    max_minutes: float = 0.0  # stop after the epoch during which this much training time has passed
+    wandb: str = "off"  # Weights & Biases: off, offline (no account needed) or online
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise CfdbenchError(f"unknown training settings {sorted(unknown)}; valid: {sorted(known)}")
+        config = cls(**raw)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "lr", "input_frames", "stride", "step_size", "gamma"):
+            if not getattr(self, name) > 0:
+                raise CfdbenchError(f"training setting {name} must be positive, got {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip", "early_stopping", "max_minutes"):
+            if getattr(self, name) < 0:
+                raise CfdbenchError(f"training setting {name} must be >= 0, got {getattr(self, name)}")
+        for name, value, choices in (
+            ("optimizer", self.optimizer, ("adam", "adamw")),
+            ("scheduler", self.scheduler, ("step", "cosine", "none")),
+            ("loss", self.loss, ("nmse", "mse")),
+            ("precision", self.precision, PRECISIONS),
+            ("wandb", self.wandb, WANDB_MODES),
+        ):
+            if value not in choices:
+                raise CfdbenchError(f"unknown {name} '{value}'; valid choices: {', '.join(choices)}")

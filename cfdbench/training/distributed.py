@@ -1,0 +1,108 @@
+"""Data-parallel training on torch's own engine: ``torchrun --nproc_per_node N -m cfdbench train``.
+
+torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`init_distributed` joins the
+process group (NCCL on CUDA, gloo on the CPU) and picks each rank's device. Batches are global:
+:func:`rank_batches` cuts one seeded permutation per epoch into global batches and gives each
+rank every ``world``-th sample of each, so the union of the ranks' batches is exactly the batch
+a single process would draw, and :func:`scaled_loss` makes DDP's gradient average equal the
+single-process gradient of the global batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+from cfdbench.errors import CfdbenchError
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a run: rank, world size and the device it trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(device: torch.device) -> Ranks:
+    """Join torchrun's process group when launched by it; otherwise a single rank on ``device``."""
+    if not launched_by_torchrun():
+        return Ranks(device=device)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Ranks(rank, world, device)
+
+
+def check_batch_size(batch_size: int, world_size: int) -> int:
+    """The per-rank batch size; a global batch the ranks cannot share evenly is refused."""
+    if batch_size % world_size:
+        raise CfdbenchError(f"batch size {batch_size} is not divisible by the {world_size} ranks; use a multiple of {world_size}")
+    return batch_size // world_size
+
+
+def epoch_order(n_samples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch: a function of (seed, epoch) only, so a resumed run and every
+    rank draw the same permutation."""
+    return torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def rank_batches(n_samples: int, batch_size: int, ranks: Ranks, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, int]]:
+    """(this rank's sample indices, size of the global batch) per step. A final global batch
+    smaller than the world size is dropped, since a rank cannot step on no samples."""
+    order = epoch_order(n_samples, seed, epoch)
+    for first in range(0, n_samples, batch_size):
+        batch = order[first : first + batch_size]
+        if len(batch) < ranks.world_size:
+            return
+        yield batch[ranks.rank :: ranks.world_size], len(batch)
+
+
+def scaled_loss(per_sample: torch.Tensor, global_batch: int, world_size: int) -> torch.Tensor:
+    """Sum of this rank's per-sample losses scaled so that DDP's mean over ranks of the gradients
+    is the gradient of the mean loss over the global batch."""
+    return per_sample.sum() * world_size / global_batch
+
+
+def all_reduce_sums(values: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """Element-wise sum over ranks (identity on one rank)."""
+    if not ranks.distributed:
+        return values
+    reduced = values.to(ranks.device, copy=True)  # NCCL reduces CUDA tensors, gloo CPU ones
+    dist.all_reduce(reduced)
+    return reduced.to(values.device)
+
+
+def broadcast_object(value, ranks: Ranks):
+    """Rank 0's ``value`` on every rank (a run folder name, say)."""
+    if not ranks.distributed:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def shutdown(ranks: Ranks) -> None:
+    if ranks.distributed and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
