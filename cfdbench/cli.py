@@ -326,7 +326,7 @@ def train_command(
     from cfdbench.pipeline import resume_config, train_on_ranks
 
     if resume is not None:
-        config = resume_config(resume, epochs)
+        config = resume_config(resume, device, epochs)
         folder = resume
     else:
         from cfdbench.pipeline import resolve_device, resolve_run_config
@@ -408,11 +408,18 @@ def _print_results(entry: dict) -> None:
     table = Table("metric", "one step: model", "identity", f"{steps}-step rollout: model", "identity", title=title)
     one_step, rollout = entry["metrics"]["one_step"], entry["metrics"]["rollout"]
     for key, label in METRIC_LABELS.items():
-        table.add_row(label, *(f"{scores[who][key]:.3e}" for scores in (one_step, rollout) for who in ("model", "identity")))
+        table.add_row(label, *(_score(scores[who][key]) for scores in (one_step, rollout) for who in ("model", "identity")))
     console.print(table)
     for name, scores in (("one step", one_step), (f"{steps}-step rollout", rollout)):
+        if scores["model"]["nmse"] is None:
+            console.print(f"{name}: the model diverged (NaN or Inf) in cases {sorted(entry['diverged'])}")
+            continue
         ratio = scores["identity"]["nmse"] / max(scores["model"]["nmse"], 1e-300)
         console.print(f"{name}: identity NMSE / model NMSE = {ratio:.1f}x")
+
+
+def _score(value: float | None) -> str:
+    return "diverged" if value is None else f"{value:.3e}"
 
 
 # --------------------------------------------------------------------------- leaderboard

@@ -122,7 +122,7 @@ def resolve_run_config(
 
 
 def parse_settings(settings: list[str]) -> list[tuple[str, str, Any]]:
-    """``training.lr=3e-4`` -> ("training", "lr", 0.0003); anything else is refused with the form to use."""
+    """``training.lr=3e-4`` -> ("training", "lr", 0.0003); any other form is refused, saying which to use."""
     import yaml
 
     parsed = []
@@ -135,8 +135,18 @@ def parse_settings(settings: list[str]) -> list[tuple[str, str, Any]]:
             value = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise CfdbenchError(f"--set {item!r}: the value is not valid YAML ({err.__class__.__name__})") from None
-        parsed.append((section, key, value))
+        parsed.append((section, key, _number_if_numeric(value)))
     return parsed
+
+
+def _number_if_numeric(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no decimal point) as a string; a string that is a number becomes one."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _check_hparams(name: str, model_class: type, hparams: dict[str, Any]) -> None:
@@ -208,8 +218,9 @@ def train_stage(
     return best, result, Normalization.from_dict(extra["normalization"])
 
 
-def resume_config(run_dir: Path, epochs: int | None = None) -> RunConfig:
-    """The saved configuration of a run to resume; only its epoch count may be raised."""
+def resume_config(run_dir: Path, device: str = "auto", epochs: int | None = None) -> RunConfig:
+    """The saved configuration of a run to resume, on ``device``; only its epoch count may change,
+    and not under a cosine schedule (which was sized for the original count)."""
     import json
 
     path = Path(run_dir) / "config.json"
@@ -217,7 +228,11 @@ def resume_config(run_dir: Path, epochs: int | None = None) -> RunConfig:
         config = RunConfig(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError) as err:
         raise CfdbenchError(f"cannot resume {run_dir}: no readable config.json ({err.__class__.__name__})") from None
-    if epochs is not None:
+    config = replace(config, device=str(resolve_device(device)))
+    saved = TrainConfig.from_dict(config.training)
+    if epochs is not None and epochs != saved.epochs:
+        if saved.scheduler == "cosine":
+            raise CfdbenchError(f"cannot resume {run_dir} with --epochs {epochs}: its cosine schedule spans {saved.epochs}")
         config.training["epochs"] = epochs
     return config
 
@@ -226,13 +241,15 @@ def train_on_ranks(config: RunConfig, run_dir: Path | None, resume: bool = False
     """``cfdbench train`` on one process or, under torchrun, on every rank (DDP); returns rank 0's
     result (None on the other ranks) and the run folder all ranks share."""
     ranks = init_distributed(torch.device(config.device))
+    clean = False
     try:
         data = require_dataset(config.dataset)
         folder = broadcast_object(run_dir or new_run_dir(config.model, data.name), ranks)
         _, result, _ = train_stage(replace(config, device=str(ranks.device)), data, Path(folder), ranks.is_main, resume, ranks)
+        clean = True
         return (result if ranks.is_main else None), Path(folder)
     finally:
-        shutdown(ranks)
+        shutdown(ranks, clean)
 
 
 @dataclass

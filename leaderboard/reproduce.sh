@@ -3,18 +3,23 @@
 # dataset the suite generates at its small size, with the same training budget for all (the
 # budget is recorded in each entry), then submit and render. About 45 minutes on 2 CPU cores.
 #
-#   leaderboard/reproduce.sh [device]        # device: auto (default), cpu, cuda
+#   leaderboard/reproduce.sh [device] [--fresh]   # device: auto (default), cpu, cuda
+#
+# A (dataset, model) pair that already has an entry is skipped, so an interrupted rebuild
+# continues; --fresh deletes the track's entries first.
 #
 # Datasets are generated first when missing; `cfdbench leaderboard submit` refuses an entry
 # whose dataset hash differs from the one its card publishes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE="${1:-auto}"
+FRESH="${2:-}"
 DATASETS="cavity-mini tube-tiny dam-tiny cylinder-tiny"
 MODELS="identity mean-field fno fno-cfdbench unet resnet ffn deeponet auto-ffn auto-deeponet auto-edeeponet auto-deeponet-cnn"
 for dataset in $DATASETS; do
-  rm -rf "leaderboard/entries/$dataset"
+  if [ "$FRESH" = "--fresh" ]; then rm -rf "leaderboard/entries/$dataset"; fi
   for model in $MODELS; do
+    if ls "leaderboard/entries/$dataset/$model--$dataset--"*.json > /dev/null 2>&1; then continue; fi
     cfdbench run --model "$model" --dataset "$dataset" --epochs 6 --batch-size 16 --device "$DEVICE" \
       --runs-root runs/leaderboard --publish
   done

@@ -42,6 +42,10 @@ def curves(steps: int, rollout_nmse: float) -> dict:
     return {m: {"mean": [value * g for g in growth], "std": [0.01] * steps} for m, value in scores(rollout_nmse).items()}
 
 
+def valid_time(steps: int) -> dict:
+    return {"threshold_nmse": 1.0, "mean_steps": steps, "median_steps": steps, "mean_seconds": 0.5 * steps, "censored_cases": 0}
+
+
 def make_entry(
     model: str = "fno",
     nmse: float = 0.1,
@@ -81,8 +85,11 @@ def make_entry(
             "model": curves(steps, 3 * nmse),
             "identity": curves(steps, 3 * identity_nmse),
         },
-        "rollout_windows": {"model": {"nmse": {"1": nmse}}, "identity": {"nmse": {"1": identity_nmse}}},
-        "valid_time": {"model": {"mean_steps": steps}, "identity": {"mean_steps": 1}},
+        "rollout_windows": {
+            "model": {"nmse": {"1": curves(steps, 3 * nmse)["nmse"]["mean"][0]}},
+            "identity": {"nmse": {"1": curves(steps, 3 * identity_nmse)["nmse"]["mean"][0]}},
+        },
+        "valid_time": {"model": valid_time(steps), "identity": valid_time(1)},
         "confidence": {"model": {"nmse": [2 * nmse, 4 * nmse]}, "identity": {"nmse": None}},
         "cost": {"parameter_count": 1188706, "seconds_per_step": 0.01, "seconds_per_rollout": 0.04, "device": "cpu"},
         "diverged": {},
@@ -404,6 +411,22 @@ def test_html_escapes_every_entry_string_and_sorts_by_numbers():
     assert render_html(three_models()) == render_html(list(reversed(three_models())))  # deterministic
 
 
+def test_tables_split_by_dataset_hash_and_missing_metrics_read_na():
+    from cfdbench.leaderboard.html import render_html
+
+    old = make_entry(model="unet", content_hash=HASH_B, identity_nmse=0.9)
+    page = render_html([make_entry(model="fno"), old])  # two hashes: two tables, each with its identity
+    assert "Rollout, 4 steps, data aaaaaaaa" in page and "Rollout, 4 steps, data bbbbbbbb" in page
+    assert 'data-sort="Infinity">n/a<' in page and ">diverged<" not in page  # vrmse is not in these entries
+
+
+def test_window_means_must_match_the_curve():
+    entry = make_entry()
+    entry["rollout_windows"]["model"]["nmse"]["1"] *= 1.5
+    with pytest.raises(CfdbenchError, match=r"rollout_windows\.model\.nmse\['1'\]: .* is not the mean of its per-step curve"):
+        validate_entry(entry)
+
+
 def test_scorecard_is_relative_to_the_named_baseline():
     from cfdbench.leaderboard.html import render_html
 
@@ -546,6 +569,7 @@ def test_compare_numbers_reports_paths():
     from cfdbench.leaderboard.submit import compare_numbers
 
     assert compare_numbers({"a": [1.0, None], "b": 2}, {"a": [1.0 + 1e-9, None], "b": 2}) == []
+    assert compare_numbers({"a": 1.0}, {"a": 1.0, "vrmse": 0.3}) == ["$.vrmse: missing in the entry, re-run 0.3"]
     problems = compare_numbers({"a": [1.0, None], "b": 2}, {"a": [1.01, 0.5], "b": 2})
     assert problems == ["$.a[0]: entry 1.0, re-run 1.01", "$.a[1]: entry None, re-run 0.5"]
 
@@ -566,6 +590,7 @@ def test_verify_reproduces_an_evaluation_and_catches_an_edited_one(tiny_dataset,
     edited = copy.deepcopy(entry)  # a consistent edit: curve and score both 2 % better
     edited["curves"]["model"]["nmse"]["mean"] = [v * 0.98 for v in entry["curves"]["model"]["nmse"]["mean"]]
     edited["metrics"]["rollout"]["model"]["nmse"] = sum(edited["curves"]["model"]["nmse"]["mean"]) / 3
+    edited["rollout_windows"]["model"]["nmse"] = {w: v * 0.98 for w, v in entry["rollout_windows"]["model"]["nmse"].items()}
     save_entry(edited, tmp_path / "edited.json")
     problems = verify_entry(tmp_path / "edited.json", checkpoint, "cpu", dataset=tiny_dataset.path)
     assert any(p.startswith("$.metrics.rollout.model.nmse") for p in problems)

@@ -86,8 +86,8 @@ class RolloutResult:
         return {who: {m: windowed_means(v) for m, v in metrics.items()} for who, metrics in self.per_case.items()}
 
     def valid_time(self) -> dict[str, dict]:
-        """predictor -> steps (and seconds) before NMSE first exceeds 1."""
-        return {who: valid_time(metrics["nmse"], float(self.step_seconds.mean())) for who, metrics in self.per_case.items()}
+        """predictor -> steps (and seconds, each case with its own step) before NMSE first exceeds 1."""
+        return {who: valid_time(metrics["nmse"], self.step_seconds) for who, metrics in self.per_case.items()}
 
     def confidence(self) -> dict[str, dict[str, list[float] | None]]:
         """predictor -> metric -> 95 % bootstrap interval over test cases of the rollout mean."""
@@ -148,9 +148,8 @@ def evaluate_rollout(
         ids = case_ids[first : first + batch_size]
         cases = _read_cases(dataset, ids, fields, frame_ids, task)
         inputs, truth = cases.frames[:, : task.input_frames], cases.frames[:, task.input_frames :]  # physical
-        started = time.perf_counter()
-        predicted = _predict(model, normalization, task, inputs, cases)
-        inference += time.perf_counter() - started
+        predicted, seconds = _predict(model, normalization, task, inputs, cases)
+        inference += seconds
         first_bad = _first_diverged_step(predicted)
         diverged |= {case_id: int(step) + 1 for case_id, step in zip(ids, first_bad) if step < task.steps}
         identity = inputs[:, -1:].expand_as(truth)
@@ -172,17 +171,20 @@ def evaluate_rollout(
 
 def _predict(
     model: NeuralOperator, normalization: Normalization, task: RolloutTask, inputs: Tensor, cases: "CaseBatch"
-) -> Tensor:
-    """The model's physical rollout (B, K, C, H, W) from physical input windows."""
+) -> tuple[Tensor, float]:
+    """The model's physical rollout (B, K, C, H, W) from physical input windows, and the seconds
+    its calls took."""
     device = model.device
     times = torch.tensor(task.target_frame_ids, dtype=torch.float32)[None] / (cases.n_frames[:, None] - 1).clamp(min=1)
     mask = cases.masks.to(device)
     window = normalization.fields.normalize(inputs.to(device)).flatten(1, 2) * mask
     scaled_params = normalization.params.transform(cases.params).to(device)
+    started = time.perf_counter()
     normalized = rollout(model, window, mask, scaled_params, times.to(device))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return normalization.fields.denormalize(normalized).cpu()
+    seconds = time.perf_counter() - started  # the model's calls only
+    return normalization.fields.denormalize(normalized).cpu(), seconds
 
 
 def _first_diverged_step(predicted: Tensor) -> np.ndarray:
@@ -279,7 +281,7 @@ def _wake_probe(x: np.ndarray, y: np.ndarray, params: dict[str, float]) -> tuple
 def _strouhal_summary(probes: dict[str, list], scales: list[tuple[float, float]], step_seconds: np.ndarray) -> dict:
     """Shedding frequency as St = f d / U from the wake probe, for the truth, the model and the
     identity, over the cases whose true signal holds at least two periods; a prediction with no
-    measurable oscillation there counts as St = 0 (relative error 1)."""
+    measurable oscillation there counts as St = 0 (relative error 1), a diverged one as None."""
     signals = {who: np.concatenate(values) for who, values in probes.items()}  # (cases, K)
     numbers = {
         who: np.array([strouhal(sig, dt, d, u) for sig, dt, (d, u) in zip(signals[who], step_seconds, scales)]) for who in signals
@@ -289,11 +291,13 @@ def _strouhal_summary(probes: dict[str, list], scales: list[tuple[float, float]]
     if not measurable.any():
         return summary | {"truth": None, "model": None, "relative_error": {"model": None, "identity": None}}
     truth = numbers["truth"][measurable]
+    diverged = {who: not np.all(np.isfinite(signals[who][measurable])) for who in PREDICTORS}
     predicted = {who: np.nan_to_num(numbers[who][measurable], nan=0.0) for who in PREDICTORS}
+    errors = {who: None if diverged[who] else float((np.abs(predicted[who] - truth) / truth).mean()) for who in PREDICTORS}
     return summary | {
         "truth": float(truth.mean()),
-        "model": float(predicted["model"].mean()),
-        "relative_error": {who: float((np.abs(predicted[who] - truth) / truth).mean()) for who in PREDICTORS},
+        "model": None if diverged["model"] else float(predicted["model"].mean()),
+        "relative_error": errors,
     }
 
 
@@ -306,7 +310,8 @@ def evaluate_one_step(
     split: str = "test",
     batch_size: int = 32,
 ) -> dict[str, dict[str, float]]:
-    """Mean per-sample metrics of single predictions over every (window -> next frame) pair of a split."""
+    """Mean per-sample metrics of single predictions over every (window -> next frame) pair of a split;
+    None where a prediction held NaN or Inf (scored as diverged, never dropped)."""
     model.eval()
     device = model.device
     samples = AutoregressiveDataset(
@@ -320,4 +325,4 @@ def evaluate_one_step(
         truth = to_physical(batch["target"])
         scores["model"].update(to_physical(pred), truth, mask)
         scores["identity"].update(to_physical(batch["input"][:, -len(normalization.field_names) :]), truth, mask)
-    return {who: acc.mean() for who, acc in scores.items()}
+    return {who: {m: v if np.isfinite(v) else None for m, v in acc.mean().items()} for who, acc in scores.items()}

@@ -162,19 +162,40 @@ def _curve_problem(entry: dict) -> tuple[str, str] | None:
 
 
 def _consistency_problem(entry: dict) -> tuple[str, str] | None:
-    """Each rollout score must be the mean of its per-step curve, and null exactly when a step is
-    (a diverged case): an edited number that no longer matches the stored curve is refused."""
+    """Each rollout score, and each window mean, must be the mean of its per-step curve over its
+    steps, and null exactly when one of those steps is (a diverged case): an edited number that
+    no longer matches the stored curve is refused."""
     for who in ("model", "identity"):
+        horizon = entry["task"]["rollout_steps"]
         for metric, score in entry["metrics"]["rollout"][who].items():
-            curve = entry["curves"][who].get(metric)
-            if curve is None:
-                return f"$.curves.{who}", f"has no curve for the rollout score '{metric}'"
-            means = curve["mean"]
-            expected = None if any(v is None for v in means) else math.fsum(means) / len(means)
-            if (score is None) != (expected is None) or (
-                score is not None and not math.isclose(score, expected, rel_tol=CONSISTENCY_RTOL, abs_tol=1e-300)
-            ):
-                return f"$.metrics.rollout.{who}.{metric}", f"{score!r} is not the mean of its per-step curve ({expected!r})"
+            problem = _mean_problem(entry, who, metric, score, 1, horizon, f"$.metrics.rollout.{who}.{metric}")
+            if problem:
+                return problem
+        for metric, windows in entry.get("rollout_windows", {}).get(who, {}).items():
+            for window, value in windows.items():
+                first, _, last = window.partition("-")
+                if not first.isdigit() or not (last or first).isdigit():
+                    return f"$.rollout_windows.{who}.{metric}", f"window {window!r} is not '<step>' or '<first>-<last>'"
+                where = f"$.rollout_windows.{who}.{metric}[{window!r}]"
+                problem = _mean_problem(entry, who, metric, value, int(first), int(last or first), where)
+                if problem:
+                    return problem
+    return None
+
+
+def _mean_problem(entry: dict, who: str, metric: str, value: float | None, first: int, last: int, where: str):
+    """(path, message) when ``value`` is not the mean of the curve over steps ``first..last``."""
+    curve = entry["curves"][who].get(metric)
+    if curve is None:
+        return f"$.curves.{who}", f"has no curve for the score '{metric}'"
+    means = curve["mean"][first - 1 : last]
+    if not means:
+        return where, f"steps {first}-{last} lie outside the {len(curve['mean'])}-step horizon"
+    expected = None if any(v is None for v in means) else math.fsum(means) / len(means)
+    if (value is None) != (expected is None) or (
+        value is not None and not math.isclose(value, expected, rel_tol=CONSISTENCY_RTOL, abs_tol=1e-300)
+    ):
+        return where, f"{value!r} is not the mean of its per-step curve ({expected!r})"
     return None
 
 

@@ -18,6 +18,7 @@ from cfdbench.leaderboard.render import (
     agreed_identity,
     dataset_tables,
     format_number,
+    hash_groups,
     ratio_text,
 )
 
@@ -31,6 +32,8 @@ TABLE_COLUMNS = (
 )
 SCORECARD_METRICS = ("vrmse", "mae", "brmse", "frmse_high", "divergence", "spectrum_error")
 IDENTITY = "identity"
+BASELINE_LABEL = "identity (baseline)"
+MISSING = object()  # a metric the entry does not report (older or foreign evaluators)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 76rem; padding: 0 1rem; color: #222; }
@@ -77,7 +80,10 @@ def _sorted(text: str, sort: float | None, css: str = "") -> str:
     return f'<td{css_attr} data-sort="{key}">{escape(text)}</td>'
 
 
-def _number(value: float | None) -> str:
+def _number(value: float | None | object) -> str:
+    """A score; None is a diverged rollout, :data:`MISSING` a metric the entry does not report."""
+    if value is MISSING:
+        return _sorted("n/a", None)
     return _sorted(format_number(value), value)
 
 
@@ -101,7 +107,7 @@ def _scores_table(table: Table) -> str:
             "<tr>"
             + _text(entry["model"]["name"])
             + _number(entry["model"]["parameter_count"])
-            + "".join(_number(scores["model"].get(key)) for key, _ in TABLE_COLUMNS)
+            + "".join(_number(scores["model"].get(key, MISSING)) for key, _ in TABLE_COLUMNS)
             + _ratio(scores["identity"]["nmse"], scores["model"]["nmse"])
             + (_number(valid) + _speedup(entry) if table.block == "rollout" else "")
             + _text(entry["entry_id"])
@@ -111,9 +117,9 @@ def _scores_table(table: Table) -> str:
     identity = agreed_identity(list(table.entries), table)
     rows.append(
         '<tr class="baseline">'
-        + _text("identity (baseline)")
+        + _text(BASELINE_LABEL)
         + _number(0)
-        + "".join(_number(identity.get(key)) for key, _ in TABLE_COLUMNS)
+        + "".join(_number(identity.get(key, MISSING)) for key, _ in TABLE_COLUMNS)
         + _sorted("1x", -1.0)
         + (_number(table.entries[0]["valid_time"]["identity"]["mean_steps"]) + _text("") if table.block == "rollout" else "")
         + _text("same data and task")
@@ -133,8 +139,10 @@ def _speedup(entry: dict) -> str:
     return _sorted(f"{speedup:.3g}x", -speedup) if speedup is not None else _text("")
 
 
-def _relative(value: float | None, reference: float | None) -> tuple[str, float | None, str]:
+def _relative(value: float | None | object, reference: float | None | object) -> tuple[str, float | None, str]:
     """(text, sort key, css class) of 100 (value - reference) / |reference|: negative is better."""
+    if value is MISSING or reference is MISSING:
+        return "n/a", None, ""
     if value is None:
         return "diverged", None, "worse"
     if reference is None or reference == 0:
@@ -156,7 +164,7 @@ def _scorecard(table: Table, baseline: str) -> str:
         cells = [_text(entry["model"]["name"])]
         scores = {"window": entry["rollout_windows"]["model"]["nmse"], "metric": entry["metrics"]["rollout"]["model"]}
         for kind, key in columns:
-            cells.append(_sorted(*_relative(scores[kind].get(key), reference[kind].get(key))))
+            cells.append(_sorted(*_relative(scores[kind].get(key, MISSING), reference[kind].get(key, MISSING))))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     titles = ["model"] + [f"NMSE steps {w}" for w in windows] + list(SCORECARD_METRICS)
     caption = f"Change against {escape(name)} in %, {steps}-step rollout (negative is better)."
@@ -178,14 +186,15 @@ def rollout_chart(dataset: str, table: Table) -> str:
     """NMSE per rollout step of every model in the table, with the identity dashed."""
     steps = table.entries[0]["curves"]["steps"]
     series = {_label(table, e): e["curves"]["model"]["nmse"]["mean"] for e in table.entries}
-    series["identity"] = table.entries[0]["curves"]["identity"]["nmse"]["mean"]
-    return line_chart_svg(series, steps, f"{dataset}: NMSE per rollout step", "NMSE (mean over cases)", baseline="identity")
+    series[BASELINE_LABEL] = table.entries[0]["curves"]["identity"]["nmse"]["mean"]
+    title = f"{dataset}: NMSE per rollout step"
+    return line_chart_svg(series, steps, title, "NMSE (mean over cases)", baseline=BASELINE_LABEL)
 
 
 def _label(table: Table, entry: dict) -> str:
-    """The model's name, with the entry's date when several entries share it."""
+    """The model's name, with the entry's id when several entries share it."""
     repeated = sum(e["model"]["name"] == entry["model"]["name"] for e in table.entries) > 1
-    return entry["model"]["name"] + (f" ({entry['date'][:16]})" if repeated else "")
+    return entry["model"]["name"] + (f" ({entry['entry_id']})" if repeated else "")
 
 
 def render_html(entries: list[dict], baseline: str = IDENTITY) -> str:
@@ -199,7 +208,7 @@ def render_html(entries: list[dict], baseline: str = IDENTITY) -> str:
     body.append(f"<nav><ul>{''.join(links)}</ul></nav>")
     for dataset, split, tables in sections:
         body.append(f'<section id="{escape(dataset)}-{escape(split)}"><h2>{escape(dataset)} ({escape(split)} split)</h2>')
-        for table in tables:
+        for table in (group for t in tables for group in hash_groups(t)):
             body.append(f"<h3>{escape(table.heading)}</h3><p>{escape(table.task_line)}</p>{_scores_table(table)}")
             if table.block == "rollout":
                 body.append(f"<h4>Scorecard</h4>{_scorecard(table, baseline)}<figure>{rollout_chart(dataset, table)}</figure>")

@@ -14,7 +14,7 @@ from pathlib import Path
 from cfdbench.cards import project_root
 from cfdbench.evaluation.plots import plot_models_curves
 from cfdbench.leaderboard.entry import load_entries
-from cfdbench.leaderboard.render import agreed_identity, dataset_tables
+from cfdbench.leaderboard.render import agreed_identity, dataset_tables, hash_groups
 
 SUMMARY_METRICS = ("nmse", "mse", "mae", "vrmse", "divergence")
 
@@ -52,13 +52,11 @@ def publish_wandb(
         columns, rows = entry_rows(entries)
         logged = {"entries": wandb.Table(columns=columns, data=rows)}
         for dataset, split, tables in dataset_tables(entries):
-            for table in tables:
-                if table.block != "rollout":
-                    continue
+            for table in (group for t in tables if t.block == "rollout" for group in hash_groups(t)):
                 steps = table.entries[0]["curves"]["steps"]
                 series = {e["entry_id"]: e["curves"]["model"]["nmse"]["mean"] for e in table.entries}
                 series["identity"] = table.entries[0]["curves"]["identity"]["nmse"]["mean"]
-                key = f"{dataset}/{split}/rollout{len(steps)}"
+                key = f"{dataset}/{split}/rollout{len(steps)}/{table.entries[0]['dataset']['content_hash'][:8]}"
                 figure = plot_models_curves(series, steps, f"{dataset}: NMSE per rollout step")
                 logged[f"{key}/nmse_image"] = wandb.Image(figure)
                 plt.close(figure)

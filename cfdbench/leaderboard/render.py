@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
 
@@ -65,15 +65,29 @@ def dataset_tables(entries: list[dict]) -> list[tuple[str, str, list[Table]]]:
     return [(dataset, split, _tables(group)) for (dataset, split), group in _by_dataset(entries)]
 
 
+def hash_groups(table: Table) -> list[Table]:
+    """The table split by dataset content hash: identity scores, scorecards and charts compare
+    entries on the same bytes only. One group when every entry used the same data."""
+    groups = [list(g) for _, g in groupby(sorted(table.entries, key=hash_then_id), key=content_hash_of)]
+    if len(groups) == 1:
+        return [table]
+    return [replace(table, heading=f"{table.heading}, data {_short_hash(g[0])}", entries=tuple(g)) for g in groups]
+
+
+def _short_hash(entry: dict) -> str:
+    return entry["dataset"]["content_hash"][:8]
+
+
 def figure_name(dataset: str, split: str, table: Table) -> str:
-    """File name of a rollout table's chart under ``leaderboard/figures/``."""
+    """File name of a rollout chart (one task, one dataset hash) under ``leaderboard/figures/``."""
     steps = table.entries[0]["task"]["rollout_steps"]
     return f"{dataset}-{split}-rollout{steps}-{hash_key(table):08x}.svg"
 
 
 def hash_key(table: Table) -> int:
-    """A stable number for a table's task (two rollout tables of one dataset may differ in task)."""
-    digest = hashlib.sha256(repr(_task_key(table.entries[0])).encode()).hexdigest()
+    """A stable number for a table's task and data (one dataset may have several of each)."""
+    first = table.entries[0]
+    digest = hashlib.sha256(repr((_task_key(first), content_hash_of(first))).encode()).hexdigest()
     return int(digest[:8], 16)
 
 
@@ -91,7 +105,8 @@ def render_leaderboard(entries: list[dict]) -> str:
         for table in tables:
             lines += ["", f"### {table.heading}", "", table.task_line, ""] + _table_lines(table)
             if table.block == "rollout":
-                lines += ["", f"![NMSE per rollout step](figures/{figure_name(dataset, split, table)})"]
+                charts = [f"![NMSE per rollout step](figures/{figure_name(dataset, split, g)})" for g in hash_groups(table)]
+                lines += [""] + charts
     return "\n".join(lines) + "\n"
 
 
@@ -108,10 +123,11 @@ def build_leaderboard(entries_dir: Path, out_dir: Path, baseline: str = "identit
     entries = [_with_link(load_entry(path), path, out_dir) for path in entry_paths(entries_dir)]
     _check_unique_ids(entries)
     figures = {
-        figure_name(dataset, split, table): rollout_chart(dataset, table)
+        figure_name(dataset, split, group): rollout_chart(dataset, group)
         for dataset, split, tables in dataset_tables(entries)
         for table in tables
         if table.block == "rollout"
+        for group in hash_groups(table)
     }
     pages = {"README.md": render_leaderboard(entries), "index.html": render_html(entries, baseline)}
     written = [write_text_atomic(out_dir / name, text) for name, text in pages.items()]
@@ -282,7 +298,7 @@ def _link(entry: dict) -> str:
 
 def _dataset_cell(entry: dict) -> str:
     dataset = entry["dataset"]
-    return f"{dataset['version']} `{dataset['content_hash'][:8]}`"
+    return f"{dataset['version'].replace('|', '/')} `{dataset['content_hash'][:8]}`"
 
 
 # --------------------------------------------------------------------------- numbers

@@ -43,7 +43,8 @@ class TrainConfig:
         unknown = set(raw) - known
         if unknown:
             raise CfdbenchError(f"unknown training settings {sorted(unknown)}; valid: {sorted(known)}")
-        config = cls(**raw)
+        types = {f.name: f.type for f in fields(cls)}
+        config = cls(**{key: _typed(key, value, types[key]) for key, value in raw.items()})
         config.validate()
         return config
 
@@ -63,3 +64,23 @@ class TrainConfig:
         ):
             if value not in choices:
                 raise CfdbenchError(f"unknown {name} '{value}'; valid choices: {', '.join(choices)}")
+
+
+def _typed(name: str, value: Any, kind: str) -> Any:
+    """``value`` as the setting's declared type (``--set`` and YAML give strings such as "3e-4")."""
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+    elif kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind == "float":
+        try:
+            if not isinstance(value, bool):
+                return float(value)
+        except (TypeError, ValueError):
+            pass
+    elif kind == "str":
+        if isinstance(value, str):
+            return value
+    raise CfdbenchError(f"training setting {name} must be {'a number' if kind == 'float' else 'a ' + kind}, got {value!r}")

@@ -102,7 +102,16 @@ def broadcast_object(value, ranks: Ranks):
     return holder[0]
 
 
-def shutdown(ranks: Ranks) -> None:
+def all_finite(value: torch.Tensor, ranks: Ranks) -> bool:
+    """Whether ``value`` is finite on every rank (so all ranks stop together on a NaN loss)."""
+    bad = torch.tensor([0.0 if bool(torch.isfinite(value).all()) else 1.0], dtype=torch.float64)
+    return float(all_reduce_sums(bad, ranks)[0]) == 0.0
+
+
+def shutdown(ranks: Ranks, clean: bool = True) -> None:
+    """Leave the process group; after an error, without waiting for the other ranks (they may be
+    inside a collective the failed rank will never join, and torchrun stops them)."""
     if ranks.distributed and dist.is_initialized():
-        dist.barrier()
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()

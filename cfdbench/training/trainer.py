@@ -136,10 +136,13 @@ def _progress_bar(show: bool) -> Progress:
     )
 
 
+RESUMABLE_CHANGES = ("epochs", "early_stopping", "max_minutes", "wandb", "compile")  # may differ on --resume
+
+
 def run_identity(model: NeuralOperator, train_data: AutoregressiveDataset, config: TrainConfig) -> dict:
     """What a saved state must match to be resumed: the model and its settings, the training
-    cases and every training setting except where the logs go."""
-    settings = {k: v for k, v in asdict(config).items() if k != "wandb"}
+    cases and every training setting except the run's length, stopping rules and logging."""
+    settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
     return {
         "model": model.config,
         "dataset": train_data.dataset.name,
@@ -217,7 +220,8 @@ class _Loop:
                 train_loss = self._epoch(epoch, progress, lambda loss: bar_view.update(bar, advance=1, epoch=epoch, loss=loss))
                 valid = validate(self.model, self.valid_data, self.config.eval_batch_size, self.ranks)
                 bar_view.update(bar, valid=valid["nmse"])
-                out_of_time = 0 < self.config.max_minutes * 60 <= time.perf_counter() - start
+                spent = time.perf_counter() - start
+                out_of_time = distributed.broadcast_object(0 < self.config.max_minutes * 60 <= spent, self.ranks)
                 if self._end_epoch(epoch, train_loss, valid, progress, out_of_time):
                     break
         return TrainResult(
@@ -252,7 +256,7 @@ class _Loop:
                 pred = predict_batch(self.net, batch, device)
             losses = per_sample_loss(pred.float(), batch["target"].to(device), batch["mask"].to(device), self.config.loss)
             loss = distributed.scaled_loss(losses, global_batch, self.ranks.world_size)
-            if not torch.isfinite(loss):
+            if not distributed.all_finite(loss, self.ranks):  # every rank stops together, no rank waits forever
                 cases = [self.train_data.case_ids[c] for c in batch["case"].tolist()]
                 shown = f"{cases[:4]}{'...' if len(cases) > 4 else ''} frames {batch['frame'].tolist()[:4]}"
                 raise CfdbenchError(

@@ -7,8 +7,8 @@
 #
 # The dataset (default tube-bc: the tube's 50 boundary-condition cases at the paper's 320 x 32
 # solver grid) is generated on the GPU by the first run if missing. Each model trains with bf16 autocast
-# (spectral layers in float32) until `max_minutes` runs out, so each command finishes within
-# about 10 minutes on one modern GPU. Results: runs/gpu/train_zoo-<dataset>.json.
+# (spectral layers in float32) for its card's epochs or until `max_minutes` runs out, so each
+# command finishes within about 10 minutes on one modern GPU. Results: runs/gpu/train_zoo-<dataset>.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATASET="${1:-tube-bc}"
@@ -19,7 +19,7 @@ OUT="runs/gpu"
 mkdir -p "$OUT"
 for model in $MODELS; do
   cfdbench run --model "$model" --dataset "$DATASET" --device cuda --runs-root "$OUT/train_zoo" \
-    --set "training.max_minutes=$MINUTES" --set training.epochs=1000
+    --set "training.max_minutes=$MINUTES"
 done
 python - "$OUT/train_zoo" "$OUT/train_zoo-$DATASET.json" <<'PY'
 import json, sys

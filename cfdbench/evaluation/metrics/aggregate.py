@@ -38,15 +38,16 @@ def valid_steps(nmse: np.ndarray, threshold: float = 1.0) -> np.ndarray:
     return first.astype(int)
 
 
-def valid_time(nmse: np.ndarray, seconds_per_step: float, threshold: float = 1.0) -> dict[str, float | int]:
-    """Summary of :func:`valid_steps` over cases: mean and median steps, in seconds too, and how many
-    cases never exceeded the threshold (their valid time is at least the horizon)."""
+def valid_time(nmse: np.ndarray, seconds_per_step: np.ndarray | float, threshold: float = 1.0) -> dict[str, float | int]:
+    """Summary of :func:`valid_steps` over cases: mean and median steps, the mean in seconds (each
+    case with its own step length), and how many cases never exceeded the threshold (their valid
+    time is at least the horizon)."""
     steps = valid_steps(nmse, threshold)
     return {
         "threshold_nmse": threshold,
         "mean_steps": float(steps.mean()),
         "median_steps": float(np.median(steps)),
-        "mean_seconds": float(steps.mean() * seconds_per_step),
+        "mean_seconds": float(np.mean(steps * np.broadcast_to(seconds_per_step, steps.shape))),
         "censored_cases": int((steps == nmse.shape[1]).sum()),
     }
 

@@ -62,7 +62,8 @@ def relative_l2(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 
 def vrmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """The Well's VRMSE per field, sqrt(mean (p - y)^2 / (var y + 1e-7)) with the Bessel-corrected
-    variance over the fluid cells, then the mean over fields. Predicting the target's mean scores 1."""
+    variance over the fluid cells, then the mean over fields. Predicting the target's fluid mean
+    scores sqrt((n-1)/n), just under 1."""
     n = mask.sum(dim=(2, 3))
     squared_error = _per_field_mean((pred - target) ** 2, mask)
     centred = (target - _per_field_mean(target, mask)[..., None, None]) * mask
