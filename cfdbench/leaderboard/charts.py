@@ -16,27 +16,36 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 BASELINE_COLOUR = "#000000"
 
 
-def _log_range(series: dict[str, list[float | None]]) -> tuple[float, float]:
+MAX_DECADES_ABOVE_BASELINE = 3  # a blowing-up curve is clipped here, so the others stay readable
+MAX_TICKS = 8
+
+
+def _log_range(series: dict[str, list[float | None]], baseline: str) -> tuple[int, int]:
+    """Whole decades spanning the curves, the top at most 1000 times the baseline's largest value."""
     values = [math.log10(v) for curve in series.values() for v in curve if v is not None and v > 0]
     if not values:
-        return -1.0, 1.0
+        return -1, 1
     low, high = math.floor(min(values)), math.ceil(max(values))
+    reference = [math.log10(v) for v in series.get(baseline, []) if v is not None and v > 0]
+    if reference:
+        high = min(high, math.ceil(max(reference)) + MAX_DECADES_ABOVE_BASELINE)
     return (low, high) if high > low else (low - 1, high + 1)
 
 
 def line_chart_svg(series: dict[str, list[float | None]], steps: list[int], title: str, y_label: str, baseline: str = "") -> str:
     """A log-scale line chart of ``series`` (label -> one value per step; None or <= 0 breaks the line).
-    The ``baseline`` series is drawn dashed in black."""
+    The ``baseline`` series is drawn dashed in black; values beyond 1000 times its largest are
+    clipped at the top edge."""
     plot_w = WIDTH - MARGIN["left"] - MARGIN["right"]
     plot_h = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
-    low, high = _log_range(series)
+    low, high = _log_range(series, baseline)
     first, last = steps[0], steps[-1]
 
     def x(step: int) -> float:
         return MARGIN["left"] + (0.5 if last == first else (step - first) / (last - first)) * plot_w
 
     def y(value: float) -> float:
-        return MARGIN["top"] + (high - math.log10(value)) / (high - low) * plot_h
+        return MARGIN["top"] + (high - min(math.log10(value), high)) / (high - low) * plot_h  # clipped at the top
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
@@ -44,7 +53,7 @@ def line_chart_svg(series: dict[str, list[float | None]], steps: list[int], titl
         f'<text x="{WIDTH / 2:.1f}" y="16" text-anchor="middle" font-size="13">{escape(title)}</text>',
         f'<rect x="{MARGIN["left"]}" y="{MARGIN["top"]}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>',
     ]
-    for exponent in range(int(low), int(high) + 1):
+    for exponent in range(low, high + 1, max(1, math.ceil((high - low) / MAX_TICKS))):
         ty = MARGIN["top"] + (high - exponent) / (high - low) * plot_h
         parts.append(f'<line x1="{MARGIN["left"]}" x2="{MARGIN["left"] + plot_w}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#eee"/>')
         parts.append(f'<text x="{MARGIN["left"] - 6}" y="{ty + 4:.1f}" text-anchor="end">1e{exponent}</text>')
