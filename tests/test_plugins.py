@@ -57,6 +57,7 @@ def run_model(model: str, workdir: Path, pythonpath: list[Path] = ()) -> dict:
     return json.loads((folder / "entry.json").read_text())
 
 
+@pytest.mark.slow  # the entry-point plug-in runs the same pipeline end to end in the default run
 def test_file_path_plugin_runs_end_to_end(workdir):
     spec = f"{EXAMPLE / 'my_operator' / 'model.py'}:MyOperator"
     entry = run_model(spec, workdir)
@@ -65,6 +66,7 @@ def test_file_path_plugin_runs_end_to_end(workdir):
     assert set(entry["metrics"]["rollout"]) == {"model", "identity"}
 
 
+@pytest.mark.slow  # as above: the pipeline path is shared; loading by module is tested in test_unknown_module...
 def test_module_plugin_runs_end_to_end(workdir):
     entry = run_model("my_operator.model:MyOperator", workdir, pythonpath=[EXAMPLE])
     assert entry["model"]["name"] == "my_operator.model-MyOperator"

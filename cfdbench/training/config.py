@@ -83,4 +83,5 @@ def _typed(name: str, value: Any, kind: str) -> Any:
     elif kind == "str":
         if isinstance(value, str):
             return value
-    raise CfdbenchError(f"training setting {name} must be {'a number' if kind == 'float' else 'a ' + kind}, got {value!r}")
+    expected = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[kind]
+    raise CfdbenchError(f"training setting {name} must be {expected}, got {value!r}")
