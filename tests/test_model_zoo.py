@@ -126,7 +126,9 @@ def test_mean_field_is_the_training_mean(tiny_dataset):
     torch.testing.assert_close(model.mean_field.double(), expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["fno", "unet", "auto-deeponet-cnn"])
+# The FNO case runs in the slow set only: tests/test_main_job.py already requires the FNO to beat
+# the identity (by 3x on cavity-mini) in the default run.
+@pytest.mark.parametrize("name", [pytest.param("fno", marks=pytest.mark.slow), "unet", "auto-deeponet-cnn"])
 def test_strong_models_beat_identity_on_the_tiny_cavity(name, tiny_dataset, tmp_path):
     train_data = AutoregressiveDataset(tiny_dataset, "train")
     valid_data = AutoregressiveDataset(tiny_dataset, "valid", normalization=train_data.normalization)
