@@ -113,7 +113,8 @@ def export_raw(ds: StoredDataset, out: Path, problem: str) -> ExportReport:
 def export_well(ds: StoredDataset, out: Path, problem: str) -> ExportReport:
     root = out / "datasets" / ds.name
     report = ExportReport(root)
-    resolutions = {_shape(ds, c) for c in ds.case_ids}
+    layouts = [_layout(ds, c) for c in ds.case_ids]  # one look at each case: grid size and stored fields
+    resolutions = {shape for shape, _ in layouts}
     if len(resolutions) != 1:
         raise CfdbenchError(f"{ds.path}: cases differ in grid size {sorted(resolutions)}; The Well needs one resolution")
     for split in SPLIT_NAMES:
@@ -125,21 +126,17 @@ def export_well(ds: StoredDataset, out: Path, problem: str) -> ExportReport:
             with ds.open_case(case_id) as case:
                 write_well_file(final, case.to_record(include_solver_fields=False), ds.name)
             report.written.append(case_id)
-    fields = ("u", "v", "p") if all("p" in _fields(ds, c) for c in ds.case_ids) else ("u", "v")
+    fields = ("u", "v", "p") if all("p" in stored for _, stored in layouts) else ("u", "v")
     write_text_atomic(root / "stats.yaml", yaml.safe_dump(well_stats(ds, fields), sort_keys=False))
     write_text_atomic(root / f"{ds.name}.yaml", yaml.safe_dump(well_metadata(root, ds, fields), sort_keys=False))
     write_text_atomic(root / "README.md", well_readme(ds, _card_for(ds, problem), fields))
     return report
 
 
-def _shape(ds: StoredDataset, case_id: str) -> tuple[int, int]:
+def _layout(ds: StoredDataset, case_id: str) -> tuple[tuple[int, int], tuple[str, ...]]:
+    """(ny, nx) and the stored fields of one case."""
     with ds.open_case(case_id) as case:
-        return tuple(case.mask.shape)
-
-
-def _fields(ds: StoredDataset, case_id: str) -> tuple[str, ...]:
-    with ds.open_case(case_id) as case:
-        return tuple(case.field_names)
+        return tuple(case.mask.shape), tuple(case.field_names)
 
 
 def well_stats(ds: StoredDataset, fields: tuple[str, ...]) -> dict[str, dict]:
