@@ -65,9 +65,14 @@ from cfdbench.evaluation.metrics.aggregate import (  # noqa: E402
     valid_steps,
     windowed_means,
 )
-from cfdbench.evaluation.metrics.physics import (  # noqa: E402
+from cfdbench.evaluation.metrics.channel import (  # noqa: E402
     channel_statistics,
     channel_statistics_errors,
+    energy_spectra,
+    mkm_gates,
+    wall_units,
+)
+from cfdbench.evaluation.metrics.physics import (  # noqa: E402
     divergence,
     dominant_frequency,
     strouhal,
@@ -173,6 +178,55 @@ def test_channel_statistics_recover_profiles():
     np.testing.assert_allclose(stats["rms_w"], 1.0, atol=0.05)
     errors = channel_statistics_errors(velocity, velocity)
     assert set(errors) == {"mean_u", "rms_u", "rms_v", "rms_w", "reynolds_stress"} and max(errors.values()) == 0
+
+
+def _laminar_channel(y: np.ndarray, frames: int = 2) -> np.ndarray:
+    """Poiseuille flow at u_τ = 1, ν = 1/180 as a (T, 3, nz, ny, nx) trajectory."""
+    velocity = np.zeros((frames, 3, 4, len(y), 6))
+    velocity[:, 0] = (90 * (1 - y**2))[None, None, :, None]
+    return velocity
+
+
+def test_wall_units_of_laminar_channel_flow_are_exact():
+    y = np.tanh(2.0 * np.linspace(-1, 1, 65)) / np.tanh(2.0)  # stretched, walls included
+    units = wall_units(_laminar_channel(y), y, nu=1 / 180)
+    assert units["u_tau"] == pytest.approx(1.0, rel=1e-12)  # the quadratic wall slope is exact here
+    assert units["re_tau"] == pytest.approx(180.0, rel=1e-12)
+    assert units["centreline_u_plus"] == pytest.approx(90.0, rel=1e-12)
+    assert units["bulk_u_plus"] == pytest.approx(60.0, rel=1e-3)
+    assert units["bulk_reynolds"] == pytest.approx(2 * 60 * 180, rel=1e-3)
+    assert units["y_plus"][0] == 0 and units["y_plus"][-1] == pytest.approx(180)
+    gates = mkm_gates(units)
+    # Laminar flow carries the exact total stress 1 - y/δ, but is far from turbulent MKM's centreline.
+    assert gates["total_shear_stress"]["passed"] and gates["total_shear_stress"]["max_deviation"] < 0.02
+    assert not gates["centreline_u_plus"]["passed"]
+
+
+def test_wall_units_fold_the_reynolds_stress_of_both_halves():
+    rng = np.random.default_rng(1)
+    y = np.linspace(-1, 1, 21)
+    velocity = _laminar_channel(y, frames=400)
+    xi = rng.normal(size=(400, 4, 21, 6))
+    velocity[:, 0] += xi
+    velocity[:, 1] += np.sign(y)[None, None, :, None] * 0.5 * xi  # -u'v' > 0 below, < 0 above, as in a channel
+    units = wall_units(velocity, y, nu=1 / 180)
+    inside = (units["y_over_delta"] > 0) & (units["y_over_delta"] < 1)  # walls and centre carry none
+    np.testing.assert_allclose(units["reynolds_stress_plus"][inside], 0.5, atol=0.05)
+
+
+def test_energy_spectra_peak_at_the_wave_and_sum_to_the_variance():
+    length, n = 2 * np.pi, 32
+    x = np.arange(n) * length / n
+    rng = np.random.default_rng(2)
+    field = np.repeat(1.5 * np.sin(3 * x)[None, :], 5, axis=0)
+    k, spectrum = energy_spectra(field, axis=-1, length=length)
+    assert k[3] == pytest.approx(3.0) and int(np.argmax(spectrum)) == 3
+    assert spectrum[3] == pytest.approx(1.5**2 / 2)
+    noisy = rng.normal(size=(7, 5, n))
+    _, spectrum = energy_spectra(noisy, axis=-1, length=length)
+    assert spectrum.sum() == pytest.approx(noisy.var(axis=-1).mean())
+    _, odd = energy_spectra(rng.normal(size=(7, 5, 15)), axis=-1, length=1.0)  # no Nyquist mode
+    assert odd.shape == (8,)
 
 
 def test_windows_valid_time_and_bootstrap():

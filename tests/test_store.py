@@ -64,6 +64,38 @@ def test_round_trip_is_exact(tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_3d_case_round_trips_in_the_wells_xyz_order(tmp_path, fmt):
+    """A channel-like case (T, nz, ny, nx) with u, v, w, p: The Well stores [x, y, z] and three
+    velocity components; reading gives the record back exactly."""
+    rng = np.random.default_rng(4)
+    nz, ny, nx = 3, 5, 4
+    record = make_record(
+        z=(np.arange(nz) + 0.5) / nz,
+        y=np.linspace(-1, 1, ny),
+        x=(np.arange(nx) + 0.5) / nx,
+        fields={name: rng.standard_normal((T, nz, ny, nx)).astype(np.float32) for name in ("u", "v", "w", "p")},
+        mask=np.ones((nz, ny, nx), dtype=bool),
+        boundary_conditions={"x": "periodic", "y": "wall", "z": "periodic"},
+    )
+    path = write_case(tmp_path, record, "channel", fmt=fmt)
+    with open_case(path) as case:
+        assert case.field_names == ("u", "v", "w", "p") and case.shape == (nz, ny, nx)
+        np.testing.assert_array_equal(case.read(["w", "u"], [2])[0, 0], record.fields["w"][2])
+        back = case.to_record()
+    for name in ("u", "v", "w", "p"):
+        np.testing.assert_array_equal(back.fields[name], record.fields[name])
+    np.testing.assert_array_equal(back.z, record.z.astype(np.float32))
+    assert back.boundary_conditions == record.boundary_conditions
+    if fmt == "hdf5":
+        with h5py.File(path) as f:
+            assert f.attrs["n_spatial_dims"] == 3 and list(f["dimensions"].attrs["spatial_dims"]) == ["x", "y", "z"]
+            assert f["t1_fields/velocity"].shape == (1, T, nx, ny, nz, 3)
+            np.testing.assert_array_equal(f["t1_fields/velocity"][0, 1, 3, 2, 0, 2], record.fields["w"][1, 0, 2, 3])
+    with pytest.raises(CfdbenchError, match="fields must be u, v, w"):
+        make_record(z=record.z, x=record.x, y=record.y, mask=record.mask, fields={k: record.fields[k] for k in ("u", "v")})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_read_returns_requested_frames_in_order(tmp_path, fmt):
     record = make_record()
     with open_case(write_case(tmp_path, record, "tiny", fmt=fmt)) as case:

@@ -126,7 +126,8 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
 
     ``dataset[i]`` gives one sample; ``dataset[[i, j, ...]]`` gives a batch gathered in one
     vectorised step (use :meth:`loader`, which hands index lists to ``__getitem__``).
-    Returned tensors: ``input`` (k*C, H, W), ``target`` (C, H, W), ``mask`` (1, H, W),
+    Returned tensors: ``input`` (k*C, H, W), ``target`` (C, H, W), ``mask`` (1, H, W) (with a
+    leading D before H for 3D datasets, whose frame shape comes from the stored metadata),
     ``params`` (P,), plus ``case`` and ``frame`` indices and ``time`` (the target frame's index as a
     fraction of its case's trajectory); batches add a leading dimension.
     Fields are normalised and zero outside the fluid, exactly as a model's masked output.
@@ -204,8 +205,9 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         return np.asarray(params, dtype=np.float64)
 
     def _prepare(self, frames: Tensor, case: int) -> Tensor:
-        """Normalise raw frames (n, C, H, W) of one case and zero them outside its fluid, in place."""
-        mean, std = self.scaler.mean.reshape(-1, 1, 1), self.scaler.std.reshape(-1, 1, 1)
+        """Normalise raw frames (n, C, *shape) of one case and zero them outside its fluid, in place."""
+        trailing = (1,) * len(self.frame_shape)
+        mean, std = self.scaler.mean.reshape(-1, *trailing), self.scaler.std.reshape(-1, *trailing)
         return frames.sub_(mean).div_(std).mul_(self.masks[case])
 
     def _load_all_frames(self) -> Tensor:

@@ -3,7 +3,9 @@
 A record is what a generator hands to the store and what the store gives back: the stored
 frames on a uniform cell-centred grid, the fluid mask, the physical parameters and the time
 step. Arrays follow the image convention ``(T, ny, nx)``: row = y, column = x, row 0 at the
-bottom. The store converts to The Well's ``[x, y]`` order itself (see ``store.py``).
+bottom; a 3D record (one with a ``z`` axis, the channel flows) is ``(T, nz, ny, nx)`` and has a
+third velocity component ``w``. The store converts to The Well's ``[x, y(, z)]`` order itself
+(see ``store.py``).
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ from cfdbench.errors import CfdbenchError
 SCHEMA_VERSION = "1.0"
 
 FIELD_NAMES = ("u", "v", "p")
+FIELD_NAMES_3D = ("u", "v", "w", "p")
 # SI units of the stored arrays (written as ``units`` attributes, shown by the xarray view).
-UNITS = {"u": "m/s", "v": "m/s", "p": "Pa", "time": "s", "x": "m", "y": "m", "mask": "1"}
+UNITS = {"u": "m/s", "v": "m/s", "w": "m/s", "p": "Pa", "time": "s", "x": "m", "y": "m", "z": "m", "mask": "1"}
 BC_TYPES = ("wall", "open", "periodic")
 AXES = ("x", "y")
+AXES_3D = ("x", "y", "z")
 # Case ids become file names: no separators, no leading dot (dot files are temporaries).
 _CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass
 class CaseRecord:
-    """One case: frames ``fields[name]`` of shape (T, ny, nx), float32, on cell centres ``x``, ``y``.
+    """One case: frames ``fields[name]`` of shape (T, ny, nx), float32, on cell centres ``x``, ``y``
+    (or (T, nz, ny, nx) with a ``z`` axis, and then a ``w`` velocity).
 
     ``params`` keeps the card's parameter order; ``attrs`` holds extra scalar or string facts
     (Reynolds number, solver settings); ``solver_fields`` holds native solver-grid arrays of
@@ -48,6 +53,7 @@ class CaseRecord:
     attrs: dict[str, Any] = field(default_factory=dict)
     solver_fields: dict[str, np.ndarray] = field(default_factory=dict)
     solver_field_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    z: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._check_identity()
@@ -57,6 +63,8 @@ class CaseRecord:
             raise self._error(f"dt must be finite and positive, got {self.dt}")
         self.x = self._axis(self.x, "x")
         self.y = self._axis(self.y, "y")
+        if self.z is not None:
+            self.z = self._axis(self.z, "z")
         self._check_fields()
         self._check_mask()
         self._check_boundary_conditions()
@@ -68,9 +76,22 @@ class CaseRecord:
         return int(self.fields["u"].shape[0])
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """(ny, nx) of one frame."""
-        return (len(self.y), len(self.x))
+    def n_dims(self) -> int:
+        return 2 if self.z is None else 3
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return AXES if self.z is None else AXES_3D
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """The fields a record of this dimension may hold, in storage order."""
+        return FIELD_NAMES if self.z is None else FIELD_NAMES_3D
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(ny, nx) of one frame, or (nz, ny, nx)."""
+        return (len(self.y), len(self.x)) if self.z is None else (len(self.z), len(self.y), len(self.x))
 
     @property
     def time(self) -> np.ndarray:
@@ -101,26 +122,29 @@ class CaseRecord:
         return array
 
     def _check_fields(self) -> None:
-        if not {"u", "v"} <= set(self.fields) <= set(FIELD_NAMES):
-            raise self._error(f"fields must be u, v and optionally p (CFDBench's release has none), got {sorted(self.fields)}")
-        self.fields = {name: np.asarray(self.fields[name], dtype=np.float32) for name in FIELD_NAMES if name in self.fields}
+        velocity = set(self.field_names) - {"p"}
+        if not velocity <= set(self.fields) <= set(self.field_names):
+            names = ", ".join(sorted(velocity))
+            raise self._error(f"fields must be {names} and optionally p (CFDBench's release has none), got {sorted(self.fields)}")
+        self.fields = {name: np.asarray(self.fields[name], dtype=np.float32) for name in self.field_names if name in self.fields}
+        layout = "(T, ny, nx)" if self.z is None else "(T, nz, ny, nx)"
         for name, frames in self.fields.items():
             expected = (self.fields["u"].shape[0], *self.shape)
-            if frames.ndim != 3 or frames.shape != expected or frames.shape[0] < 1:
-                raise self._error(f"field '{name}' has shape {frames.shape}, expected (T, ny, nx) = {expected}")
+            if frames.ndim != 1 + self.n_dims or frames.shape != expected or frames.shape[0] < 1:
+                raise self._error(f"field '{name}' has shape {frames.shape}, expected {layout} = {expected}")
             if not np.all(np.isfinite(frames)):
                 raise self._error(f"field '{name}' contains NaN or Inf")
 
     def _check_mask(self) -> None:
         mask = np.asarray(self.mask)
         if mask.shape != self.shape:
-            raise self._error(f"mask has shape {mask.shape}, expected (ny, nx) = {self.shape}")
+            raise self._error(f"mask has shape {mask.shape}, expected {self.shape}")
         self.mask = mask.astype(bool)
 
     def _check_boundary_conditions(self) -> None:
         for axis, kind in self.boundary_conditions.items():
-            if axis not in AXES or kind not in BC_TYPES:
-                raise self._error(f"boundary condition {axis}={kind!r} invalid: axes {list(AXES)}, types {list(BC_TYPES)}")
+            if axis not in self.axes or kind not in BC_TYPES:
+                raise self._error(f"boundary condition {axis}={kind!r} invalid: axes {list(self.axes)}, types {list(BC_TYPES)}")
 
     def _check_solver_fields(self) -> None:
         self.solver_fields = {str(k): np.asarray(v) for k, v in self.solver_fields.items()}

@@ -10,8 +10,9 @@ the same tree, so The Well's tooling reads the HDF5 files unchanged:
 - ``dimensions``, ``boundary_conditions``, ``scalars``, ``t0_fields`` (pressure, mask),
   ``t1_fields`` (velocity), ``t2_fields`` (empty), and cfdbench's ``solver_grid``.
 
-The Well indexes space as ``[x, y]``; :class:`CaseRecord` and every reader here use
-``(ny, nx)``. :func:`_swap_xy` is the only place that converts between the two.
+The Well indexes space as ``[x, y]`` (``[x, y, z]`` in 3D); :class:`CaseRecord` and every reader
+here use ``(ny, nx)`` (``(nz, ny, nx)``). :func:`_reverse_space` is the only place that converts
+between the two.
 
 A write goes to a dot-named temporary beside the final name and is renamed into place only
 when complete, so an interrupted write never leaves a case under its final name;
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
-from cfdbench.data.schema import AXES, FIELD_NAMES, SCHEMA_VERSION, UNITS, CaseRecord
+from cfdbench.data.schema import FIELD_NAMES, FIELD_NAMES_3D, SCHEMA_VERSION, UNITS, CaseRecord
 from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
 from cfdbench.io import atomic_path, is_partial
 
@@ -42,6 +43,7 @@ WELL_GROUPS = ("dimensions", "boundary_conditions", "scalars", "t0_fields", "t1_
 FIELD_LOCATIONS = {
     "u": ("t1_fields/velocity", 0),
     "v": ("t1_fields/velocity", 1),
+    "w": ("t1_fields/velocity", 2),
     "p": ("t0_fields/pressure", None),
 }
 REQUIRED_NODES = (
@@ -77,14 +79,16 @@ _READ_ERRORS = (OSError, ValueError, KeyError, RuntimeError)
 # --------------------------------------------------------------------------- layout helpers
 
 
-def _swap_xy(array: np.ndarray, vector: bool = False) -> np.ndarray:
-    """Convert between cfdbench's ``(..., ny, nx)`` and The Well's ``(..., nx, ny)``.
+def _reverse_space(array: np.ndarray, n_dims: int, vector: bool = False) -> np.ndarray:
+    """Convert between cfdbench's ``(..., [nz,] ny, nx)`` and The Well's ``(..., nx, ny[, nz])``.
 
-    The swap is its own inverse, so writing and reading both use it. Vector fields carry a
-    trailing component axis after the two spatial axes.
+    The reversal is its own inverse, so writing and reading both use it. Vector fields carry a
+    trailing component axis after the spatial axes.
     """
-    last_spatial = -2 if vector else -1
-    return np.swapaxes(array, last_spatial - 1, last_spatial)
+    order = list(range(array.ndim))
+    end = array.ndim - 1 if vector else array.ndim
+    order[end - n_dims : end] = reversed(order[end - n_dims : end])
+    return np.transpose(array, order)
 
 
 def cases_dir(dataset_dir: str | Path) -> Path:
@@ -151,7 +155,7 @@ def root_attrs(record: CaseRecord, dataset_name: str) -> dict[str, Any]:
     return {
         "dataset_name": dataset_name,
         "grid_type": "cartesian",
-        "n_spatial_dims": len(AXES),
+        "n_spatial_dims": record.n_dims,
         "n_trajectories": 1,
         "simulation_parameters": list(record.params),
         **record.params,
@@ -166,8 +170,8 @@ def root_attrs(record: CaseRecord, dataset_name: str) -> dict[str, Any]:
 
 
 def _write_dimensions(writer: TreeWriter, record: CaseRecord) -> None:
-    writer.group("dimensions", {"spatial_dims": list(AXES)})
-    for name, values in (("time", record.time), ("x", record.x), ("y", record.y)):
+    writer.group("dimensions", {"spatial_dims": list(record.axes)})
+    for name, values in (("time", record.time), *((axis, getattr(record, axis)) for axis in record.axes)):
         writer.array(f"dimensions/{name}", values.astype(np.float32), {**_CONSTANT, "units": UNITS[name]})
 
 
@@ -175,7 +179,7 @@ def _write_boundary_conditions(writer: TreeWriter, record: CaseRecord) -> None:
     """One subgroup per axis, ``<axis>_<type>``, whose mask marks both ends of that axis."""
     writer.group("boundary_conditions", {})
     for axis, kind in record.boundary_conditions.items():
-        mask = np.zeros(len(record.x if axis == "x" else record.y), dtype=bool)
+        mask = np.zeros(len(getattr(record, axis)), dtype=bool)
         mask[[0, -1]] = True
         name = f"boundary_conditions/{axis}_{kind}"
         writer.group(name, {"associated_dims": [axis], "associated_fields": [], "bc_type": kind, **_CONSTANT})
@@ -192,19 +196,26 @@ def _write_scalars(writer: TreeWriter, record: CaseRecord) -> None:
 
 
 def _write_fields(writer: TreeWriter, record: CaseRecord) -> None:
-    """Pressure and the constant fluid mask as t0 fields, velocity (u, v) as a t1 field; chunks of one frame."""
-    nx, ny = len(record.x), len(record.y)
-    velocity = _swap_xy(np.stack([record.fields["u"], record.fields["v"]], axis=-1), vector=True)[None]
-    mask = _swap_xy(record.mask.astype(np.float32))[None]
+    """Pressure and the constant fluid mask as t0 fields, velocity (u, v[, w]) as a t1 field; chunks of one frame."""
+    n = record.n_dims
+    well_shape = record.shape[::-1]
+    components = [record.fields[name] for name in record.field_names if name != "p"]
+    velocity = _reverse_space(np.stack(components, axis=-1), n, vector=True)[None]
+    mask = _reverse_space(record.mask.astype(np.float32), n)[None]
     has_pressure = "p" in record.fields
     writer.group("t0_fields", {"field_names": ["pressure", "mask"] if has_pressure else ["mask"]})
     if has_pressure:  # CFDBench's release has no pressure: such cases store velocity only
-        pressure = _swap_xy(record.fields["p"])[None]
-        writer.array("t0_fields/pressure", pressure, {**_VARYING, "units": UNITS["p"]}, chunks=(1, 1, nx, ny))
-    writer.array("t0_fields/mask", mask, {**_VARYING, "time_varying": False, "units": UNITS["mask"]})
+        pressure = _reverse_space(record.fields["p"], n)[None]
+        writer.array("t0_fields/pressure", pressure, {**_VARYING, **_dims(n), "units": UNITS["p"]}, chunks=(1, 1, *well_shape))
+    writer.array("t0_fields/mask", mask, {**_VARYING, **_dims(n), "time_varying": False, "units": UNITS["mask"]})
     writer.group("t1_fields", {"field_names": ["velocity"]})
-    writer.array("t1_fields/velocity", velocity, {**_VARYING, "units": UNITS["u"]}, chunks=(1, 1, nx, ny, 2))
+    chunks = (1, 1, *well_shape, len(components))
+    writer.array("t1_fields/velocity", velocity, {**_VARYING, **_dims(n), "units": UNITS["u"]}, chunks=chunks)
     writer.group("t2_fields", {"field_names": []})
+
+
+def _dims(n_dims: int) -> dict[str, list[bool]]:
+    return {"dim_varying": [True] * n_dims}
 
 
 def _write_solver_grid(writer: TreeWriter, record: CaseRecord) -> None:
@@ -386,6 +397,7 @@ class CaseFile:
     """
 
     field_names: tuple[str, ...] = FIELD_NAMES
+    n_dims: int = 2
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -440,9 +452,12 @@ class CaseFile:
         json_names = set(attrs.get("json_attrs", []))
         self.attrs = {k: json.loads(attrs[k]) if k in json_names else attrs[k] for k in attrs.get("extra_attrs", [])}
         self.n_frames = int(self._root["dimensions/time"].shape[0])
-        self.shape = (int(self._root["dimensions/y"].shape[0]), int(self._root["dimensions/x"].shape[0]))
+        axes = ("z", "y", "x") if "dimensions/z" in self._root else ("y", "x")
+        self.shape = tuple(int(self._root[f"dimensions/{axis}"].shape[0]) for axis in axes)
+        self.n_dims = len(axes)
         self.boundary_conditions = self._read_boundary_conditions()
-        self.field_names = FIELD_NAMES if "pressure" in self._root["t0_fields"] else ("u", "v")
+        names = FIELD_NAMES if self.n_dims == 2 else FIELD_NAMES_3D
+        self.field_names = names if "pressure" in self._root["t0_fields"] else names[:-1]
         self._check_shapes()
 
     def _read_boundary_conditions(self) -> dict[str, str]:
@@ -454,11 +469,11 @@ class CaseFile:
         return dict(sorted(found.items()))
 
     def _check_shapes(self) -> None:
-        ny, nx = self.shape
+        well_shape = self.shape[::-1]
         expected = {
-            "t1_fields/velocity": (1, self.n_frames, nx, ny, 2),
-            "t0_fields/pressure": (1, self.n_frames, nx, ny),
-            "t0_fields/mask": (1, nx, ny),
+            "t1_fields/velocity": (1, self.n_frames, *well_shape, self.n_dims),
+            "t0_fields/pressure": (1, self.n_frames, *well_shape),
+            "t0_fields/mask": (1, *well_shape),
         }
         if "pressure" not in self._root["t0_fields"]:
             del expected["t0_fields/pressure"]
@@ -488,9 +503,16 @@ class CaseFile:
         return self._get("dimensions/y").astype(np.float64)
 
     @cached_property
+    def z(self) -> np.ndarray:
+        """Cell-centre z coordinates [m], (nz,), of a 3D case."""
+        if self.n_dims != 3:
+            raise CfdbenchError(f"{self.path}: a 2D case has no z axis")
+        return self._get("dimensions/z").astype(np.float64)
+
+    @cached_property
     def mask(self) -> np.ndarray:
-        """Fluid mask (ny, nx), True = fluid."""
-        return np.ascontiguousarray(_swap_xy(self._get("t0_fields/mask", (0, Ellipsis)) > 0.5))
+        """Fluid mask (ny, nx) or (nz, ny, nx), True = fluid."""
+        return np.ascontiguousarray(_reverse_space(self._get("t0_fields/mask", (0, Ellipsis)) > 0.5, self.n_dims))
 
     @property
     def time(self) -> np.ndarray:
@@ -507,7 +529,7 @@ class CaseFile:
         return names
 
     def read(self, fields: Sequence[str], frames: slice | Sequence[int] | np.ndarray) -> np.ndarray:
-        """Frames of the given fields as float32 ``(len(frames), len(fields), ny, nx)``.
+        """Frames of the given fields as float32 ``(len(frames), len(fields), *shape)``.
 
         Only the requested frames are read. Index lists may be unsorted, negative or
         repeated: they are read sorted and unique, then put back in the requested order.
@@ -523,7 +545,7 @@ class CaseFile:
         for channel, name in enumerate(names):
             source, component = FIELD_LOCATIONS[name]
             values = stored[source] if component is None else stored[source][..., component]
-            out[:, channel] = _swap_xy(values)
+            out[:, channel] = _reverse_space(values, self.n_dims)
         return out if order is None else out[order]
 
     # ------------------------------------------------------------------ whole case
@@ -557,6 +579,7 @@ class CaseFile:
             dt=self.dt,
             x=self.x.copy(),
             y=self.y.copy(),
+            z=self.z.copy() if self.n_dims == 3 else None,
             fields={name: np.ascontiguousarray(frames[:, i]) for i, name in enumerate(self.field_names)},
             mask=self.mask.copy(),
             boundary_conditions=dict(self.boundary_conditions),

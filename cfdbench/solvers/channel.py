@@ -311,24 +311,29 @@ class ChannelSolver:
         return state
 
     def turbulent_start(self, batch: int = 1, amplitude: float = 0.3, seed: int = 0) -> ChannelState:
-        """Reichardt's mean profile at this Re_τ plus divergence-free noise (relative ``amplitude`` of
-        the mean centreline velocity), damped at the walls: a start that transitions quickly."""
+        """Reichardt's mean profile plus large-scale random velocity (relative ``amplitude`` of the
+        mean centreline velocity), projected to be divergence-free: a start that transitions.
+
+        The perturbation holds only the box's longest waves (streamwise 1-2, spanwise 1-4, four
+        wall-normal sine modes vanishing at the walls): small-scale noise would just decay.
+        """
         g = self.grid
-        re_tau = 1.0 / self.nu if self.bulk_velocity is None else None
-        y = g.y_centres()
-        y_plus = (1 - np.abs(y)) * (re_tau or 180.0)
+        y_plus = (1 - np.abs(g.y_centres())) * (1.0 / self.nu if self.bulk_velocity is None else 180.0)
         mean = np.log1p(KARMAN * y_plus) / KARMAN + 7.8 * (1 - np.exp(-y_plus / 11) - y_plus / 11 * np.exp(-y_plus / 3))
         if self.bulk_velocity is not None:
             mean *= self.bulk_velocity / (np.sum(mean * np.diff(g.y_faces())) / 2)
-        generator = torch.Generator().manual_seed(seed)
-        damping = self._tensor(1 - y**2).reshape(1, 1, -1, 1)
-        noise = lambda shape: torch.randn(shape, generator=generator, dtype=torch.float64).to(self.dtype).to(self.device)  # noqa: E731
+        rng = np.random.default_rng(seed)
         state = self.zeros(batch)
         scale = amplitude * float(mean.max())
-        state.u = self._tensor(mean).reshape(1, 1, -1, 1) + scale * damping * noise(state.u.shape)
-        face_damping = self._tensor(1 - g.y_faces()[1:-1] ** 2).reshape(1, 1, -1, 1)
-        state.v[:, :, 1:-1] = scale * face_damping * noise(state.v[:, :, 1:-1].shape)
-        state.w = scale * damping * noise(state.w.shape)
+        positions = {
+            "u": (g.x_faces(), g.y_centres(), g.z_centres()),
+            "v": (g.x_centres(), g.y_faces(), g.z_centres()),
+            "w": (g.x_centres(), g.y_centres(), g.z_faces()),
+        }
+        for name, (x, y, z) in positions.items():
+            field = np.stack([scale * _large_scale_noise(rng, x, y, z, g.lx, g.lz) for _ in range(batch)])
+            setattr(state, name, getattr(state, name) + self._tensor(field))
+        state.u = state.u + self._tensor(mean).reshape(1, 1, -1, 1)
         state.u, state.v, state.w, _ = self.project(state.u, state.v, state.w)
         return state
 
@@ -447,6 +452,20 @@ class ChannelSolver:
             "pressure_gradient": self.pressure_gradient,
             "bulk_velocity": self.bulk_velocity,
         }
+
+
+def _large_scale_noise(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, z: np.ndarray, lx: float, lz: float) -> np.ndarray:
+    """Random field of unit rms on the points (x, y, z) from the box's longest waves, zero at the walls."""
+    kx = 2 * np.pi * np.arange(0, 3) / lx
+    kz = 2 * np.pi * np.arange(-4, 5) / lz
+    ky = np.pi * np.arange(1, 5) / 2
+    coefficients = rng.standard_normal((len(kx), len(ky), len(kz))) + 1j * rng.standard_normal((len(kx), len(ky), len(kz)))
+    coefficients[0, :, :4] = 0  # each (kx = 0, ±kz) pair once
+    ex = np.exp(1j * np.outer(x, kx))
+    sy = np.sin(np.outer(y + 1, ky))
+    ez = np.exp(1j * np.outer(z, kz))
+    field = np.einsum("ia,jb,kc,abc->ijk", ex, sy, ez, coefficients).real
+    return field / max(field.std(), 1e-300)
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -2,9 +2,9 @@
 
 - ``divergence``: incompressibility of the predicted velocity, made dimensionless;
 - ``ke_drift``: relative kinetic-energy gain (+) or loss (-) against the truth;
-- ``strouhal``: the dominant shedding frequency of a probe signal as a Strouhal number;
-- channel statistics (mean streamwise profile, rms fluctuations, Reynolds shear stress) for 3D
-  channel data, compared with the truth by :func:`channel_statistics_errors`.
+- ``strouhal``: the dominant shedding frequency of a probe signal as a Strouhal number.
+
+3D channel statistics live in :mod:`cfdbench.evaluation.metrics.channel`.
 
 Velocity arrays are (B, 2, H, W) = (u, v) on a uniform cell-centred grid with spacings ``dx``,
 ``dy`` (B,) in metres; ``mask`` is (B or 1, 1, H, W), 1 in the fluid. Formulas: ``docs/metrics.md``.
@@ -85,29 +85,3 @@ def strouhal(signal: np.ndarray, dt: float, length: float, velocity: float, min_
     if not np.isfinite(frequency) or frequency * len(signal) * dt < min_periods:
         return float("nan")
     return frequency * length / velocity
-
-
-# --------------------------------------------------------------------------- 3D channel hooks
-
-
-def channel_statistics(velocity: np.ndarray, wall_axis: int = -2) -> dict[str, np.ndarray]:
-    """Profiles over the wall-normal axis of a channel trajectory ``velocity`` (T, 3, ...) = (u, v, w)
-    with u streamwise and v wall-normal: mean u, rms of u', v', w' and the Reynolds shear stress
-    -<u'v'>, averaging over time and the two homogeneous axes."""
-    velocity = np.moveaxis(np.asarray(velocity, dtype=np.float64), wall_axis, -1)
-    components = np.moveaxis(velocity, 1, 0).reshape(3, -1, velocity.shape[-1])  # (3, samples, Ny)
-    fluctuation = components - components.mean(axis=1, keepdims=True)
-    rms = np.sqrt((fluctuation**2).mean(axis=1))
-    return {
-        "mean_u": components[0].mean(axis=0),
-        "rms_u": rms[0],
-        "rms_v": rms[1],
-        "rms_w": rms[2],
-        "reynolds_stress": -(fluctuation[0] * fluctuation[1]).mean(axis=0),
-    }
-
-
-def channel_statistics_errors(pred: np.ndarray, truth: np.ndarray, wall_axis: int = -2) -> dict[str, float]:
-    """Relative L2 error of each channel profile of :func:`channel_statistics`, prediction against truth."""
-    predicted, true = channel_statistics(pred, wall_axis), channel_statistics(truth, wall_axis)
-    return {name: float(np.linalg.norm(predicted[name] - true[name]) / max(np.linalg.norm(true[name]), TINY)) for name in true}
