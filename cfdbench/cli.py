@@ -76,7 +76,7 @@ def data_generate(
     subset: str = typer.Option("all", help="Sweep to generate: bc, prop, geo (those the card has) or all."),
     preset: str = typer.Option("paper", help="Resolution preset: paper (the card) or one the card defines, e.g. tiny."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: $CFDBENCH_DATA/<name>, else data/<name>)."),
-    fmt: str = typer.Option("hdf5", "--format", help="Storage backend: hdf5 or zarr."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Storage: hdf5 or zarr (default: hdf5; zarr for channels)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's local GPU)."),
     batch_size: int = typer.Option(16, help="Cases advanced together in one batch."),
     max_cases: Optional[int] = typer.Option(None, help="Only the first N cases of the sweep (quick trials)."),
@@ -88,10 +88,15 @@ def data_generate(
     Runs on one process, as independent jobs with --shard i/n, or on many ranks with
     `torchrun --nproc_per_node N -m cfdbench data generate ...` (rank 0 seals the folder).
     """
-    from cfdbench.cards import data_root, load_dataset_card
+    from cfdbench.cards import data_root, find_channel_card, load_dataset_card
     from cfdbench.data.generate import distributed_rank, generate_dataset, parse_shard
     from cfdbench.pipeline import resolve_device
 
+    channel = find_channel_card(name)
+    if channel is not None:
+        _generate_channel(channel, subset, preset, out, fmt or "zarr", device, (max_cases, shard, distributed_rank()))
+        return
+    fmt = fmt or "hdf5"
     card = load_dataset_card(name).variant(preset, subset)
     if max_cases is not None and max_cases < 1:
         raise CfdbenchError(f"--max-cases must be >= 1, got {max_cases}")
@@ -116,6 +121,33 @@ def data_generate(
     console.print(
         f"[green]dataset {card.name}[/] at {report.dataset_dir}: {len(report.generated)} cases generated, "
         f"{len(report.reused)} reused{skipped}, {report.seconds:.1f} s"
+    )
+
+
+def _generate_channel(card, subset: str, preset: str, out: Optional[Path], fmt: str, device: str, unsupported: tuple) -> None:
+    """`data generate` for a 3D channel card: one batched DNS run, resumable from its restart files."""
+    from cfdbench.cards import data_root
+    from cfdbench.data.generate_channel import generate_channel_dataset
+    from cfdbench.pipeline import resolve_device
+
+    if subset != "all" or any(option is not None for option in unsupported):
+        raise CfdbenchError("a channel dataset is one DNS run: --subset, --max-cases, --shard and torchrun do not apply")
+    card = card.variant(preset)
+    torch_device = resolve_device(device)
+    out_dir = out or data_root() / card.name
+    progress = Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), TimeElapsedColumn(), console=console)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: float, total: float) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(f"{stage} (δ/u_τ)", total=total)
+        progress.update(tasks[stage], completed=done)
+
+    with progress:
+        report = generate_channel_dataset(card, out_dir, fmt=fmt, device=str(torch_device), progress=update)
+    console.print(
+        f"[green]dataset {card.name}[/] at {report.dataset_dir}: {len(report.generated)} trajectories generated, "
+        f"{len(report.reused)} reused, {report.seconds:.1f} s; DNS statistics in spinup.json and statistics.json"
     )
 
 
@@ -238,10 +270,16 @@ def data_info(name: str = typer.Argument(..., help="Dataset name or folder.")) -
 @data_app.command("list")
 def data_list() -> None:
     """Dataset cards and whether each has been generated here."""
-    from cfdbench.cards import data_root, dataset_names, load_dataset_card
+    from cfdbench.cards import data_root, dataset_names, find_channel_card, load_dataset_card
 
     table = Table("dataset", "problem", "cases", "frames", "stored at")
     for name in dataset_names():
+        channel = find_channel_card(name)
+        if channel is not None:
+            path = data_root() / name
+            stored = str(path) if (path / "manifest.json").is_file() else "[dim]not generated[/]"
+            table.add_row(name, channel.problem, str(channel.trajectories), str(channel.frames), stored)
+            continue
         card = load_dataset_card(name)
         path = data_root() / name
         stored = str(path) if (path / "manifest.json").is_file() else "[dim]not generated[/]"

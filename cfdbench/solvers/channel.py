@@ -396,14 +396,14 @@ class ChannelSolver:
         rate = uc.abs() / g.dx + vc.abs() / self.cell + wc.abs() / g.dz
         return {"cfl": float(rate.max()) * dt, "diffusion": self.nu * dt * (4 / g.dx**2 + 4 / g.dz**2)}
 
-    def check_time_step(self, state: ChannelState, dt: float, cfl_limit: float = 1.0) -> None:
-        """Refuse ``dt`` beyond the stability bound for this state (CFL above ``cfl_limit``, which
-        keeps a margin below RK3's √3, or explicit diffusion above RK3's limit)."""
+    def check_time_step(self, state: ChannelState, dt: float, cfl_limit: float = RK3_CFL_LIMIT) -> None:
+        """Refuse ``dt`` beyond the stability bound for this state: convective CFL above RK3's √3 (or
+        a stricter ``cfl_limit``), or explicit x/z diffusion above RK3's real-axis limit."""
         if not (dt > 0 and math.isfinite(dt)):
             raise CfdbenchError(f"time step must be positive and finite, got {dt}")
         numbers = self.stability_numbers(state, dt)
         if numbers["cfl"] > cfl_limit:
-            raise CfdbenchError(f"time step {dt:g} is beyond the stability bound: CFL = {numbers['cfl']:.3g} > {cfl_limit:g}")
+            raise CfdbenchError(f"time step {dt:g} is beyond the stability bound: CFL = {numbers['cfl']:.3g} > {cfl_limit:.3g}")
         if numbers["diffusion"] > RK3_DIFFUSION_LIMIT:
             raise CfdbenchError(
                 f"time step {dt:g} is beyond the explicit diffusion bound: "

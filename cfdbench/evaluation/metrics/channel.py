@@ -71,10 +71,14 @@ def bulk_velocity(mean_u: np.ndarray, y: np.ndarray) -> float:
 
 
 def wall_units(velocity: np.ndarray, y: np.ndarray, nu: float, wall_axis: int = -2) -> dict[str, object]:
-    """The trajectory's statistics in wall units: u_τ from the mean wall shear, Re_τ, bulk and
-    centreline velocity, bulk Reynolds number (2δU_b/ν), and the half-channel profiles against y+
-    (both halves folded, u' v' sign-corrected for the upper half)."""
-    stats = channel_statistics(velocity, wall_axis)
+    """The trajectory's statistics in wall units (see :func:`profiles_in_wall_units`)."""
+    return profiles_in_wall_units(channel_statistics(velocity, wall_axis), y, nu)
+
+
+def profiles_in_wall_units(stats: dict[str, np.ndarray], y: np.ndarray, nu: float) -> dict[str, object]:
+    """Profiles of :func:`channel_statistics` in wall units: u_τ from the mean wall shear, Re_τ,
+    bulk and centreline velocity, bulk Reynolds number (2δU_b/ν), and the half-channel profiles
+    against y+ (both halves folded, u'v' sign-corrected for the upper half)."""
     u_tau = float(np.sqrt(max(nu * wall_shear_rate(stats["mean_u"], y), 0.0)))
     scale = max(u_tau, TINY)
     bulk = bulk_velocity(stats["mean_u"], y)

@@ -1,0 +1,169 @@
+"""Channel datasets: the coarse filter, the card, and generation (stages, resume, store, loader, CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cfdbench.cards import find_channel_card, load_dataset_card, parse_channel_card
+from cfdbench.data.generate_channel import generate_channel_dataset
+from cfdbench.data.loader import AutoregressiveDataset
+from cfdbench.data.store import list_cases, open_case
+from cfdbench.data.view import StoredDataset
+from cfdbench.errors import CfdbenchError
+from cfdbench.solvers.channel import ChannelGrid, ChannelSolver
+from cfdbench.solvers.channel_filter import ChannelFilter, CoarseGrid, periodic_filter_matrix
+
+# A laminar-Re_tau card small enough for the default test run (the pipeline, not turbulence).
+TEST_CARD = {
+    "name": "chantest",
+    "version": "0.1",
+    "problem": "channel",
+    "re_tau": 60,
+    "forcing": "pressure_gradient",
+    "box": {"lx": 1.5, "lz": 0.6},
+    "dns": {"nx": 8, "ny": 24, "nz": 8, "stretching": 1.6, "dtype": "float64", "dt": 0.005},
+    "spinup": {"duration": 0.4, "average": 0.2, "amplitude": 0.2, "seed": 0},
+    "trajectories": {"count": 3, "frames": 6, "frame_interval": 0.1, "decorrelation": 0.1, "perturbation": 0.05},
+    "coarse": {"nx": 4, "ny": 9, "nz": 4, "y_stretching": 1.0, "filter": "top-hat"},
+    "checkpoint_every": 0.2,
+    "splits": {"seed": 0, "train": 0.8, "valid": 0.1},
+}
+
+
+def _card(tmp_path: Path, **changes):
+    raw = {**TEST_CARD, **changes}
+    folder = tmp_path / "datasets" / raw["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return parse_channel_card(raw, path)
+
+
+# --------------------------------------------------------------------------- filter
+
+
+@pytest.mark.parametrize("kind", ["top-hat", "sharp"])
+def test_periodic_filter_damps_each_wave_by_its_transfer_function(kind):
+    n, length, coarse = 24, 2.0, 6
+    width = length / coarse
+    fine = (np.arange(n) + 0.5) * length / n
+    points = (np.arange(coarse) + 0.5) * width
+    matrix = periodic_filter_matrix(n, length, 0.5 * length / n, points, width, kind)
+    for mode in (1, 2, 5):
+        k = 2 * np.pi * mode / length
+        gain = np.sinc(k * width / (2 * np.pi)) if kind == "top-hat" else float(k <= np.pi / width)
+        np.testing.assert_allclose(matrix @ np.cos(k * fine + 0.3), gain * np.cos(k * points + 0.3), atol=1e-12)
+    np.testing.assert_allclose(matrix @ np.ones(n), 1.0)  # the mean passes unchanged
+
+
+def test_channel_filter_keeps_a_laminar_profile_exactly():
+    grid = ChannelGrid(8, 20, 6, 2.0, 1.0, stretching=1.5)
+    solver = ChannelSolver(grid, nu=0.01, pressure_gradient=0.02)
+    state = solver.laminar_state(batch=2)
+    coarse = CoarseGrid(4, 11, 3, y_stretching=1.2)
+    frames = ChannelFilter(grid, coarse, torch.float64, "cpu")(state)
+    assert frames["u"].shape == (2, 3, 11, 4)  # (B, nz, ny, nx)
+    y = coarse.y()
+    expected = (0.02 / (2 * 0.01)) * (1 - y**2)  # quadratic: the cubic spline reproduces it
+    np.testing.assert_allclose(frames["u"][0, 1, :, 2].numpy(), expected, atol=1e-12)
+    assert float(frames["v"].abs().max()) == 0 and float(frames["w"].abs().max()) == 0
+    with pytest.raises(CfdbenchError, match="finer than the DNS"):
+        ChannelFilter(grid, CoarseGrid(16, 11, 3), torch.float64, "cpu")
+    with pytest.raises(CfdbenchError, match="unknown channel filter"):
+        CoarseGrid(4, 11, 3, filter="gaussian")
+
+
+# --------------------------------------------------------------------------- cards
+
+
+def test_channel_cards_parse_and_refuse_bad_settings(tmp_path):
+    paper, tiny = find_channel_card("channel180"), find_channel_card("channel180-tiny")
+    assert (paper.dns.nx, paper.dns.ny, paper.dns.nz) == (192, 128, 128) and paper.trajectories == 21 and paper.frames == 400
+    assert (paper.coarse.nx, paper.coarse.ny, paper.coarse.nz) == (32, 33, 16)
+    assert tiny.name == "channel180-tiny" and tiny.dns.nx == 16 and tiny.coarse.nx == 8
+    assert find_channel_card("cavity-mini") is None
+    with pytest.raises(CfdbenchError, match="3D channel-flow card"):
+        load_dataset_card("channel180")
+    with pytest.raises(CfdbenchError, match="too coarse for a DNS at Re_tau = 180.*first_centre_y_plus"):
+        _card(tmp_path, re_tau=180)
+    with pytest.raises(CfdbenchError, match="must be a whole number of dns.dt"):
+        _card(tmp_path, trajectories={**TEST_CARD["trajectories"], "frame_interval": 0.0125})
+    with pytest.raises(CfdbenchError, match="malformed channel card"):
+        _card(tmp_path, dns={"nx": 8})
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _stored_frames(path: Path) -> dict[str, np.ndarray]:
+    return {case_id: open_case(p).read(["u", "v", "w", "p"], slice(None)) for case_id, p in sorted(list_cases(path).items())}
+
+
+def test_generation_stores_3d_trajectories_that_the_loader_reads(tmp_path):
+    card = _card(tmp_path)
+    report = generate_channel_dataset(card, tmp_path / "out", fmt="zarr")
+    assert report.generated == ["traj-0000", "traj-0001", "traj-0002"]
+    dataset = StoredDataset(tmp_path / "out")
+    assert sorted(len(dataset.split(s)) for s in ("train", "valid", "test")) == [1, 1, 1]
+    with dataset.open_case("traj-0001") as case:
+        assert case.shape == (4, 9, 4) and case.n_frames == 6 and case.dt == pytest.approx(0.1)
+        assert case.boundary_conditions == {"x": "periodic", "y": "wall", "z": "periodic"}
+        assert case.attrs["filter"]["filter"] == "top-hat" and case.attrs["filter"]["dns_grid"]["ny"] == 24
+    samples = AutoregressiveDataset(dataset, "train", fields=("u", "v", "w"))
+    batch = samples[[0, 1]]
+    assert batch["input"].shape == (2, 3, 4, 9, 4) and batch["mask"].shape == (2, 1, 4, 9, 4)
+    frames = _stored_frames(tmp_path / "out")
+    assert not np.allclose(frames["traj-0000"], frames["traj-0001"])  # independent perturbations
+    assert (tmp_path / "out" / "spinup.json").is_file() and not (tmp_path / "out" / "restart").exists()
+    # A sealed dataset is reused, not regenerated.
+    assert generate_channel_dataset(card, tmp_path / "out").reused == report.generated
+
+
+def test_interrupted_generation_resumes_to_the_same_data(tmp_path):
+    card = _card(tmp_path)
+    generate_channel_dataset(card, tmp_path / "whole", fmt="hdf5")
+
+    def interrupt(stage: str, done: float, total: float) -> None:
+        if stage == "trajectories" and done >= 0.3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_channel_dataset(card, tmp_path / "pieces", fmt="hdf5", progress=interrupt)
+    assert sorted(p.name for p in (tmp_path / "pieces" / "restart").iterdir()) == ["spinup.pt", "trajectories.pt"]
+    generate_channel_dataset(card, tmp_path / "pieces", fmt="hdf5")
+    whole, pieces = _stored_frames(tmp_path / "whole"), _stored_frames(tmp_path / "pieces")
+    for case_id in whole:
+        np.testing.assert_array_equal(whole[case_id], pieces[case_id])
+
+
+def test_cli_generates_a_channel_card(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cfdbench.cli import app
+
+    _card(tmp_path)
+    monkeypatch.setenv("CFDBENCH_HOME", str(tmp_path))
+    monkeypatch.setenv("CFDBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "200")
+    command = ["data", "generate", "chantest", "--device", "cpu"]
+    done = CliRunner().invoke(app, command)
+    assert done.exit_code == 0, done.output
+    assert "3 trajectories generated" in " ".join(done.output.split())
+    assert len(list_cases(tmp_path / "data" / "chantest", fmt="zarr")) == 3
+    refused = CliRunner().invoke(app, [*command, "--shard", "0/2"])
+    assert isinstance(refused.exception, CfdbenchError) and "one DNS run" in str(refused.exception)  # exit 2 via main()
+
+
+@pytest.mark.slow
+def test_tiny_preset_generates_turbulence_on_a_cpu(tmp_path):
+    """The `cfdbench data generate channel180 --preset tiny` card end to end (minutes on a CPU)."""
+    card = find_channel_card("channel180-tiny")
+    generate_channel_dataset(card, tmp_path / "tiny")
+    spinup = yaml.safe_load((tmp_path / "tiny" / "spinup.json").read_text())
+    assert 120 < spinup["wall_units"]["re_tau"] < 240  # near 180: turbulent, not relaminarised
+    assert spinup["wall_units"]["bulk_u_plus"] < 25  # laminar flow at this gradient would reach 60
