@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import platform
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cfdbench.leaderboard.entry import cpu_model
@@ -24,3 +27,30 @@ def publish(text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(f"written to {path}")
+
+
+def blas_info() -> list[str]:
+    """Thread-pool lines from threadpoolctl when importable, plus the relevant environment."""
+    lines = []
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        lines.append("threadpoolctl: not importable (skipped)")
+    else:
+        for pool in threadpool_info():
+            keys = ("user_api", "internal_api", "num_threads", "version", "architecture")
+            lines.append("threadpool: " + ", ".join(f"{k}={pool.get(k)}" for k in keys))
+    names = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    lines.append("env: " + ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in names))
+    return lines
+
+
+def environment_lines(device: str, quick: bool) -> list[str]:
+    """The Markdown bullet lines every result file starts with: device, versions, threads, mode, date."""
+    return [
+        f"- device: {describe_device(device)}",
+        f"- torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
+        f"Python {platform.python_version()}",
+        *(f"- {line}" for line in blas_info()),
+        f"- mode: {'--quick' if quick else 'full'}; {time.strftime('%Y-%m-%d %H:%M')}",
+    ]

@@ -20,9 +20,7 @@ Writes the Markdown table with the environment to ``benchmarks/results/flows.md`
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,8 +32,8 @@ from cfdbench.data.generate import card_cases, case_cells
 from cfdbench.solvers.simulate import build_solver, flow_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import describe_device, publish  # noqa: E402
-from bench_solver import blas_info, steps_per_second  # noqa: E402
+from bench_common import environment_lines, publish  # noqa: E402
+from bench_solver import steps_per_second  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flows.md"
 DATASETS = ("cavity", "tube", "dam", "cylinder")
@@ -99,11 +97,7 @@ def report(rows: list[dict], quick: bool, device: str) -> str:
     header = [
         "# Flow solver speed: every flow, single and batched, against the cavity on the same grid, float32",
         "",
-        f"- device: {describe_device(device)}",
-        f"- torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
-        f"Python {platform.python_version()}",
-        *(f"- {line}" for line in blas_info()),
-        f"- mode: {'--quick' if quick else 'full'}; {time.strftime('%Y-%m-%d %H:%M')}",
+        *environment_lines(device, quick),
         "",
         "| dataset | grid (paper) | cases | cell-updates/s | batched / single | cavity, same grid | flow / cavity |",
         "|---|---|---:|---:|---:|---:|---:|",

@@ -17,8 +17,6 @@ Usage: ``python benchmarks/bench_solver.py [--quick]``
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -28,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfdbench.leaderboard.entry import cpu_model
 from cfdbench.solvers.simulate import flow_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import publish  # noqa: E402
+from bench_common import environment_lines, publish  # noqa: E402
 from numpy_reference_solver import NumpyCavitySolver  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "solver.md"
@@ -120,32 +117,12 @@ def measure(target: float, repeats: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- report
-def blas_info() -> list[str]:
-    """Thread-pool lines from threadpoolctl when importable, plus the relevant environment."""
-    lines = []
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        lines.append("threadpoolctl: not importable (skipped)")
-    else:
-        for pool in threadpool_info():
-            keys = ("user_api", "internal_api", "num_threads", "version", "architecture")
-            lines.append("threadpool: " + ", ".join(f"{k}={pool.get(k)}" for k in keys))
-    names = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    lines.append("env: " + ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in names))
-    return lines
-
-
 def report(rows: list[dict], quick: bool) -> str:
     """The Markdown document: environment, table, notes."""
     header = [
         "# Cavity solver speed: torch (batched) vs plain NumPy, CPU, float32",
         "",
-        f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores)",
-        f"- torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
-        f"Python {platform.python_version()}",
-        *(f"- {line}" for line in blas_info()),
-        f"- mode: {'--quick' if quick else 'full'}; {time.strftime('%Y-%m-%d %H:%M')}",
+        *environment_lines("cpu", quick),
         "",
         "| grid | cases | torch cell-updates/s | NumPy cell-updates/s | torch / NumPy |",
         "|---|---:|---:|---:|---:|",

@@ -257,8 +257,12 @@ def generate_on_ranks(card: DatasetCard, out_dir: Path, rank: tuple[int, int, in
     return report
 
 
-def finalize_dataset(card: DatasetCard, out_dir: Path, case_ids: list[str], fmt: str, device: str) -> None:
-    """Fixed case-id splits, statistics of the training split, and the manifest (last: it seals the folder)."""
+def finalize_dataset(
+    card: DatasetCard, out_dir: Path, case_ids: list[str], fmt: str, device: str, generator: dict | None = None
+) -> None:
+    """Fixed case-id splits, statistics of the training split, and the manifest (last: it seals the
+    folder). ``generator`` describes how the cases were made (default: the card's solver settings);
+    any card with a name, version, problem, splits, fields and content hash will do."""
     splits = make_splits(case_ids, card.splits.seed, card.splits.train, card.splits.valid)
     write_splits(out_dir, splits, card.splits.seed, (card.splits.train, card.splits.valid))
     stats = compute_stats(out_dir, splits["train"], card.fields)
@@ -273,6 +277,6 @@ def finalize_dataset(card: DatasetCard, out_dir: Path, case_ids: list[str], fmt:
             "format": fmt,
             "schema_version": SCHEMA_VERSION,
             "n_cases": len(case_ids),
-            "generator": {"device": device, **card.solver.__dict__},
+            "generator": {"device": device, **(card.solver.__dict__ if generator is None else generator)},
         },
     )

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from cfdbench.cards import ChannelCard
-from cfdbench.data.dataset_dir import compute_stats, make_splits, read_manifest, write_manifest, write_splits, write_stats
-from cfdbench.data.generate import GenerationReport
-from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
+from cfdbench.data.dataset_dir import read_manifest
+from cfdbench.data.generate import GenerationReport, finalize_dataset
+from cfdbench.data.schema import CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.metrics.channel import mkm_gates, profiles_in_wall_units
@@ -225,35 +225,19 @@ def _check_same_card(card: ChannelCard, out_dir: Path) -> None:
 
 
 def _finalize(card: ChannelCard, out_dir: Path, case_ids: list[str], fmt: str, device: str) -> None:
-    """Splits, training statistics and the manifest, which seals the folder (restart files are kept
-    out of it and removed)."""
-    splits = make_splits(case_ids, card.splits.seed, card.splits.train, card.splits.valid)
-    write_splits(out_dir, splits, card.splits.seed, (card.splits.train, card.splits.valid))
-    write_stats(out_dir / "stats.yaml", compute_stats(out_dir, splits["train"], card.fields))
+    """Splits, statistics and the manifest as for every dataset; the restart files go first."""
     for leftover in sorted((out_dir / "restart").glob("*.pt")):
         leftover.unlink()
     if (out_dir / "restart").is_dir():
         (out_dir / "restart").rmdir()
     spinup = json.loads((out_dir / "spinup.json").read_text()) if (out_dir / "spinup.json").is_file() else {}
-    write_manifest(
-        out_dir,
-        {
-            "dataset": card.name,
-            "version": card.version,
-            "problem": card.problem,
-            "card_sha256": card.content_hash(),
-            "format": fmt,
-            "schema_version": SCHEMA_VERSION,
-            "n_cases": len(case_ids),
-            "generator": {
-                "device": device,
-                "dns": asdict(card.dns),
-                "dt": card.dt,
-                "dtype": card.dtype,
-                "re_tau": card.re_tau,
-                "forcing": card.forcing,
-                "spinup": card.spinup,
-                "spinup_re_tau": spinup.get("wall_units", {}).get("re_tau", math.nan),
-            },
-        },
-    )
+    generator = {
+        "dns": asdict(card.dns),
+        "dt": card.dt,
+        "dtype": card.dtype,
+        "re_tau": card.re_tau,
+        "forcing": card.forcing,
+        "spinup": card.spinup,
+        "spinup_re_tau": spinup.get("wall_units", {}).get("re_tau", math.nan),
+    }
+    finalize_dataset(card, out_dir, case_ids, fmt, device, generator)
