@@ -114,6 +114,8 @@ def test_generation_stores_3d_trajectories_that_the_loader_reads(tmp_path):
         assert case.shape == (4, 9, 4) and case.n_frames == 6 and case.dt == pytest.approx(0.1)
         assert case.boundary_conditions == {"x": "periodic", "y": "wall", "z": "periodic"}
         assert case.attrs["filter"]["filter"] == "top-hat" and case.attrs["filter"]["dns_grid"]["ny"] == 24
+    view = dataset["traj-0002"]
+    assert view["w"].dims == ("t", "z", "y", "x") and view["y"].values[0] == -1 and view["mask"].dims == ("z", "y", "x")
     samples = AutoregressiveDataset(dataset, "train", fields=("u", "v", "w"))
     batch = samples[[0, 1]]
     assert batch["input"].shape == (2, 3, 4, 9, 4) and batch["mask"].shape == (2, 1, 4, 9, 4)

@@ -72,19 +72,17 @@ class StoredDataset:
         return open_case(self.case_path(case_id))
 
     def __getitem__(self, case_id: str) -> xr.Dataset:
-        """One case as an ``xarray.Dataset``: u, v, p over (t, y, x) and the fluid mask over (y, x)."""
+        """One case as an ``xarray.Dataset``: u, v, p over (t, y, x) and the fluid mask over (y, x);
+        3D cases add w and a leading z axis."""
         with self.open_case(case_id) as case:
             frames = case.read(case.field_names, slice(None))
-            coords = {
-                "t": ("t", case.time, {"units": UNITS["time"]}),
-                "y": ("y", case.y, {"units": UNITS["y"]}),
-                "x": ("x", case.x, {"units": UNITS["x"]}),
-            }
+            space = ("z", "y", "x")[-case.n_dims :]
+            coords = {"t": ("t", case.time, {"units": UNITS["time"]})}
+            coords.update({axis: (axis, getattr(case, axis), {"units": UNITS[axis]}) for axis in space})
             data_vars: dict[str, Any] = {
-                name: (("t", "y", "x"), frames[:, channel], {"units": UNITS[name]})
-                for channel, name in enumerate(case.field_names)
+                name: (("t", *space), frames[:, channel], {"units": UNITS[name]}) for channel, name in enumerate(case.field_names)
             }
-            data_vars["mask"] = (("y", "x"), case.mask, {"description": "True = fluid"})
+            data_vars["mask"] = (space, case.mask, {"description": "True = fluid"})
             attrs = {
                 "case_id": case.case_id,
                 "subset": case.subset,
