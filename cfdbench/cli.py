@@ -255,7 +255,7 @@ def data_info(name: str = typer.Argument(..., help="Dataset name or folder.")) -
         table.add_row("splits", ", ".join(f"{k}: {len(dataset.split(k))}" for k in ("train", "valid", "test")))
     with dataset.open_case(dataset.case_ids[0]) as case:
         table.add_row("frames per case", str(case.n_frames))
-        table.add_row("frame grid (ny, nx)", str(case.shape))
+        table.add_row("frame grid (nz, ny, nx)" if len(case.shape) == 3 else "frame grid (ny, nx)", str(case.shape))
         table.add_row("parameters", ", ".join(case.params))
     for field, stats in (dataset.stats or {}).items():
         if isinstance(stats, dict) and "mean" in stats:
