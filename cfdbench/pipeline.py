@@ -163,12 +163,20 @@ def _check_hparams(name: str, model_class: type, hparams: dict[str, Any]) -> Non
 
 
 def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
+    """The data's description for a model; refuses 3D data, which the validation and rollout
+    metrics (2D) cannot score yet."""
+    if len(samples.frame_shape) != 2:
+        raise CfdbenchError(
+            f"dataset {samples.dataset.name} has 3D frames {tuple(samples.frame_shape)}: it can be generated and loaded "
+            "(cfdbench.data.loader), but training and scoring need 3D metrics, which are not there yet"
+        )
     return OperatorMeta(
         fields=samples.fields,
         input_frames=samples.input_frames,
         n_params=len(samples.parameter_names),
         grid_shape=tuple(samples.frame_shape),
         parameter_names=samples.parameter_names,
+        n_spatial_dims=len(samples.frame_shape),
     )
 
 

@@ -15,6 +15,7 @@ from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.data.store import list_cases, open_case
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
+from cfdbench.pipeline import operator_meta
 from cfdbench.solvers.channel import ChannelGrid, ChannelSolver
 from cfdbench.solvers.channel_filter import ChannelFilter, CoarseGrid, periodic_filter_matrix
 
@@ -119,6 +120,8 @@ def test_generation_stores_3d_trajectories_that_the_loader_reads(tmp_path):
     samples = AutoregressiveDataset(dataset, "train", fields=("u", "v", "w"))
     batch = samples[[0, 1]]
     assert batch["input"].shape == (2, 3, 4, 9, 4) and batch["mask"].shape == (2, 1, 4, 9, 4)
+    with pytest.raises(CfdbenchError, match="3D frames .4, 9, 4.*3D metrics"):
+        operator_meta(samples)  # training refuses until the metrics are 3D
     frames = _stored_frames(tmp_path / "out")
     assert not np.allclose(frames["traj-0000"], frames["traj-0001"])  # independent perturbations
     assert (tmp_path / "out" / "spinup.json").is_file() and not (tmp_path / "out" / "restart").exists()
