@@ -1,0 +1,1 @@
+"""Training losses usable by any model (``sobolev``: H^s norms through Fourier multipliers)."""
