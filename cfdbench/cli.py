@@ -294,26 +294,33 @@ MODEL_HELP = "A built-in model (`cfdbench models`), an installed plug-in, module
 
 @app.command("models")
 def models_list(
-    dataset: str = typer.Option("cavity-mini", help="Dataset card whose metadata sizes the models for the counts."),
+    dataset: str = typer.Option("cavity-mini", help="2D dataset card whose metadata sizes the 2D models (3D: channel180)."),
 ) -> None:
     """Built-in models and installed plug-ins: task, parameter count beside CFDBench's."""
-    from cfdbench.cards import load_dataset_card, load_model_card
+    from cfdbench.cards import find_channel_card, load_dataset_card, load_model_card
     from cfdbench.models.base import OperatorMeta
-    from cfdbench.models.registry import build_model, builtin_model_names, model_names
+    from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, model_names
 
     card = load_dataset_card(dataset)
-    ny, nx = card.frame_shape
-    meta = OperatorMeta(("u", "v"), 1, len(card.parameters), (ny, nx), tuple(card.parameters))
-    table = Table("model", "task", f"parameters ({dataset})", "CFDBench's", "source")
+    metas = {2: (card.name, OperatorMeta(("u", "v"), 1, len(card.parameters), card.frame_shape, tuple(card.parameters)))}
+    channel = find_channel_card("channel180")
+    if channel is not None:  # 3D models are sized on the channel's coarse frames
+        shape = (channel.coarse.nz, channel.coarse.ny, channel.coarse.nx)
+        metas[3] = (channel.name, OperatorMeta(("u", "v", "w"), 1, 3, shape, ("re_tau", "length_x", "length_z"), 3))
+    table = Table("model", "task", "parameters", "sized on", "CFDBench's / paper's", "source")
     builtins = builtin_model_names()
     for name in model_names():
+        dims = [d for d in get_model_class(name).spatial_dims if d in metas]
+        if not dims:
+            continue
+        sized_on, meta = metas[dims[0]]
         model_card = load_model_card(name) if name in builtins else None
-        hparams = model_card.resolve(card.name)[0] if model_card else {}
+        hparams = model_card.resolve(sized_on)[0] if model_card else {}
         model = build_model(name, meta, **hparams)
         reference = model_card.reference_parameter_count if model_card else None
         task = "autoregressive" if model.autoregressive else "non-autoregressive"
         source = f"models/{name}.yaml" if model_card else "plug-in"
-        table.add_row(name, task, f"{model.parameter_count():,}", f"{reference:,}" if reference else "-", source)
+        table.add_row(name, task, f"{model.parameter_count():,}", sized_on, f"{reference:,}" if reference else "-", source)
     console.print(table)
 
 

@@ -66,3 +66,32 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+# A laminar-Re_tau card small enough for the default test run (the pipeline, not turbulence).
+CHANNEL_CARD = {
+    "name": "chantest",
+    "version": "0.1",
+    "problem": "channel",
+    "re_tau": 60,
+    "forcing": "pressure_gradient",
+    "box": {"lx": 1.5, "lz": 0.6},
+    "dns": {"nx": 8, "ny": 24, "nz": 8, "stretching": 1.6, "dtype": "float64", "dt": 0.005},
+    "spinup": {"duration": 0.4, "average": 0.2, "amplitude": 0.2, "seed": 0},
+    "trajectories": {"count": 3, "frames": 6, "frame_interval": 0.1, "decorrelation": 0.1, "perturbation": 0.05},
+    "coarse": {"nx": 4, "ny": 9, "nz": 4, "y_stretching": 1.0, "filter": "top-hat"},
+    "checkpoint_every": 0.2,
+    "splits": {"seed": 0, "train": 0.8, "valid": 0.1},
+}
+
+
+def write_channel_card(tmp_path: Path, **changes):
+    """A channel card file under ``tmp_path/datasets`` (as ``CFDBENCH_HOME`` expects), parsed."""
+    from cfdbench.cards import parse_channel_card
+
+    raw = {**CHANNEL_CARD, **changes}
+    folder = tmp_path / "datasets" / raw["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return parse_channel_card(raw, path)

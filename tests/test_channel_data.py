@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import CHANNEL_CARD, write_channel_card
 
-from cfdbench.cards import find_channel_card, load_dataset_card, parse_channel_card
+from cfdbench.cards import find_channel_card, load_dataset_card
 from cfdbench.data.generate_channel import generate_channel_dataset
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.data.store import list_cases, open_case
@@ -18,32 +19,6 @@ from cfdbench.errors import CfdbenchError
 from cfdbench.pipeline import operator_meta
 from cfdbench.solvers.channel import ChannelGrid, ChannelSolver
 from cfdbench.solvers.channel_filter import ChannelFilter, CoarseGrid, periodic_filter_matrix
-
-# A laminar-Re_tau card small enough for the default test run (the pipeline, not turbulence).
-TEST_CARD = {
-    "name": "chantest",
-    "version": "0.1",
-    "problem": "channel",
-    "re_tau": 60,
-    "forcing": "pressure_gradient",
-    "box": {"lx": 1.5, "lz": 0.6},
-    "dns": {"nx": 8, "ny": 24, "nz": 8, "stretching": 1.6, "dtype": "float64", "dt": 0.005},
-    "spinup": {"duration": 0.4, "average": 0.2, "amplitude": 0.2, "seed": 0},
-    "trajectories": {"count": 3, "frames": 6, "frame_interval": 0.1, "decorrelation": 0.1, "perturbation": 0.05},
-    "coarse": {"nx": 4, "ny": 9, "nz": 4, "y_stretching": 1.0, "filter": "top-hat"},
-    "checkpoint_every": 0.2,
-    "splits": {"seed": 0, "train": 0.8, "valid": 0.1},
-}
-
-
-def _card(tmp_path: Path, **changes):
-    raw = {**TEST_CARD, **changes}
-    folder = tmp_path / "datasets" / raw["name"]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{raw['name']}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return parse_channel_card(raw, path)
-
 
 # --------------------------------------------------------------------------- filter
 
@@ -91,11 +66,11 @@ def test_channel_cards_parse_and_refuse_bad_settings(tmp_path):
     with pytest.raises(CfdbenchError, match="3D channel-flow card"):
         load_dataset_card("channel180")
     with pytest.raises(CfdbenchError, match="too coarse for a DNS at Re_tau = 180.*first_centre_y_plus"):
-        _card(tmp_path, re_tau=180)
+        write_channel_card(tmp_path, re_tau=180)
     with pytest.raises(CfdbenchError, match="must be a whole number of dns.dt"):
-        _card(tmp_path, trajectories={**TEST_CARD["trajectories"], "frame_interval": 0.0125})
+        write_channel_card(tmp_path, trajectories={**CHANNEL_CARD["trajectories"], "frame_interval": 0.0125})
     with pytest.raises(CfdbenchError, match="malformed channel card"):
-        _card(tmp_path, dns={"nx": 8})
+        write_channel_card(tmp_path, dns={"nx": 8})
 
 
 # --------------------------------------------------------------------------- generation
@@ -106,7 +81,7 @@ def _stored_frames(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_generation_stores_3d_trajectories_that_the_loader_reads(tmp_path):
-    card = _card(tmp_path)
+    card = write_channel_card(tmp_path)
     report = generate_channel_dataset(card, tmp_path / "out", fmt="zarr")
     assert report.generated == ["traj-0000", "traj-0001", "traj-0002"]
     dataset = StoredDataset(tmp_path / "out")
@@ -130,7 +105,7 @@ def test_generation_stores_3d_trajectories_that_the_loader_reads(tmp_path):
 
 
 def test_interrupted_generation_resumes_to_the_same_data(tmp_path):
-    card = _card(tmp_path)
+    card = write_channel_card(tmp_path)
     generate_channel_dataset(card, tmp_path / "whole", fmt="hdf5")
 
     def interrupt(stage: str, done: float, total: float) -> None:
@@ -139,19 +114,32 @@ def test_interrupted_generation_resumes_to_the_same_data(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         generate_channel_dataset(card, tmp_path / "pieces", fmt="hdf5", progress=interrupt)
-    assert sorted(p.name for p in (tmp_path / "pieces" / "restart").iterdir()) == ["spinup.pt", "trajectories.pt"]
+    restart = tmp_path / "pieces" / "restart"
+    assert sorted(p.name for p in restart.iterdir()) == ["spinup.pt", "trajectories.pt"]
+    (restart / ".spinup.pt.tmp-99999").write_bytes(b"a write killed halfway")
+    changed = write_channel_card(tmp_path / "other", trajectories={**CHANNEL_CARD["trajectories"], "perturbation": 0.1})
+    with pytest.raises(CfdbenchError, match="written for another card or preset.*delete"):
+        generate_channel_dataset(changed, tmp_path / "pieces", fmt="hdf5")
     generate_channel_dataset(card, tmp_path / "pieces", fmt="hdf5")
+    assert not restart.exists()
     whole, pieces = _stored_frames(tmp_path / "whole"), _stored_frames(tmp_path / "pieces")
     for case_id in whole:
         np.testing.assert_array_equal(whole[case_id], pieces[case_id])
 
 
-def test_cli_generates_a_channel_card(tmp_path, monkeypatch):
+def test_spin_up_statistics_cover_a_window_that_is_not_a_whole_number_of_restart_intervals(tmp_path):
+    card = write_channel_card(tmp_path, spinup={**CHANNEL_CARD["spinup"], "average": 0.1}, checkpoint_every=0.3)
+    generate_channel_dataset(card, tmp_path / "out")
+    report = yaml.safe_load((tmp_path / "out" / "spinup.json").read_text())
+    assert report["samples"] > 0 and report["wall_units"]["re_tau"] > 0
+
+
+def test_cli_generates_a_channelwrite_channel_card(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from cfdbench.cli import app
 
-    _card(tmp_path)
+    write_channel_card(tmp_path)
     monkeypatch.setenv("CFDBENCH_HOME", str(tmp_path))
     monkeypatch.setenv("CFDBENCH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("COLUMNS", "200")

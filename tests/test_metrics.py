@@ -212,6 +212,7 @@ def test_wall_units_fold_the_reynolds_stress_of_both_halves():
     units = wall_units(velocity, y, nu=1 / 180)
     inside = (units["y_over_delta"] > 0) & (units["y_over_delta"] < 1)  # walls and centre carry none
     np.testing.assert_allclose(units["reynolds_stress_plus"][inside], 0.5, atol=0.05)
+    assert units["y_over_delta"][-1] == 1 and abs(units["reynolds_stress_plus"][-1]) < 1e-12  # odd count: the centre node
 
 
 def test_energy_spectra_peak_at_the_wave_and_sum_to_the_variance():

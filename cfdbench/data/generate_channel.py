@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -90,48 +91,65 @@ class ChannelGenerator:
         forcing = {"pressure_gradient": 1.0} if card.forcing == "pressure_gradient" else {"bulk_velocity": card.bulk_velocity}
         self.solver = ChannelSolver(card.dns, card.nu, dtype=DTYPES[card.dtype], device=device, **forcing)
         self.restart = self.out_dir / "restart"
+        self.card_key = f"{card.name} {card.content_hash()}"  # restart files belong to one card and preset
 
     # ------------------------------------------------------------------ stage 1
+    def _load(self, name: str) -> tuple[ChannelState, dict] | None:
+        """A restart file of this card and preset, or None; one written for another card is refused."""
+        path = self.restart / name
+        if not path.is_file():
+            return None
+        state, extra = load_checkpoint(path, self.solver)
+        if extra.get("card") != self.card_key:
+            raise CfdbenchError(
+                f"{path} was written for another card or preset ({extra.get('card')}); delete {self.restart} to start over"
+            )
+        return state, extra
+
+    def _save(self, name: str, state: ChannelState, **extra) -> None:
+        save_checkpoint(self.restart / name, self.solver, state, {"card": self.card_key, **extra})
+
     def spin_up(self) -> ChannelState:
-        card, path = self.card, self.restart / "spinup.pt"
-        if path.is_file():
-            state, extra = load_checkpoint(path, self.solver)
-            profiles = RunningProfiles(card.dns.ny, **extra["profiles"])
+        card = self.card
+        restored = self._load("spinup.pt")
+        if restored is not None:
+            state, profiles = restored[0], RunningProfiles(card.dns.ny, **restored[1]["profiles"])
         else:
-            state = self.solver.turbulent_start(1, card.spinup_amplitude, card.seed)
-            profiles = RunningProfiles(card.dns.ny)
+            state, profiles = self.solver.turbulent_start(1, card.spinup_amplitude, card.seed), RunningProfiles(card.dns.ny)
         self.solver.check_time_step(state, card.dt)
         average_from = card.spinup - card.spinup_average
         while state.time < card.spinup - 1e-9:
             chunk = min(card.checkpoint_every, card.spinup - state.time)
-            state = self._advance(state, chunk, profiles if state.time >= average_from - 1e-9 else None, "spin-up", card.spinup)
-            save_checkpoint(path, self.solver, state, {"profiles": profiles.to_dict()})
-        report = self.out_dir / "spinup.json"
-        if not report.is_file():
-            write_json_atomic(report, {"time": state.time, **turbulence_report(card, profiles)})
+            state = self._advance(state, chunk, profiles, average_from, ("spin-up", card.spinup))
+            self._save("spinup.pt", state, profiles=profiles.to_dict())
+        if profiles.count == 0:
+            raise CfdbenchError(f"{card.name}: the spin-up statistics window (spinup.average = {card.spinup_average}) is empty")
+        write_json_atomic(self.out_dir / "spinup.json", {"time": state.time, **turbulence_report(card, profiles)})
         return state
 
-    def _advance(self, state: ChannelState, duration: float, profiles: RunningProfiles | None, stage: str, total: float):
-        """Advance in steps of the card's dt, sampling statistics every STATISTICS_EVERY when asked."""
+    def _advance(self, state: ChannelState, duration: float, profiles: RunningProfiles, sample_from: float, stage: tuple):
+        """Advance in steps of the card's dt; statistics every STATISTICS_EVERY once past ``sample_from``;
+        ``stage`` = (name, length) for the progress callback."""
         samples = max(1, round(duration / STATISTICS_EVERY))
         for _ in range(samples):
             state = self.solver.advance(state, duration / samples, self.card.dt)
-            if profiles is not None:
+            if state.time >= sample_from - 1e-9:
                 profiles.add(state)
-            self.progress(stage, state.time, total)
+            self.progress(stage[0], state.time, stage[1])
         return state
 
     # ------------------------------------------------------------------ stage 2
-    def trajectories(self, spun_up: ChannelState) -> tuple[dict[str, np.ndarray], RunningProfiles]:
+    def trajectories(self) -> tuple[dict[str, np.ndarray], RunningProfiles]:
         """Coarse frames (trajectories, frames, nz, ny, nx) per field, and the DNS statistics over them."""
-        card, path = self.card, self.restart / "trajectories.pt"
+        card = self.card
         filter_ = ChannelFilter(card.dns, card.coarse, self.solver.dtype, self.device)
-        if path.is_file():
-            state, extra = load_checkpoint(path, self.solver)
+        restored = self._load("trajectories.pt")
+        if restored is not None:
+            state, extra = restored
             frames = {name: list(values.unbind(1)) for name, values in extra["frames"].items()}  # (B, T, ...) per field
             profiles = RunningProfiles(card.dns.ny, **extra["profiles"])
         else:
-            state = self._perturbed_copies(spun_up)
+            state = self._perturbed_copies(self.spin_up())
             state = self.solver.advance(state, card.decorrelation, card.dt)
             frames, profiles = {name: [] for name in card.fields}, RunningProfiles(card.dns.ny)
         total = card.frame_interval * (card.frames - 1)
@@ -146,7 +164,7 @@ class ChannelGenerator:
             due = len(frames["u"]) % max(1, round(card.checkpoint_every / card.frame_interval)) == 0
             if due or time.monotonic() - last_saved > 600:
                 stacked = {name: torch.stack(values, dim=1) for name, values in frames.items()}
-                save_checkpoint(path, self.solver, state, {"frames": stacked, "profiles": profiles.to_dict()})
+                self._save("trajectories.pt", state, frames=stacked, profiles=profiles.to_dict())
                 last_saved = time.monotonic()
         stacked = {name: torch.stack(values, dim=1).numpy() for name, values in frames.items()}  # (B, T, nz, ny, nx)
         return stacked, profiles
@@ -209,8 +227,7 @@ def generate_channel_dataset(
         return GenerationReport(out_dir, [], case_ids, time.perf_counter() - started)
     generator = ChannelGenerator(card, out_dir, device, progress)
     if not set(case_ids) <= set(stored):
-        spun_up = generator.spin_up()
-        frames, profiles = generator.trajectories(spun_up)
+        frames, profiles = generator.trajectories()
         statistics = {"time": float(card.frame_interval * (card.frames - 1)), **turbulence_report(card, profiles)}
         write_json_atomic(out_dir / "statistics.json", statistics)
         for record in generator.records(frames, statistics):
@@ -226,10 +243,7 @@ def _check_same_card(card: ChannelCard, out_dir: Path) -> None:
 
 def _finalize(card: ChannelCard, out_dir: Path, case_ids: list[str], fmt: str, device: str) -> None:
     """Splits, statistics and the manifest as for every dataset; the restart files go first."""
-    for leftover in sorted((out_dir / "restart").glob("*.pt")):
-        leftover.unlink()
-    if (out_dir / "restart").is_dir():
-        (out_dir / "restart").rmdir()
+    shutil.rmtree(out_dir / "restart", ignore_errors=True)  # temporaries of a killed write included
     spinup = json.loads((out_dir / "spinup.json").read_text()) if (out_dir / "spinup.json").is_file() else {}
     generator = {
         "dns": asdict(card.dns),

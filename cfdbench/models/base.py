@@ -70,6 +70,7 @@ class NeuralOperator(nn.Module):
     """
 
     autoregressive: bool = True
+    spatial_dims: tuple[int, ...] = (2,)  # frame dimensions the operator handles (3: the channel flows)
 
     def __init__(self, meta: OperatorMeta, **hparams: Any):
         super().__init__()

@@ -28,7 +28,7 @@ from cfdbench.io import atomic_path
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 
 ENTRY_POINT_GROUP = "cfdbench.models"
-BUILTIN_MODULES = ("baselines", "fno", "unet", "resnet", "ffn", "deeponet")
+BUILTIN_MODULES = ("baselines", "fno", "unet", "resnet", "ffn", "deeponet", "ifactformer")
 _REGISTRY: dict[str, type[NeuralOperator]] = {}
 
 
@@ -141,6 +141,10 @@ def _checked(obj: Any, spec: str) -> type[NeuralOperator]:
 def build_model(name: str, meta: OperatorMeta, **hparams: Any) -> NeuralOperator:
     """Instantiate a registered model; bad hyper-parameter names get a one-line error."""
     cls = get_model_class(name)
+    if meta.n_spatial_dims not in cls.spatial_dims:
+        dims = " or ".join(f"{d}D" for d in cls.spatial_dims)
+        shape = meta.grid_shape
+        raise CfdbenchError(f"model '{name}' works on {dims} frames; the data has {meta.n_spatial_dims}D frames {shape}")
     try:
         model = cls(meta, **hparams)
     except TypeError as err:

@@ -496,6 +496,8 @@ def load_checkpoint(path: str | Path, solver: ChannelSolver) -> tuple[ChannelSta
         raise CfdbenchError(f"cannot read channel checkpoint {path}: {error}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CfdbenchError(f"{path} is not a channel-flow checkpoint ({CHECKPOINT_FORMAT})")
+    if not isinstance(payload.get("solver"), dict) or not isinstance(payload.get("fields"), dict):
+        raise CfdbenchError(f"{path}: a channel-flow checkpoint without its solver settings or fields")
     saved, expected = payload["solver"], solver.config()
     differing = sorted(key for key in expected if saved.get(key) != expected[key])
     if differing:

@@ -88,8 +88,11 @@ class ChannelFilter:
         tensor = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
         xc, zc = coarse.x(grid.lx), coarse.z(grid.lz)
         width_x, width_z = grid.lx / coarse.nx, grid.lz / coarse.nz
+        # Each component is filtered from where it lives: u from the x-faces, w from the z-faces.
         self.x_map = tensor(periodic_filter_matrix(grid.nx, grid.lx, 0.5 * grid.dx, xc, width_x, coarse.filter))
+        self.x_map_faces = tensor(periodic_filter_matrix(grid.nx, grid.lx, 0.0, xc, width_x, coarse.filter))
         self.z_map = tensor(periodic_filter_matrix(grid.nz, grid.lz, 0.5 * grid.dz, zc, width_z, coarse.filter))
+        self.z_map_faces = tensor(periodic_filter_matrix(grid.nz, grid.lz, 0.0, zc, width_z, coarse.filter))
         centres, faces, target = grid.y_centres(), grid.y_faces(), coarse.y()
         with_walls = np.concatenate([[-1.0], centres, [1.0]])
         self.y_velocity = tensor(spline_matrix(with_walls, target)[:, 1:-1])  # wall values are zero
@@ -98,16 +101,13 @@ class ChannelFilter:
 
     def __call__(self, state: ChannelState) -> dict[str, Tensor]:
         """Coarse frames (B, nz, ny, nx) of u, v, w and p."""
-        u = 0.5 * (state.u + torch.roll(state.u, -1, 1))  # to cell centres in x
-        w = 0.5 * (state.w + torch.roll(state.w, -1, 3))  # ... and in z
         fields = {
-            "u": (u, self.y_velocity),
-            "v": (state.v[:, :, 1:-1], self.y_faces),
-            "w": (w, self.y_velocity),
-            "p": (state.p, self.y_pressure),
+            "u": (state.u, self.x_map_faces, self.y_velocity, self.z_map),
+            "v": (state.v[:, :, 1:-1], self.x_map, self.y_faces, self.z_map),
+            "w": (state.w, self.x_map, self.y_velocity, self.z_map_faces),
+            "p": (state.p, self.x_map, self.y_pressure, self.z_map),
         }
-        out = {}
-        for name, (values, y_map) in fields.items():
-            coarse = torch.einsum("ax,cy,dz,bxyz->bdca", self.x_map, y_map, self.z_map, values)
-            out[name] = coarse
-        return out
+        return {
+            name: torch.einsum("ax,cy,dz,bxyz->bdca", x_map, y_map, z_map, values)
+            for name, (values, x_map, y_map, z_map) in fields.items()
+        }

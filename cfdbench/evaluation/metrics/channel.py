@@ -85,7 +85,7 @@ def profiles_in_wall_units(stats: dict[str, np.ndarray], y: np.ndarray, nu: floa
     distance = 1 - np.abs(y)
     lower = y <= 0
     order = np.argsort(distance[lower])
-    upper = ~lower
+    upper = y >= 0  # the centre node of an odd count belongs to both halves
     folded = {}
     for name, values in stats.items():
         sign = np.where(y > 0, -1.0, 1.0) if name == "reynolds_stress" else 1.0
