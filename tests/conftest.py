@@ -1,6 +1,10 @@
 """Shared fixtures: a tiny cavity card and dataset generated in a temporary folder."""
 
+import io
+import os
 import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -56,6 +60,31 @@ def tiny_dataset(tmp_path_factory):
     card = load_dataset_card(write_card(root))
     generate_dataset(card, root / card.name)
     return open_dataset(root / card.name)
+
+
+def run_entry_point(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``cfdbench ARGS`` through its entry point (``cfdbench.cli.main``) in this process, in
+    ``cwd`` with extra environment variables: the exit status and both streams, as a subprocess
+    would give them, without paying a torch import per call."""
+    from cfdbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = (dict(os.environ), os.getcwd(), sys.argv)
+    os.environ.update({"COLUMNS": "200", **(env or {})})
+    os.chdir(cwd)
+    sys.argv = ["cfdbench", *args]
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved[0])
+        os.chdir(saved[1])
+        sys.argv = saved[2]
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -1,4 +1,8 @@
-"""The command line as a user meets it: real subprocesses, exit codes, one-line errors.
+"""The command line as a user meets it: its entry point, exit codes, one-line errors.
+
+Refusals run ``cfdbench.cli.main`` in-process with redirected streams (the same code path as
+``python -m cfdbench``, without paying a torch import per case); ``--debug`` and Ctrl-C run as
+real subprocesses, since they are about the process itself.
 
 Every failure path named in the foundation issue has a test here: unknown names list the
 choices, a missing dataset says how to get it, bad card parameters are refused before any
@@ -16,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CARD, assert_one_line_error, write_card
+from conftest import TINY_CARD, assert_one_line_error, run_entry_point, write_card
 from typer.testing import CliRunner
 
 from cfdbench.cli import app
@@ -38,8 +42,12 @@ COMMANDS = [
 ]
 
 
-def cfdbench(*args: str, data: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python -m cfdbench ARGS`` with its data root in ``data``."""
+def cfdbench(*args: str, data: Path) -> subprocess.CompletedProcess:
+    return run_entry_point(*args, cwd=data, env={"CFDBENCH_DATA": str(data)})
+
+
+def cfdbench_process(*args: str, data: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python -m cfdbench ARGS`` as a separate process with its data root in ``data``."""
     env = {**os.environ, "CFDBENCH_DATA": str(data), "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "cfdbench", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=data
@@ -102,7 +110,7 @@ def test_corrupt_case_is_reported_by_name(tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = cfdbench("--debug", "data", "generate", "cavty", data=tmp_path)
+    result = cfdbench_process("--debug", "data", "generate", "cavty", data=tmp_path)
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "UnknownNameError" in result.stderr
 
@@ -139,7 +147,7 @@ def test_ctrl_c_during_generation_keeps_complete_cases_and_resumes(tmp_path):
     leftovers = [p.name for p in out.rglob("*") if p.is_file() and p not in kept.values() and p.parent.name == "cases"]
     assert all(name.startswith(".") for name in leftovers), leftovers
 
-    resumed = cfdbench("data", "generate", str(card), "--out", str(out), "--batch-size", "1", data=tmp_path, timeout=300)
+    resumed = cfdbench("data", "generate", str(card), "--out", str(out), "--batch-size", "1", data=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(kept)} reused" in resumed.stdout
     assert len(list_cases(out)) == 5 and (out / "manifest.json").is_file()

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import run_entry_point
 
 from cfdbench.errors import CfdbenchError
 from cfdbench.leaderboard import entry as entry_module
@@ -579,8 +580,8 @@ def test_verify_reproduces_an_evaluation_and_catches_an_edited_one(tiny_dataset,
     from cfdbench.pipeline import evaluate_checkpoint
 
     run_dir = tmp_path / "run"
-    command = ["cfdbench", "train", "--model", "resnet", "--dataset", str(tiny_dataset.path), "--epochs", "1"]
-    result = subprocess.run([*command, "--run-dir", str(run_dir), "--device", "cpu"], capture_output=True, text=True)
+    command = ["train", "--model", "resnet", "--dataset", str(tiny_dataset.path), "--epochs", "1"]
+    result = run_entry_point(*command, "--run-dir", str(run_dir), "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     checkpoint = run_dir / "checkpoint.pt"
     _, entry = evaluate_checkpoint(checkpoint, str(tiny_dataset.path), "test", 3, 0, "cpu", run_dir)
@@ -594,12 +595,8 @@ def test_verify_reproduces_an_evaluation_and_catches_an_edited_one(tiny_dataset,
     save_entry(edited, tmp_path / "edited.json")
     problems = verify_entry(tmp_path / "edited.json", checkpoint, "cpu", dataset=tiny_dataset.path)
     assert any(p.startswith("$.metrics.rollout.model.nmse") for p in problems)
-    cli = subprocess.run(
-        ["cfdbench", "leaderboard", "verify", str(tmp_path / "edited.json"), "--checkpoint", str(checkpoint)]
-        + ["--device", "cpu", "--dataset", str(tiny_dataset.path)],
-        capture_output=True,
-        text=True,
-    )
+    verify = ["leaderboard", "verify", str(tmp_path / "edited.json"), "--checkpoint", str(checkpoint)]
+    cli = run_entry_point(*verify, "--device", "cpu", "--dataset", str(tiny_dataset.path), cwd=tmp_path)
     assert cli.returncode == 2 and "not reproduced within rtol" in cli.stderr
 
 

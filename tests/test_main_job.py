@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_entry_point
 
 from cfdbench.leaderboard.entry import load_entry
 
@@ -57,7 +58,8 @@ def test_evaluate_reproduces_the_run_from_its_checkpoint(main_job):
     assert result.returncode == 0
     (run_dir,) = (cwd / "runs").iterdir()
     out = cwd / "re-evaluated"
-    again = cfdbench("evaluate", "--checkpoint", str(run_dir / "checkpoint.pt"), "--run-dir", str(out), cwd=cwd, timeout=300)
+    evaluate = ["evaluate", "--checkpoint", str(run_dir / "checkpoint.pt"), "--run-dir", str(out)]
+    again = run_entry_point(*evaluate, cwd=cwd, env={"CFDBENCH_DATA": str(cwd / "data")})
     assert again.returncode == 0, again.stderr[-3000:]
     first = json.loads((run_dir / "entry.json").read_text())["metrics"]
     second = load_entry(out / "entry.json")["metrics"]
@@ -70,7 +72,7 @@ def test_evaluate_reproduces_the_run_from_its_checkpoint(main_job):
 def test_generated_dataset_passes_its_checksums(main_job):
     cwd, result = main_job
     assert result.returncode == 0
-    info = cfdbench("data", "info", "cavity-mini", cwd=cwd, timeout=120)
+    info = run_entry_point("data", "info", "cavity-mini", cwd=cwd, env={"CFDBENCH_DATA": str(cwd / "data")})
     assert info.returncode == 0, info.stderr
     assert "all match" in info.stdout
 

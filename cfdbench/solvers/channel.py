@@ -318,7 +318,11 @@ class ChannelSolver:
         wall-normal sine modes vanishing at the walls): small-scale noise would just decay.
         """
         g = self.grid
-        y_plus = (1 - np.abs(g.y_centres())) * (1.0 / self.nu if self.bulk_velocity is None else 180.0)
+        if self.bulk_velocity is None:
+            re_tau = 1.0 / self.nu
+        else:  # Dean's correlation for the friction Reynolds number of a given bulk Reynolds number
+            re_tau = 0.09 * (2 * self.bulk_velocity / self.nu) ** 0.88
+        y_plus = (1 - np.abs(g.y_centres())) * re_tau
         mean = np.log1p(KARMAN * y_plus) / KARMAN + 7.8 * (1 - np.exp(-y_plus / 11) - y_plus / 11 * np.exp(-y_plus / 3))
         if self.bulk_velocity is not None:
             mean *= self.bulk_velocity / (np.sum(mean * np.diff(g.y_faces())) / 2)
@@ -479,7 +483,7 @@ def save_checkpoint(path: str | Path, solver: ChannelSolver, state: ChannelState
         "solver": solver.config(),
         "time": state.time,
         "steps": state.steps,
-        "fields": {name: getattr(state, name).detach().to("cpu", torch.float64) for name in ("u", "v", "w", "p")},
+        "fields": {name: getattr(state, name).detach().to("cpu") for name in ("u", "v", "w", "p")},  # solver's dtype
         "extra": extra or {},
     }
     with atomic_path(path) as tmp:
