@@ -1,4 +1,4 @@
-"""IFactFormer-m / -o: the paper's parameter count, shapes and gradients, save/reload, overfitting,
+"""IFactFormer-m / -o and the 3D FNO: the paper's parameter count, shapes and gradients, save/reload, overfitting,
 rotary encoding, dimension refusals, and a loss that falls on generated channel data."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cfdbench.models.base import OperatorMeta
 from cfdbench.models.registry import build_model, load_checkpoint, save_checkpoint
 from cfdbench.training.trainer import TrainConfig, masked_loss
 
-VARIANTS = ("ifactformer_m", "ifactformer_o")
+VARIANTS = ("ifactformer_m", "ifactformer_o", "fno3d")  # fno3d: the channel baseline, same 3D contract
 SMALL = dict(dim=24, heads=2, dim_head=8, n_layer=3, latent_dim=16, lx=1.5, lz=0.6)
 
 
@@ -34,10 +34,14 @@ def test_paper_configuration_has_the_published_parameter_count():
     TrainConfig.from_dict(card.training)  # the card's training settings are valid
 
 
+def small(name: str) -> dict:
+    return dict(modes=[4, 4, 4], hidden_channels=8, projection_channels=16) if name == "fno3d" else SMALL
+
+
 @pytest.mark.parametrize("name", VARIANTS)
 def test_shapes_gradients_mask_and_reload(name, tmp_path):
     meta = channel_meta(frames=2)
-    model = build_model(name, meta, **SMALL)
+    model = build_model(name, meta, **small(name))
     torch.manual_seed(0)
     inputs = torch.randn(2, 6, 4, 5, 6)
     mask = torch.ones(2, 1, 4, 5, 6)
@@ -54,7 +58,7 @@ def test_shapes_gradients_mask_and_reload(name, tmp_path):
 @pytest.mark.parametrize("name", VARIANTS)
 def test_overfits_one_batch(name):
     torch.manual_seed(1)
-    model = build_model(name, channel_meta(), **SMALL)
+    model = build_model(name, channel_meta(), **small(name))
     inputs, target = torch.randn(2, 3, 4, 5, 6), torch.randn(2, 3, 4, 5, 6)
     mask = torch.ones(2, 1, 4, 5, 6)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)

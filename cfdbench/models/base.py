@@ -136,8 +136,10 @@ class NeuralOperator(nn.Module):
 
 
 def broadcast_params(params: Tensor, like: Tensor) -> Tensor:
-    """(B, P) parameters as constant planes (B, P, H, W) matching ``like`` (an expand, no copy)."""
-    return params[:, :, None, None].expand(-1, -1, *like.shape[-2:])
+    """(B, P) parameters as constant planes (B, P, H, W), or volumes (B, P, D, H, W), matching ``like``
+    (an expand, no copy)."""
+    spatial = like.shape[2:]
+    return params.reshape(*params.shape, *(1 for _ in spatial)).expand(-1, -1, *spatial)
 
 
 def predict_batch(model: NeuralOperator, batch: dict[str, Tensor], device: torch.device) -> Tensor:

@@ -1,4 +1,4 @@
-"""Fourier neural operator (neuraloperator's ``FNO``) in CFDBench's configuration.
+"""Fourier neural operator (neuraloperator's ``FNO``) in CFDBench's configuration, and in 3D for the channel.
 
 CFDBench: lift by a 1x1 convolution of [u, v, mask, x, y, parameters] to 32 channels, four
 spectral layers with 12 x 12 modes plus a 1x1 skip convolution, GELU, then 32 -> 128 -> 2.
@@ -70,3 +70,53 @@ class FNO2dCFDBench(FNO2d):
 
     def __init__(self, meta: OperatorMeta, domain_padding: float | None = None, **hparams):
         super().__init__(meta, domain_padding=domain_padding, **hparams)
+
+
+@register_model("fno3d")
+class FNO3d(NeuralOperator):
+    """The channel baseline: neuraloperator's FNO over (z, y, x) volumes, frame -> next frame.
+
+    ``modes`` = (modes_z, modes_y, modes_x) counted as neuraloperator counts them (all kept
+    frequencies along z and y, twice the kept non-negative ones along the rfft axis x). x and z
+    are periodic; only the wall-normal y is zero-padded by ``wall_padding`` before the FFT.
+    """
+
+    spatial_dims = (3,)
+
+    def __init__(
+        self,
+        meta: OperatorMeta,
+        modes: tuple[int, int, int] = (8, 16, 16),
+        hidden_channels: int = 32,
+        n_layers: int = 4,
+        projection_channels: int = 128,
+        wall_padding: float = 0.125,
+        residual: bool = False,
+    ):
+        super().__init__(
+            meta,
+            modes=list(modes),
+            hidden_channels=hidden_channels,
+            n_layers=n_layers,
+            projection_channels=projection_channels,
+            wall_padding=wall_padding,
+            residual=residual,
+        )
+        self.residual = residual
+        self.net = FNO(
+            n_modes=tuple(modes),
+            in_channels=meta.image_channels,  # + 3 grid channels added by the FNO
+            out_channels=meta.n_fields,
+            hidden_channels=hidden_channels,
+            n_layers=n_layers,
+            lifting_channel_ratio=0,
+            projection_channel_ratio=projection_channels / hidden_channels,
+            positional_embedding="grid",
+            use_channel_mlp=False,
+            fno_skip="linear",
+            domain_padding=[0.0, wall_padding, 0.0] if wall_padding else None,
+        )
+
+    def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
+        out = self.net(torch.cat([inputs, mask, broadcast_params(params, inputs)], dim=1))
+        return out + self.last_frame(inputs) if self.residual else out
