@@ -31,7 +31,7 @@ from cfdbench.training.trainer import TrainConfig, TrainResult, check_model, see
 
 DEFAULT_DATASET = "cavity-mini"
 DEFAULT_MODEL = "fno"
-PREDICTED_FIELDS = ("u", "v")
+PLANAR_FIELDS, VOLUME_FIELDS = ("u", "v"), ("u", "v", "w")  # the velocity a model predicts, 2D and 3D
 
 
 def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
@@ -162,14 +162,23 @@ def _check_hparams(name: str, model_class: type, hparams: dict[str, Any]) -> Non
         raise CfdbenchError(f"model '{name}' has no settings {unknown}; valid: {sorted(accepted)}")
 
 
-def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
-    """The data's description for a model; refuses 3D data, which the validation and rollout
-    metrics (2D) cannot score yet."""
-    if len(samples.frame_shape) != 2:
+def frame_dims(dataset: StoredDataset) -> int:
+    """2 for planar frames, 3 for volumes (the channel datasets), from the first stored case."""
+    with dataset.open_case(dataset.case_ids[0]) as case:
+        return len(case.shape)
+
+
+def require_planar(dataset: StoredDataset) -> None:
+    """Rollout scoring (evaluate, run, the leaderboard) is 2D: refuse volumes before any work."""
+    if frame_dims(dataset) == 3:
         raise CfdbenchError(
-            f"dataset {samples.dataset.name} has 3D frames {tuple(samples.frame_shape)}: it can be generated and loaded "
-            "(cfdbench.data.loader), but training and scoring need 3D metrics, which are not there yet"
+            f"dataset {dataset.name} has 3D frames: `cfdbench train` trains on it, but rollout scoring "
+            "(evaluate, run, leaderboard entries) needs the 3D metrics, which are not there yet"
         )
+
+
+def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
+    """The data's description for a model, sizes from the stored metadata."""
     return OperatorMeta(
         fields=samples.fields,
         input_frames=samples.input_frames,
@@ -204,9 +213,10 @@ def train_stage(
     ranks = ranks or Ranks(device=torch.device(config.device))
     train_config = TrainConfig.from_dict(config.training)
     seed_everything(train_config.seed)
-    train_data = AutoregressiveDataset(dataset, "train", train_config.input_frames, train_config.stride, PREDICTED_FIELDS)
+    fields = VOLUME_FIELDS if frame_dims(dataset) == 3 else PLANAR_FIELDS
+    train_data = AutoregressiveDataset(dataset, "train", train_config.input_frames, train_config.stride, fields)
     valid_data = AutoregressiveDataset(
-        dataset, "valid", train_config.input_frames, train_config.stride, PREDICTED_FIELDS, normalization=train_data.normalization
+        dataset, "valid", train_config.input_frames, train_config.stride, fields, normalization=train_data.normalization
     )
     model = build_model(config.model, operator_meta(train_data), **config.model_hparams)
     check_model(model.to(ranks.device), train_data, ranks.device)  # before the run folder exists
@@ -286,6 +296,7 @@ def evaluate_stage(
     split: str = "test",
 ) -> Evaluation:
     """One-step and rollout scores (model and identity), curves JSON and figures in ``run_dir``."""
+    require_planar(dataset)
     one_step = evaluate_one_step(model, dataset, normalization, task, split)
     result = evaluate_rollout(model, dataset, normalization, task, split)
     curves = {"steps": list(range(1, task.steps + 1)), **result.curves()}
@@ -388,8 +399,9 @@ def evaluate_checkpoint(
     import tempfile
 
     torch_device = resolve_device(device)
-    model, extra = load_checkpoint(checkpoint, map_location=torch_device)
     data = require_dataset(dataset)
+    require_planar(data)
+    model, extra = load_checkpoint(checkpoint, map_location=torch_device)
     training = extra.get("train_config", {})
     task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
     config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, start_frame)
@@ -430,6 +442,7 @@ def run(
     torch_device = resolve_device(device)
     config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps, settings)
     data = ensure_dataset(dataset, device=str(torch_device), progress=generation_progress)
+    require_planar(data)
     run_dir = new_run_dir(model, data.name, runs_root)
     train_config = TrainConfig.from_dict(config.training)
     tracker = Tracker(run_dir, asdict(config), train_config.wandb)

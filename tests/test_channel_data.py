@@ -16,7 +16,7 @@ from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.data.store import list_cases, open_case
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.pipeline import operator_meta
+from cfdbench.pipeline import operator_meta, require_planar
 from cfdbench.solvers.channel import ChannelGrid, ChannelSolver
 from cfdbench.solvers.channel_filter import ChannelFilter, CoarseGrid, periodic_filter_matrix
 
@@ -95,8 +95,9 @@ def test_generation_stores_3d_trajectories_that_the_loader_reads(tmp_path):
     samples = AutoregressiveDataset(dataset, "train", fields=("u", "v", "w"))
     batch = samples[[0, 1]]
     assert batch["input"].shape == (2, 3, 4, 9, 4) and batch["mask"].shape == (2, 1, 4, 9, 4)
-    with pytest.raises(CfdbenchError, match="3D frames .4, 9, 4.*3D metrics"):
-        operator_meta(samples)  # training refuses until the metrics are 3D
+    assert operator_meta(samples).n_spatial_dims == 3 and operator_meta(samples).grid_shape == (4, 9, 4)
+    with pytest.raises(CfdbenchError, match="3D frames: `cfdbench train` trains on it, but rollout scoring"):
+        require_planar(dataset)
     frames = _stored_frames(tmp_path / "out")
     assert not np.allclose(frames["traj-0000"], frames["traj-0001"])  # independent perturbations
     assert (tmp_path / "out" / "spinup.json").is_file() and not (tmp_path / "out" / "restart").exists()

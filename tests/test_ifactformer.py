@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import write_channel_card
+from conftest import run_entry_point, write_channel_card
 
 from cfdbench.cards import load_model_card
 from cfdbench.data.generate_channel import generate_channel_dataset
@@ -105,3 +105,12 @@ def test_trains_on_generated_channel_data(tmp_path):
         optimizer.step()
         losses.append(float(loss))
     assert losses[-1] < 0.5 * losses[0]
+    # The same data through the command line: `train` works on volumes, `run` says why it cannot score them.
+    data = str(tmp_path / "data")
+    train = ["train", "--model", "ifactformer_m", "--dataset", data, "--epochs", "2", "--device", "cpu"]
+    train += [arg for key in ("dim=24", "heads=2", "dim_head=8", "n_layer=2") for arg in ("--set", f"model.{key}")]
+    trained = run_entry_point(*train, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert list((tmp_path / "runs").glob("*-ifactformer_m-chantest/checkpoint.pt"))
+    refused = run_entry_point("run", "--model", "identity", "--dataset", data, "--device", "cpu", cwd=tmp_path)
+    assert refused.returncode == 2 and "needs the 3D metrics" in refused.stderr

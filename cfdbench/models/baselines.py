@@ -17,6 +17,8 @@ from cfdbench.models.registry import register_model
 class Identity(NeuralOperator):
     """Persistence: the next frame is the last input frame."""
 
+    spatial_dims = (2, 3)
+
     def __init__(self, meta: OperatorMeta):
         super().__init__(meta)
 
@@ -30,6 +32,7 @@ class MeanField(NeuralOperator):
     the case and time: what a model that learned nothing case-specific would predict."""
 
     autoregressive = False
+    spatial_dims = (2, 3)
 
     def __init__(self, meta: OperatorMeta):
         super().__init__(meta)
@@ -45,4 +48,4 @@ class MeanField(NeuralOperator):
         self.mean_field.copy_(total / max(count, 1))
 
     def predict_at(self, time: Tensor, mask: Tensor, params: Tensor) -> Tensor:
-        return self.mean_field.expand(params.shape[0], -1, -1, -1)
+        return self.mean_field.expand(params.shape[0], *self.mean_field.shape)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import METRICS, MetricAccumulator
+from cfdbench.evaluation.metrics import MetricAccumulator, metric_names
 from cfdbench.models.base import NeuralOperator, predict_batch
 from cfdbench.models.registry import save_checkpoint
 from cfdbench.training import distributed, precision, state
@@ -50,10 +51,11 @@ def seed_everything(seed: int) -> None:
 
 def per_sample_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
     """Masked loss of each sample (B,): NMSE (CFDBench's default) or MSE over fluid cells and fields."""
-    squared = ((pred - target) ** 2 * mask).sum(dim=(1, 2, 3))
+    dims = tuple(range(1, pred.dim()))  # fields and space, 2D frames or 3D volumes
+    squared = ((pred - target) ** 2 * mask).sum(dim=dims)
     if kind == "mse":
-        return squared / (mask.sum(dim=(1, 2, 3)) * pred.shape[1])
-    return squared / ((target**2 * mask).sum(dim=(1, 2, 3)) + 1e-8)
+        return squared / (mask.expand(pred.shape[0], 1, *pred.shape[2:]).sum(dim=dims) * pred.shape[1])
+    return squared / ((target**2 * mask).sum(dim=dims) + 1e-8)
 
 
 def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
@@ -98,17 +100,18 @@ def validate(
     scoring every ``world``-th sample and the per-sample sums reduced over ranks."""
     ranks = ranks or distributed.Ranks(device=model.device)
     model.eval()
-    scores = MetricAccumulator()
-    to_physical = data.scaler.denormalize
+    names = metric_names(len(data.frame_shape))
+    scores = MetricAccumulator(len(data.frame_shape))
     mine = torch.arange(ranks.rank, len(data), ranks.world_size)
     for first in range(0, len(mine), batch_size):
         batch = data[mine[first : first + batch_size]]
         pred = predict_batch(model, batch, ranks.device).float().cpu()
+        to_physical = partial(data.scaler.denormalize, channel_dim=1)  # (B, C, ...) in 2D and 3D
         scores.update(to_physical(pred), to_physical(batch["target"]), batch["mask"])
     values = scores.values()
-    sums = torch.tensor([float(values[m].sum()) for m in METRICS] + [float(len(values["mse"]))], dtype=torch.float64)
+    sums = torch.tensor([float(values[m].sum()) for m in names] + [float(len(values["mse"]))], dtype=torch.float64)
     sums = distributed.all_reduce_sums(sums, ranks)
-    return {m: float(sums[i] / sums[-1]) for i, m in enumerate(METRICS)}
+    return {m: float(sums[i] / sums[-1]) for i, m in enumerate(names)}
 
 
 def _save_untrained(

@@ -31,12 +31,19 @@ METRICS = {
     **{f"frmse_{band}": partial(frmse, band=band) for band in BANDS},
 }
 VELOCITY_METRICS = ("divergence", "ke_drift", "spectrum_error")
+PLANAR_ONLY = ("brmse", *(f"frmse_{band}" for band in BANDS))  # a 2D boundary band, 2D spectra
+
+
+def metric_names(n_spatial_dims: int = 2) -> tuple[str, ...]:
+    """The metrics defined for frames of this dimension: all of :data:`METRICS` in 2D, the
+    pointwise ones in 3D (the channel's 3D spectra and statistics are in ``metrics.channel``)."""
+    return tuple(name for name in METRICS if n_spatial_dims == 2 or name not in PLANAR_ONLY)
 
 
 def evaluate_all(pred: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
-    """Every metric of :data:`METRICS`, per sample, in float64."""
+    """Every metric defined for these frames (:func:`metric_names`), per sample, in float64."""
     pred, target, mask = pred.double(), target.double(), mask.double()
-    return {name: fn(pred, target, mask) for name, fn in METRICS.items()}
+    return {name: METRICS[name](pred, target, mask) for name in metric_names(pred.dim() - 2)}
 
 
 def evaluate_velocity(pred: Tensor, target: Tensor, mask: Tensor, dx: Tensor, dy: Tensor) -> dict[str, Tensor]:
@@ -56,8 +63,8 @@ class MetricAccumulator:
     aggregation defect.
     """
 
-    def __init__(self) -> None:
-        self._values: dict[str, list[Tensor]] = {name: [] for name in METRICS}
+    def __init__(self, n_spatial_dims: int = 2) -> None:
+        self._values: dict[str, list[Tensor]] = {name: [] for name in metric_names(n_spatial_dims)}
 
     def update(self, pred: Tensor, target: Tensor, mask: Tensor) -> None:
         for name, value in evaluate_all(pred, target, mask).items():

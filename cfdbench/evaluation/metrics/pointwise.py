@@ -1,8 +1,9 @@
 """Pointwise error metrics inside the fluid mask: one definition for every model and baseline.
 
 All functions take ``pred`` and ``target`` of shape (B, C, H, W) in physical units and a
-``mask`` (B or 1, 1, H, W) with 1 in the fluid, and return one value per sample (B,). Formulas
-are written out in ``docs/metrics.md``. Cells outside the mask never count, not even as zeros.
+``mask`` (B or 1, 1, H, W) with 1 in the fluid, and return one value per sample (B,); all but
+``brmse`` (a 2D boundary band) also take 3D volumes (B, C, D, H, W). Formulas are written out in
+``docs/metrics.md``. Cells outside the mask never count, not even as zeros.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ EPS = 1e-12  # guards CFDBench's NMSE against an all-zero target frame
 WELL_EPS = 1e-7  # The Well's guard in VRMSE and NRMSE (PDEBench's nRMSE had none)
 
 
+def _sample_dims(x: Tensor) -> tuple[int, ...]:
+    """Every axis but the batch: fields and space (2D frames or 3D volumes alike)."""
+    return tuple(range(1, x.dim()))
+
+
+def _space_dims(x: Tensor) -> tuple[int, ...]:
+    return tuple(range(2, x.dim()))
+
+
 def _masked_sum(values: Tensor, mask: Tensor) -> Tensor:
-    return (values * mask).sum(dim=(1, 2, 3))
+    return (values * mask).sum(dim=_sample_dims(values))
 
 
 def _fluid_cells(pred: Tensor, mask: Tensor) -> Tensor:
     """Fluid cells per sample, (B,)."""
-    return mask.expand(pred.shape[0], 1, *pred.shape[2:]).sum(dim=(1, 2, 3))
+    return mask.expand(pred.shape[0], 1, *pred.shape[2:]).sum(dim=_sample_dims(pred))
 
 
 def _count(pred: Tensor, mask: Tensor) -> Tensor:
@@ -31,7 +41,7 @@ def _count(pred: Tensor, mask: Tensor) -> Tensor:
 
 def _per_field_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean over the fluid cells of each field, (B, C)."""
-    return (values * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp(min=1)
+    return (values * mask).sum(dim=_space_dims(values)) / mask.sum(dim=_space_dims(mask)).clamp(min=1)
 
 
 def mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -64,10 +74,11 @@ def vrmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """The Well's VRMSE per field, sqrt(mean (p - y)^2 / (var y + 1e-7)) with the Bessel-corrected
     variance over the fluid cells, then the mean over fields. Predicting the target's fluid mean
     scores sqrt((n-1)/n), just under 1."""
-    n = mask.sum(dim=(2, 3))
+    n = mask.sum(dim=_space_dims(mask))
     squared_error = _per_field_mean((pred - target) ** 2, mask)
-    centred = (target - _per_field_mean(target, mask)[..., None, None]) * mask
-    variance = (centred**2).sum(dim=(2, 3)) / (n - 1).clamp(min=1)
+    mean = _per_field_mean(target, mask).reshape(*target.shape[:2], *(1 for _ in _space_dims(target)))
+    centred = (target - mean) * mask
+    variance = (centred**2).sum(dim=_space_dims(centred)) / (n - 1).clamp(min=1)
     return torch.sqrt(squared_error / (variance + WELL_EPS)).mean(dim=1)
 
 
