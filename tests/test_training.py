@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+from conftest import run_entry_point
 
 from cfdbench.errors import CfdbenchError
 from cfdbench.training import distributed
@@ -90,7 +91,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_dataset, tmp_path):
 def test_unknown_settings_are_refused_in_one_line(tiny_dataset):
     from cfdbench.pipeline import resolve_run_config
 
-    result = train_cli("--dataset", str(tiny_dataset.path), "--set", "training.nope=1")
+    result = run_entry_point("train", "--dataset", str(tiny_dataset.path), "--set", "training.nope=1", cwd=tiny_dataset.path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "unknown training settings ['nope']" in lines[0], result.stderr
     for setting, message in (
