@@ -220,12 +220,16 @@ class _Loop:
                 "train", total=total, completed=progress.step, epoch=progress.epoch, loss=float("nan"), valid=float("nan")
             )
             for epoch in range(progress.epoch, self.config.epochs + 1):
+                epoch_start = time.perf_counter()
+                if self.ranks.device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(self.ranks.device)
                 train_loss = self._epoch(epoch, progress, lambda loss: bar_view.update(bar, advance=1, epoch=epoch, loss=loss))
                 valid = validate(self.model, self.valid_data, self.config.eval_batch_size, self.ranks)
                 bar_view.update(bar, valid=valid["nmse"])
                 spent = time.perf_counter() - start
                 out_of_time = distributed.broadcast_object(0 < self.config.max_minutes * 60 <= spent, self.ranks)
-                if self._end_epoch(epoch, train_loss, valid, progress, out_of_time):
+                cost = self._epoch_cost(epoch_start)
+                if self._end_epoch(epoch, train_loss, valid, progress, out_of_time, cost):
                     break
         return TrainResult(
             self.run_dir / "checkpoint.pt",
@@ -281,12 +285,25 @@ class _Loop:
             ) from None
         return losses.detach().float().cpu()
 
+    def _epoch_cost(self, epoch_start: float) -> dict[str, float]:
+        """Wall seconds of the epoch (training and validation) and, on a GPU, its peak memory."""
+        cost = {"epoch_seconds": round(time.perf_counter() - epoch_start, 3)}
+        if self.ranks.device.type == "cuda":
+            cost["peak_memory_mib"] = round(torch.cuda.max_memory_allocated(self.ranks.device) / 2**20, 1)
+        return cost
+
     def _end_epoch(
-        self, epoch: int, train_loss: float, valid: dict[str, float], progress: state.Progress, out_of_time: bool = False
+        self,
+        epoch: int,
+        train_loss: float,
+        valid: dict[str, float],
+        progress: state.Progress,
+        out_of_time: bool = False,
+        cost: dict[str, float] | None = None,
     ) -> bool:
         """Log, keep the best checkpoint, save the state; True when early stopping or the time budget ends the run."""
         record = {"epoch": epoch, "train_loss": train_loss, "lr": self.scheduler.get_last_lr()[0]}
-        record |= {f"valid_{k}": v for k, v in valid.items()}
+        record |= {f"valid_{k}": v for k, v in valid.items()} | (cost or {})
         improved = valid["nmse"] < progress.best_nmse
         if improved:
             progress.best_nmse, progress.best_epoch, progress.stale_epochs = valid["nmse"], epoch, 0
