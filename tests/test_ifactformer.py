@@ -114,3 +114,21 @@ def test_trains_on_generated_channel_data(tmp_path):
     assert list((tmp_path / "runs").glob("*-ifactformer_m-chantest/checkpoint.pt"))
     refused = run_entry_point("run", "--model", "identity", "--dataset", data, "--device", "cpu", cwd=tmp_path)
     assert refused.returncode == 2 and "needs the 3D metrics" in refused.stderr
+
+
+def test_bf16_autocast_keeps_the_positional_phases_in_float32():
+    """Angles of hundreds of radians in RoPE and the Fourier features: bf16 would turn them to noise."""
+    meta = channel_meta(shape=(8, 9, 16))
+    torch.manual_seed(2)
+    model = build_model("ifactformer_m", meta, **{**SMALL, "lx": 12.566, "lz": 4.189}).eval()
+    inputs, mask, params = torch.randn(1, 3, 8, 9, 16), torch.ones(1, 1, 8, 9, 16), torch.zeros(1, 3)
+    reference = model(inputs, mask, params)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(inputs, mask, params).float()
+    assert float((mixed - reference).norm() / reference.norm()) < 0.05
+
+
+def test_the_implicit_layer_shares_one_block():
+    """n_layer repeats the same weights: the parameter count does not depend on it."""
+    one, seven = (build_model("ifactformer_m", channel_meta(), **{**SMALL, "n_layer": n}) for n in (1, 7))
+    assert one.parameter_count() == seven.parameter_count()

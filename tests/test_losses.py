@@ -70,5 +70,7 @@ def test_relative_time_average_cutoff_mask_and_gradients():
     assert float(SobolevLoss(order=0.0, relative=False)(prediction, target, mask)) == 0.0
     with pytest.raises(CfdbenchError, match="differ in shape"):
         SobolevLoss()(prediction, target[..., :-1])
+    with pytest.raises(CfdbenchError, match="is not a time axis"):
+        SobolevLoss(time_average=True, time_dim=-1)(prediction, target)
     with pytest.raises(CfdbenchError, match="needs alpha > 0"):
         SobolevLoss(order=-1, alpha=0.0)

@@ -4,7 +4,9 @@ Instead of N x N attention over all N = nx·ny·nz points, each axis gets its ow
 κ_a = Q_a K_aᵀ (N_a x N_a), built from the field averaged over the two other axes, and the
 values are contracted with the kernels along their axes: in parallel and summed by
 concatenation (IFactFormer-m) or one after another (FactFormer's and IFactFormer-o's chain).
-No softmax, scaling 1, as in the reference (``../shared/reference/models.md`` A.2–A.3).
+No softmax; scaling 1 (1/sqrt(Dk) when kernel_multiplier > 4), as in the reference
+(``../shared/reference/models.md`` A.2–A.3). Positional phases are computed in float32 even
+under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -39,17 +41,20 @@ class RotaryEmbedding(nn.Module):
         self.coordinate_scale = coordinate_scale
 
     def forward(self, x: Tensor, coordinates: Tensor) -> Tensor:
-        """Rotate ``x`` (..., N, d) by the angles of ``coordinates`` (N,)."""
-        angle = (coordinates.to(x.dtype)[:, None] * self.coordinate_scale) * self.inv_freq.to(x.dtype)[None, :]
-        freqs = torch.cat([angle, angle], dim=-1)
-        first, second = x.chunk(2, dim=-1)
-        return x * freqs.cos() + torch.cat([-second, first], dim=-1) * freqs.sin()
+        """Rotate ``x`` (..., N, d) by the angles of ``coordinates`` (N,), in float32 even under
+        autocast: the angles reach hundreds of radians, beyond bf16's resolution."""
+        with torch.autocast(x.device.type, enabled=False):
+            angle = (coordinates.float()[:, None] * self.coordinate_scale) * self.inv_freq.float()[None, :]
+            freqs = torch.cat([angle, angle], dim=-1)
+            x32 = x.float()
+            first, second = x32.chunk(2, dim=-1)
+            return (x32 * freqs.cos() + torch.cat([-second, first], dim=-1) * freqs.sin()).to(x.dtype)
 
 
 class AxisKernel(nn.Module):
     """κ_a for one axis: project, average over the other axes, gated MLP, then Q Kᵀ with RoPE."""
 
-    def __init__(self, dim: int, latent_dim: int, heads: int, key_dim: int, use_rope: bool):
+    def __init__(self, dim: int, latent_dim: int, heads: int, key_dim: int, use_rope: bool, scale: float = 1.0):
         super().__init__()
         self.heads, self.key_dim = heads, key_dim
         self.project = nn.Linear(dim, dim, bias=False)
@@ -59,6 +64,7 @@ class AxisKernel(nn.Module):
         for layer in (self.to_q, self.to_k):
             nn.init.xavier_uniform_(layer.weight, gain=0.02)
         self.rope = RotaryEmbedding(key_dim) if use_rope else None
+        self.scale = scale
 
     def forward(self, features: Tensor, axis: int, coordinates: Tensor) -> Tensor:
         """``features`` (B, nx, ny, nz, dim) -> kernel (B, heads, N_a, N_a) along spatial ``axis`` (0, 1, 2)."""
@@ -70,7 +76,8 @@ class AxisKernel(nn.Module):
         k = self.to_k(latent).view(batch, length, self.heads, self.key_dim).transpose(1, 2)
         if self.rope is not None:
             q, k = self.rope(q, coordinates), self.rope(k, coordinates)
-        return q @ k.transpose(-1, -2)
+        kernel = q @ k.transpose(-1, -2)
+        return kernel if self.scale == 1.0 else kernel * self.scale
 
 
 class FactorizedAttention(nn.Module):
@@ -93,7 +100,8 @@ class FactorizedAttention(nn.Module):
         self.to_v = nn.Linear(dim, heads * dim_head, bias=False)
         self.to_features = nn.Linear(dim, dim, bias=False)
         key_dim = dim_head * kernel_multiplier
-        self.kernels = nn.ModuleList(AxisKernel(dim, latent_dim, heads, key_dim, use_rope) for _ in range(3))
+        scale = 1.0 if kernel_multiplier <= 4 else key_dim**-0.5  # the reference's rule without softmax
+        self.kernels = nn.ModuleList(AxisKernel(dim, latent_dim, heads, key_dim, use_rope, scale) for _ in range(3))
         combined = heads * dim_head * (1 if chained else 3)
         self.out_norm = nn.InstanceNorm3d(combined, affine=False, eps=1e-5)
         self.to_out = nn.Sequential(nn.Linear(combined, dim, bias=False), nn.GELU(), nn.Linear(dim, dim, bias=False))
@@ -126,5 +134,7 @@ class GaussianFourierFeatures(nn.Module):
         self.linear = nn.Linear(dim, dim)
 
     def forward(self, positions: Tensor) -> Tensor:
-        projected = 2 * math.pi * positions @ self.frequencies
-        return self.linear(torch.cat([projected.sin(), projected.cos()], dim=-1))
+        with torch.autocast(positions.device.type, enabled=False):  # phases of ~1e3 rad: float32
+            projected = 2 * math.pi * positions.float() @ self.frequencies.float()
+            features = torch.cat([projected.sin(), projected.cos()], dim=-1)
+        return self.linear(features)

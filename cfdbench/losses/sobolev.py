@@ -5,7 +5,9 @@ For an error e over the last two (spatial) axes, with ê_k its unnormalised 2D F
     ‖e‖_s = sqrt( Σ_slices Σ_k w_k^s |ê_k|² ),    w_k = α + 4π² |k / diam|²,
 
 the symbol of (α − Δ) on a periodic square of side ``diam``: ‖(α − Δ)^{s/2} e‖ in space and L2
-over every other axis (channels, time). For s < 0, modes with |k_x| or |k_y| above
+over every other axis (channels, time). The reference averages over time by default, with time
+as its last axis; here ``time_average`` is off unless asked, since the time axis must be named
+(``time_dim``) among (B, ..., ny, nx). For s < 0, modes with |k_x| or |k_y| above
 ``freq_cutoff`` are dropped. The unnormalised FFT makes ‖e‖_s = N / sqrt(|domain|) times the
 continuous norm (N points), the convention of the reference code, so its reported numbers carry
 over. ``relative`` divides by the same norm of the target; ``time_average`` then divides by
@@ -84,5 +86,10 @@ class SobolevLoss(nn.Module):
         if self.relative:
             value = value / self.norm(target).clamp_min(torch.finfo(value.dtype).tiny)
         if self.time_average:
-            value = value / math.sqrt(prediction.shape[self.time_dim])
+            axis = self.time_dim % prediction.dim()
+            if not 1 <= axis <= prediction.dim() - 3:
+                raise CfdbenchError(
+                    f"time_dim {self.time_dim} is not a time axis of (B, ..., ny, nx) fields of shape {tuple(prediction.shape)}"
+                )
+            value = value / math.sqrt(prediction.shape[axis])
         return value.mean()

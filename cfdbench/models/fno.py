@@ -77,7 +77,7 @@ class FNO3d(NeuralOperator):
     """The channel baseline: neuraloperator's FNO over (z, y, x) volumes, frame -> next frame.
 
     ``modes`` = (modes_z, modes_y, modes_x) counted as neuraloperator counts them (all kept
-    frequencies along z and y, twice the kept non-negative ones along the rfft axis x). x and z
+    frequencies along z and y; along the rfft axis x, modes_x // 2 + 1 non-negative ones). x and z
     are periodic; only the wall-normal y is zero-padded by ``wall_padding`` before the FFT.
     """
 

@@ -63,12 +63,12 @@ class _ImplicitFactFormer(NeuralOperator):
         self.head = nn.Sequential(nn.Conv1d(dim, dim // 2, 1, bias=False), nn.GELU(), nn.Conv1d(dim // 2, channels, 1))
 
     def _axes(self, shape: tuple[int, int, int], like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Uniform, endpoint-inclusive coordinates along x, y, z (the reference's convention)."""
-        return tuple(torch.linspace(0, length, n, device=like.device, dtype=like.dtype) for length, n in zip(self.box, shape))
+        """Uniform, endpoint-inclusive coordinates along x, y, z (the reference's convention), float32."""
+        return tuple(torch.linspace(0, length, n, device=like.device, dtype=torch.float32) for length, n in zip(self.box, shape))
 
     def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
         batch, _, nz, ny, nx = inputs.shape
-        frames = inputs.view(batch, self.meta.input_frames, self.meta.n_fields, nz, ny, nx)
+        frames = inputs.reshape(batch, self.meta.input_frames, self.meta.n_fields, nz, ny, nx)
         # (B, C, T, N) with N in x-major order: the lift convolves each channel over time.
         lifted = self.lift(frames.permute(0, 2, 1, 5, 4, 3).reshape(batch, self.meta.n_fields, self.meta.input_frames, -1))
         u = lifted.reshape(batch, -1, nx, ny, nz).permute(0, 2, 3, 4, 1)  # (B, nx, ny, nz, dim)
