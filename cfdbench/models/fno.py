@@ -17,8 +17,39 @@ from cfdbench.models.base import NeuralOperator, OperatorMeta, broadcast_params
 from cfdbench.models.registry import register_model
 
 
+def neuralop_fno(
+    meta: OperatorMeta, n_modes: tuple[int, ...], hidden_channels: int, n_layers: int, projection_channels: int, padding
+) -> FNO:
+    """neuraloperator's FNO as cfdbench configures it: [window, mask, parameters] plus grid channels
+    in, one 1x1 lifting convolution (CFDBench's), linear skips, no channel MLP, the fields out."""
+    return FNO(
+        n_modes=n_modes,
+        in_channels=meta.image_channels,  # + the grid channels the FNO adds
+        out_channels=meta.n_fields,
+        hidden_channels=hidden_channels,
+        n_layers=n_layers,
+        lifting_channel_ratio=0,
+        projection_channel_ratio=projection_channels / hidden_channels,
+        positional_embedding="grid",  # coordinates in [0, 1]
+        use_channel_mlp=False,
+        fno_skip="linear",
+        domain_padding=padding,
+    )
+
+
+class _FNOOperator(NeuralOperator):
+    """Shared call: the network on [window, mask, parameter planes], plus the last frame if residual."""
+
+    residual = False
+    net: FNO
+
+    def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
+        out = self.net(torch.cat([inputs, mask, broadcast_params(params, inputs)], dim=1))
+        return out + self.last_frame(inputs) if self.residual else out
+
+
 @register_model("fno")
-class FNO2d(NeuralOperator):
+class FNO2d(_FNOOperator):
     """``modes`` = (modes_y, modes_x) as CFDBench counts them: ``modes_y`` positive and as many
     negative frequencies along the first axis, ``modes_x`` non-negative ones along the last."""
 
@@ -41,26 +72,9 @@ class FNO2d(NeuralOperator):
             domain_padding=domain_padding,
             residual=residual,
         )
-        in_channels = meta.image_channels  # + 2 grid channels added by the FNO
         self.residual = residual
-        self.net = FNO(
-            n_modes=(2 * modes[0], 2 * modes[1] - 2),  # neuraloperator keeps n//2+1 along the rfft axis
-            in_channels=in_channels,
-            out_channels=meta.n_fields,
-            hidden_channels=hidden_channels,
-            n_layers=n_layers,
-            lifting_channel_ratio=0,  # a single 1x1 convolution, as CFDBench
-            projection_channel_ratio=projection_channels / hidden_channels,
-            positional_embedding="grid",  # x, y in [0, 1]
-            use_channel_mlp=False,
-            fno_skip="linear",
-            domain_padding=domain_padding or None,
-        )
-
-    def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
-        x = torch.cat([inputs, mask, broadcast_params(params, inputs)], dim=1)
-        out = self.net(x)
-        return out + self.last_frame(inputs) if self.residual else out
+        n_modes = (2 * modes[0], 2 * modes[1] - 2)  # neuraloperator keeps n//2+1 along the rfft axis
+        self.net = neuralop_fno(meta, n_modes, hidden_channels, n_layers, projection_channels, domain_padding or None)
 
 
 @register_model("fno-cfdbench")
@@ -73,7 +87,7 @@ class FNO2dCFDBench(FNO2d):
 
 
 @register_model("fno3d")
-class FNO3d(NeuralOperator):
+class FNO3d(_FNOOperator):
     """The channel baseline: neuraloperator's FNO over (z, y, x) volumes, frame -> next frame.
 
     ``modes`` = (modes_z, modes_y, modes_x) counted as neuraloperator counts them (all kept
@@ -103,20 +117,5 @@ class FNO3d(NeuralOperator):
             residual=residual,
         )
         self.residual = residual
-        self.net = FNO(
-            n_modes=tuple(modes),
-            in_channels=meta.image_channels,  # + 3 grid channels added by the FNO
-            out_channels=meta.n_fields,
-            hidden_channels=hidden_channels,
-            n_layers=n_layers,
-            lifting_channel_ratio=0,
-            projection_channel_ratio=projection_channels / hidden_channels,
-            positional_embedding="grid",
-            use_channel_mlp=False,
-            fno_skip="linear",
-            domain_padding=[0.0, wall_padding, 0.0] if wall_padding else None,
-        )
-
-    def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
-        out = self.net(torch.cat([inputs, mask, broadcast_params(params, inputs)], dim=1))
-        return out + self.last_frame(inputs) if self.residual else out
+        padding = [0.0, wall_padding, 0.0] if wall_padding else None
+        self.net = neuralop_fno(meta, tuple(modes), hidden_channels, n_layers, projection_channels, padding)
