@@ -1,0 +1,38 @@
+"""DCDM's network (the reference's parameter counts) and its line-search loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cfdbench.models.dcdm import DEPTHS, DCDMNetwork, dcdm_loss
+
+
+def test_network_has_the_reference_parameter_counts_and_shapes():
+    """models.md C.1: 97,457 (N = 64) and 152,881 (N = 128) parameters in 3D."""
+    for size, expected in ((64, 97_457), (128, 152_881)):
+        assert sum(p.numel() for p in DCDMNetwork(3, depths=DEPTHS[size]).parameters()) == expected
+    assert DCDMNetwork(3)(torch.randn(2, 1, 8, 8, 8)).shape == (2, 1, 8, 8, 8)
+    assert DCDMNetwork(2)(torch.randn(2, 1, 16, 12)).shape == (2, 1, 16, 12)
+    with pytest.raises(ValueError, match="even grid sizes"):
+        DCDMNetwork(2)(torch.randn(1, 1, 15, 16))
+
+
+def test_loss_is_the_residual_after_one_exact_line_search():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(12, 12))
+    a = m @ m.T + 12 * np.eye(12)  # SPD
+    matrix = torch.tensor(a)
+    apply = lambda p: (matrix @ p.reshape(p.shape[0], -1).T).T.reshape(p.shape)  # noqa: E731
+    b = torch.tensor(rng.normal(size=(3, 1, 3, 4)))
+    b = b / b.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
+    p = torch.tensor(rng.normal(size=(3, 1, 3, 4)))
+    expected = []
+    for bi, pi in zip(b.flatten(1).numpy(), p.flatten(1).numpy()):
+        step = (pi @ bi) / (pi @ a @ pi)
+        expected.append(np.sum((bi - step * a @ pi) ** 2))
+    assert float(dcdm_loss(apply, b, p)) == pytest.approx(np.mean(expected), rel=1e-12)
+    assert float(dcdm_loss(apply, b, 7.5 * p)) == pytest.approx(np.mean(expected), rel=1e-12)  # scale-invariant
+    exact = torch.linalg.solve(matrix, b.flatten(1).T).T.reshape(b.shape)
+    assert float(dcdm_loss(apply, b, exact)) < 1e-20  # A⁻¹b leaves nothing
