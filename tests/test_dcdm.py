@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import pressure_system
 
 from cfdbench.models.dcdm import DEPTHS, DCDMNetwork, dcdm_loss
 
@@ -42,8 +43,6 @@ def test_trained_network_beats_cg_on_a_held_out_right_hand_side():
     """Issue: on a small 2D system DCDM reaches 1e-6 in fewer iterations than unpreconditioned CG.
     Trained on Ritz combinations of a walled box with a block (24 x 24), tested on the divergence
     of a random velocity field, which it never saw."""
-    from test_krylov import pressure_system
-
     from cfdbench.solvers.krylov import conjugate_directions, conjugate_gradient, consistent_rhs
     from cfdbench.training.dcdm import proposal, train_dcdm
 

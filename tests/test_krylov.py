@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
-import torch
+from conftest import pressure_system
 
 from cfdbench.errors import CfdbenchError
-from cfdbench.solvers.grid import StaggeredGrid
 from cfdbench.solvers.krylov import (
     algebraic_multigrid,
     conjugate_directions,
@@ -16,26 +15,6 @@ from cfdbench.solvers.krylov import (
     consistent_rhs,
     jacobi,
 )
-from cfdbench.solvers.navier_stokes import NavierStokesSolver
-from cfdbench.solvers.obstacles import GridAlignedObstacle
-
-
-def pressure_system(singular: bool, n: int = 32):
-    """The masked Poisson system of a box with a grid-aligned block: walled all round (singular,
-    all-Neumann) or with an outlet (regular), and the divergence of a random field as rhs."""
-    one = torch.ones(1, dtype=torch.float64)
-    grid = StaggeredGrid(n, n, one, one, "wall" if singular else "channel", "wall")
-    x, y = grid.cell_coordinates()
-    body = GridAlignedObstacle(grid, (x > 0.4) & (x < 0.6) & (y < 0.5))
-    solver = NavierStokesSolver(grid, 0.01 * one, obstacle=body)
-    generator = torch.Generator().manual_seed(0)
-    u = torch.randn(grid.u_shape, dtype=torch.float64, generator=generator) * body.open_u
-    v = torch.randn(grid.v_shape, dtype=torch.float64, generator=generator) * body.open_v
-    u[..., 0] = 0
-    v[:, 0] = v[:, -1] = 0
-    if singular:
-        u[..., -1] = 0
-    return solver.masked_pressure.system(grid.divergence(u, v), 0)
 
 
 @pytest.mark.parametrize("singular", [True, False])
