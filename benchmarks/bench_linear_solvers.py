@@ -21,9 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_common import environment_lines, publish  # noqa: E402
-from conftest import pressure_system  # noqa: E402
 
 from cfdbench.solvers.krylov import (  # noqa: E402
     algebraic_multigrid,
@@ -32,6 +30,7 @@ from cfdbench.solvers.krylov import (  # noqa: E402
     consistent_rhs,
     jacobi,
 )
+from cfdbench.solvers.pressure import box_with_block_system as pressure_system  # noqa: E402
 from cfdbench.training.dcdm import proposal, train_dcdm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "linear-solvers.md"

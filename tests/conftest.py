@@ -127,24 +127,6 @@ def write_channel_card(tmp_path: Path, **changes):
 
 
 def pressure_system(singular: bool, n: int = 32):
-    """The masked Poisson system of a box with a grid-aligned block: walled all round (singular,
-    all-Neumann) or with an outlet (regular), and the divergence of a random field as rhs."""
-    import torch
+    from cfdbench.solvers.pressure import box_with_block_system
 
-    from cfdbench.solvers.grid import StaggeredGrid
-    from cfdbench.solvers.navier_stokes import NavierStokesSolver
-    from cfdbench.solvers.obstacles import GridAlignedObstacle
-
-    one = torch.ones(1, dtype=torch.float64)
-    grid = StaggeredGrid(n, n, one, one, "wall" if singular else "channel", "wall")
-    x, y = grid.cell_coordinates()
-    body = GridAlignedObstacle(grid, (x > 0.4) & (x < 0.6) & (y < 0.5))
-    solver = NavierStokesSolver(grid, 0.01 * one, obstacle=body)
-    generator = torch.Generator().manual_seed(0)
-    u = torch.randn(grid.u_shape, dtype=torch.float64, generator=generator) * body.open_u
-    v = torch.randn(grid.v_shape, dtype=torch.float64, generator=generator) * body.open_v
-    u[..., 0] = 0
-    v[:, 0] = v[:, -1] = 0
-    if singular:
-        u[..., -1] = 0
-    return solver.masked_pressure.system(grid.divergence(u, v), 0)
+    return box_with_block_system(n, singular)

@@ -136,3 +136,25 @@ def solve_with_amg(system: PressureSystem, tol: float = 1e-12) -> np.ndarray:
     amg = pyamg.smoothed_aggregation_solver(system.matrix, symmetry="symmetric")
     x = amg.solve(rhs, tol=tol, accel="cg", maxiter=500)
     return x - x.mean() if system.singular else x
+
+
+def box_with_block_system(n: int, singular: bool = True, seed: int = 0) -> PressureSystem:
+    """A test system of the learned-solver track: the masked Poisson problem of an n x n box with a
+    grid-aligned block, walled all round (singular, all-Neumann) or with an outlet (regular), and
+    the divergence of a seeded random velocity field as right-hand side."""
+    from cfdbench.solvers.navier_stokes import NavierStokesSolver
+    from cfdbench.solvers.obstacles import GridAlignedObstacle
+
+    one = torch.ones(1, dtype=torch.float64)
+    grid = StaggeredGrid(n, n, one, one, "wall" if singular else "channel", "wall")
+    x, y = grid.cell_coordinates()
+    body = GridAlignedObstacle(grid, (x > 0.4) & (x < 0.6) & (y < 0.5))
+    solver = NavierStokesSolver(grid, 0.01 * one, obstacle=body)
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.randn(grid.u_shape, dtype=torch.float64, generator=generator) * body.open_u
+    v = torch.randn(grid.v_shape, dtype=torch.float64, generator=generator) * body.open_v
+    u[..., 0] = 0
+    v[:, 0] = v[:, -1] = 0
+    if singular:
+        u[..., -1] = 0
+    return solver.masked_pressure.system(grid.divergence(u, v), 0)
