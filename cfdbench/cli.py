@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cfdbench.errors import CfdbenchError
+from cfdbench.errors import CfdbenchError, UnknownNameError
 
 app = typer.Typer(
     help="cfdbench: verified CFD data, neural-operator training and honest rollout benchmarks.",
@@ -391,23 +391,54 @@ def train_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    checkpoint: Path = typer.Option(..., help="Checkpoint written by `cfdbench train`."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint written by `cfdbench train` (flows track)."),
     dataset: str = typer.Option("cavity-mini", help="Dataset name or folder."),
     split: str = typer.Option("test", help="Split to score."),
     steps: int = typer.Option(20, help="Rollout steps."),
     start_frame: int = typer.Option(0, help="First frame of the input window."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: the checkpoint's folder)."),
+    track: str = typer.Option("flows", help="flows (score a checkpoint) or linear-solvers (DCDM against CG and AMG)."),
+    size: list[int] = typer.Option([16, 32, 64], "--size", help="linear-solvers: grid sizes (repeatable)."),
+    train_size: int = typer.Option(32, help="linear-solvers: grid size DCDM is trained at."),
+    train_steps: int = typer.Option(400, help="linear-solvers: DCDM training steps."),
 ) -> None:
-    """Score a checkpoint: one-step and rollout metrics beside the identity baseline, plots, entry."""
+    """Score a checkpoint: one-step and rollout metrics beside the identity baseline, plots, entry.
+    With --track linear-solvers: iterations and time of DCDM, CG, Jacobi-PCG and AMG-PCG to one tolerance."""
     from cfdbench.leaderboard.entry import save_entry
     from cfdbench.pipeline import evaluate_checkpoint
+
+    if track == "linear-solvers":
+        _evaluate_linear_solvers(size, train_size, train_steps, run_dir)
+        return
+    if track != "flows":
+        raise UnknownNameError("track", track, ["flows", "linear-solvers"])
+    if checkpoint is None:
+        raise CfdbenchError("--checkpoint is required to score a model on a flow dataset")
 
     folder = run_dir or checkpoint.parent
     _, entry = evaluate_checkpoint(checkpoint, dataset, split, steps, start_frame, device, folder)
     save_entry(entry, folder / "entry.json")
     _print_results(entry)
     console.print(f"entry and plots in {folder}")
+
+
+def _evaluate_linear_solvers(sizes: list[int], train_size: int, train_steps: int, run_dir: Optional[Path]) -> None:
+    import datetime as dt
+
+    from cfdbench.evaluation.linear_solvers import compare_linear_solvers, markdown_table, plot_iterations, rows_as_dicts
+    from cfdbench.io import write_json_atomic, write_text_atomic
+
+    folder = run_dir or Path("runs") / f"{dt.datetime.now():%Y%m%dT%H%M%S}-linear-solvers"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, training = compare_linear_solvers(sizes, train_size, train_steps)
+    table = markdown_table(rows)
+    write_text_atomic(folder / "linear_solvers.md", table)
+    write_json_atomic(folder / "linear_solvers.json", {"train_size": train_size, "train_steps": train_steps,
+                                                       "training_seconds": training, "rows": rows_as_dicts(rows)})  # fmt: skip
+    plot_iterations(rows, folder / "iterations.png")
+    console.print(table)
+    console.print(f"DCDM trained at {train_size}² for {train_steps} steps ({training:.1f} s); table, JSON and plot in {folder}")
 
 
 @app.command("run")

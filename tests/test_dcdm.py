@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
-from conftest import pressure_system
+from conftest import pressure_system, run_entry_point
 
 from cfdbench.models.dcdm import DEPTHS, DCDMNetwork, dcdm_loss
 
@@ -53,3 +55,18 @@ def test_trained_network_beats_cg_on_a_held_out_right_hand_side():
     learned = conjugate_directions(system.matrix, rhs, proposal(network, system.mask), 1e-6, max_iterations=300)
     plain = conjugate_gradient(system.matrix, rhs, 1e-6)
     assert learned.converged and learned.iterations < plain.iterations, (learned.iterations, plain.iterations)
+
+
+def test_linear_solver_track_writes_its_table_json_and_plot(tmp_path):
+    args = ["evaluate", "--track", "linear-solvers", "--size", "8", "--size", "12", "--train-size", "8", "--train-steps", "20"]
+    done = run_entry_point(*args, "--run-dir", str(tmp_path / "track"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "track" / "linear_solvers.json").read_text())
+    assert {(r["size"], r["tolerance"], r["solver"]) for r in report["rows"]} == {
+        (n, tol, solver) for n in (8, 12) for tol in (1e-4, 1e-6) for solver in ("CG", "Jacobi-PCG", "AMG-PCG", "DCDM")
+    }
+    assert all(r["converged"] for r in report["rows"] if r["solver"] != "DCDM")  # a 20-step network may not converge
+    assert (tmp_path / "track" / "iterations.png").stat().st_size > 0 and "| 12² (" in done.stdout
+    refused = run_entry_point("evaluate", "--track", "linear-solvers", "--size", "9", cwd=tmp_path)
+    assert refused.returncode == 2 and "must be even" in refused.stderr
+    assert run_entry_point("evaluate", "--track", "pipes", cwd=tmp_path).returncode == 2
