@@ -4,11 +4,11 @@ Usage: ``python benchmarks/bench_linear_solvers.py [--sizes 16 32 64] [--train-s
 
 The same comparison as ``cfdbench evaluate --track linear-solvers``. The systems are the suite's
 own: the masked pressure Poisson problem of a walled box with a grid-aligned block
-(all-Neumann, singular), right-hand side the divergence of a random velocity field. DCDM's network is trained once, at ``--train-size``, on Ritz right-hand sides of that
-grid's system, then applied at every size (the paper's claim: iteration counts largely
-independent of size). Every solver stops on the same true relative residual (1e-4 and 1e-6).
-CG is the reference measured in the same run; the table gives each method's iterations and
-its time relative to CG.
+(all-Neumann, singular), right-hand side the divergence of a random velocity field. DCDM's
+network is trained once, at ``--train-size``, on Ritz right-hand sides of that grid's system,
+then applied at every size (the paper's claim: iteration counts largely independent of size).
+Every solver stops on the same true relative residual (1e-4 and 1e-6). CG is the reference
+measured in the same run; the table gives each method's iterations and its time relative to CG.
 
 Writes the Markdown table with the environment to ``benchmarks/results/linear-solvers.md``.
 """
