@@ -53,6 +53,7 @@ def test_run_generates_trains_evaluates_and_beats_identity(main_job):
     assert "identity" in result.stdout and f"{gain:.1f}x" in result.stdout
 
 
+@pytest.mark.slow  # the leaderboard's verify test re-evaluates a checkpoint in the default run
 def test_evaluate_reproduces_the_run_from_its_checkpoint(main_job):
     cwd, result = main_job
     assert result.returncode == 0
