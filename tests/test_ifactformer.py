@@ -68,7 +68,7 @@ def test_overfits_one_batch(name):
         loss = masked_loss(model(inputs, mask, torch.zeros(2, 3)), target, mask, "mse")
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.4 * losses[0]
 
 
@@ -103,7 +103,7 @@ def test_trains_on_generated_channel_data(tmp_path):
         loss = masked_loss(model(batch["input"], batch["mask"], batch["params"]), batch["target"], batch["mask"], "nmse")
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
     # The same data through the command line: `train` works on volumes, `run` says why it cannot score them.
     data = str(tmp_path / "data")
