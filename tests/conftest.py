@@ -124,9 +124,3 @@ def write_channel_card(tmp_path: Path, **changes):
     path = folder / f"{raw['name']}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return parse_channel_card(raw, path)
-
-
-def pressure_system(singular: bool, n: int = 32):
-    from cfdbench.solvers.pressure import box_with_block_system
-
-    return box_with_block_system(n, singular)

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import pressure_system, run_entry_point
+from conftest import run_entry_point
 
 from cfdbench.models.dcdm import DEPTHS, DCDMNetwork, dcdm_loss
+from cfdbench.solvers.pressure import box_with_block_system
 
 
 def test_network_has_the_reference_parameter_counts_and_shapes():
@@ -48,7 +49,7 @@ def test_trained_network_beats_cg_on_a_held_out_right_hand_side():
     from cfdbench.solvers.krylov import conjugate_directions, conjugate_gradient, consistent_rhs
     from cfdbench.training.dcdm import proposal, train_dcdm
 
-    system = pressure_system(singular=True, n=24)
+    system = box_with_block_system(24, singular=True)
     network, losses = train_dcdm(system, steps=150)
     assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:5])
     rhs = consistent_rhs(system.matrix, system.rhs, system.singular)

@@ -52,9 +52,7 @@ class RunningProfiles:
         self.count = count
 
     def add(self, state: ChannelState) -> None:
-        u = 0.5 * (state.u + torch.roll(state.u, -1, 1))
-        v = 0.5 * (state.v[:, :, 1:] + state.v[:, :, :-1])
-        w = 0.5 * (state.w + torch.roll(state.w, -1, 3))
+        u, v, w = ChannelSolver.cell_centred(state.u, state.v, state.w)
         products = {"u": u, "v": v, "w": w, "uu": u * u, "vv": v * v, "ww": w * w, "uv": u * v}
         for name, values in products.items():
             self.sums[name] += values.double().sum(dim=(0, 1, 3)).cpu().numpy()

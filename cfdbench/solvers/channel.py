@@ -245,6 +245,11 @@ class ChannelSolver:
     def along_y(matrix: Tensor, field: Tensor) -> Tensor:
         return torch.einsum("ij,bxjz->bxiz", matrix, field)
 
+    @staticmethod
+    def cell_centred(u: Tensor, v: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The three velocity components averaged from their faces to the cell centres."""
+        return 0.5 * (u + torch.roll(u, -1, 1)), 0.5 * (v[:, :, 1:] + v[:, :, :-1]), 0.5 * (w + torch.roll(w, -1, 3))
+
     def divergence(self, u: Tensor, v: Tensor, w: Tensor) -> Tensor:
         g = self.grid
         return (torch.roll(u, -1, 1) - u) / g.dx + (v[:, :, 1:] - v[:, :, :-1]) / self.cell + (torch.roll(w, -1, 3) - w) / g.dz
@@ -268,9 +273,7 @@ class ChannelSolver:
     def convection(self, u: Tensor, v: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """∇·(uu) in divergence form (second order, conservative), at u, interior v and w points."""
         g = self.grid
-        uc = 0.5 * (u + torch.roll(u, -1, 1))
-        vc = 0.5 * (v[:, :, 1:] + v[:, :, :-1])
-        wc = 0.5 * (w + torch.roll(w, -1, 3))
+        uc, vc, wc = self.cell_centred(u, v, w)
         # Products on the cell edges: (x face, y face), (x face, z face), (y face, z face).
         flux_xy = self._with_walls(0.5 * (u[:, :, 1:] + u[:, :, :-1])) * 0.5 * (v + torch.roll(v, 1, 1))
         flux_xz = 0.5 * (u + torch.roll(u, 1, 3)) * 0.5 * (w + torch.roll(w, 1, 1))
@@ -394,9 +397,7 @@ class ChannelSolver:
     def stability_numbers(self, state: ChannelState, dt: float) -> dict[str, float]:
         """Convective CFL (|u|/dx + |v|/dy + |w|/dz) dt and the explicit x/z diffusion number."""
         g = self.grid
-        uc = 0.5 * (state.u + torch.roll(state.u, -1, 1))
-        vc = 0.5 * (state.v[:, :, 1:] + state.v[:, :, :-1])
-        wc = 0.5 * (state.w + torch.roll(state.w, -1, 3))
+        uc, vc, wc = self.cell_centred(state.u, state.v, state.w)
         rate = uc.abs() / g.dx + vc.abs() / self.cell + wc.abs() / g.dz
         return {"cfl": float(rate.max()) * dt, "diffusion": self.nu * dt * (4 / g.dx**2 + 4 / g.dz**2)}
 
@@ -433,20 +434,6 @@ class ChannelSolver:
                 f"channel flow diverged at t = {state.time:.4g} (step {state.steps}): "
                 + ("NaN/Inf in the fields" if not finite else f"CFL = {cfl:.3g} > {RK3_CFL_LIMIT:.3g}")
             )
-
-    # ------------------------------------------------------------------ diagnostics
-    def wall_shear(self, state: ChannelState) -> Tensor:
-        """Mean wall shear rate at the two walls (the wall closure's quadratic on the mean profile): (B,)."""
-        mean = state.u.mean(dim=(1, 3))  # (B, ny)
-        y = self.grid.y_centres()
-        a, b = y[0] + 1, y[1] + 1  # the grid is symmetric: the same distances from the top wall
-        bottom = (mean[:, 0] * b**2 - mean[:, 1] * a**2) / (a * b * (b - a))
-        top = (mean[:, -1] * b**2 - mean[:, -2] * a**2) / (a * b * (b - a))
-        return 0.5 * (bottom + top)
-
-    def friction_reynolds(self, state: ChannelState) -> Tensor:
-        """Re_τ = u_τ δ / ν from the wall shear: (B,)."""
-        return torch.sqrt(self.nu * self.wall_shear(state).clamp_min(0)) / self.nu
 
     def config(self) -> dict:
         """What a checkpoint must match to be continued by this solver."""
