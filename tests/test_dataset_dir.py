@@ -192,3 +192,18 @@ def test_regenerating_a_dataset_reproduces_its_content_hash(tmp_path, tiny_card_
     time.sleep(1.1)  # HDF5 timestamps have one-second resolution: make them differ
     second = generate_dataset(card, tmp_path / "second", max_cases=2).dataset_dir
     assert dataset_dir.content_hash(first) == dataset_dir.content_hash(second)
+
+
+def test_generation_batches_cases_that_allow_the_same_step():
+    """The GEO sweep's flat cavities (short stable steps) share batches instead of slowing square ones."""
+    from cfdbench.cards import load_dataset_card
+    from cfdbench.data.generate import _batches, _cfl_floor, card_cases, case_cells
+
+    card = load_dataset_card("cavity")
+    specs = [spec for spec in card.cases() if spec.subset == "geo"]
+    cases = card_cases(card, specs)
+    batches = [batch_cases for _, batch_cases in _batches(specs, cases, card, batch_size=8)]
+    assert sorted(case.label for batch in batches for case in batch) == sorted(spec.case_id for spec in specs)
+    floors = [[_cfl_floor(case, case_cells(card, case)) for case in batch] for batch in batches]
+    assert all(max(a) <= min(b) for a, b in zip(floors, floors[1:]))
+    assert len(set(floors[0])) > 1 or len(floors) == 1

@@ -135,14 +135,24 @@ def _native_attrs(name: str, every: int) -> dict:
 
 
 def _batches(specs: Sequence[CaseSpec], cases: Sequence[FlowCase], card: DatasetCard, batch_size: int):
-    """Consecutive batches of cases that share a grid, in card order within each grid."""
+    """Batches of cases that share a grid, ordered by their smallest stable step, card order among equals.
+
+    A batch advances with one time step, the smallest any of its cases allows, so cases whose cells
+    force short steps (the flat cavities of a GEO sweep) go together instead of slowing the rest.
+    """
     groups: dict[tuple[int, int], list[int]] = {}
     for index, case in enumerate(cases):
         groups.setdefault(case_cells(card, case), []).append(index)
-    for indices in groups.values():
+    for cells, indices in groups.items():
+        indices = sorted(indices, key=lambda i: _cfl_floor(cases[i], cells))
         for first in range(0, len(indices), batch_size):
             chosen = indices[first : first + batch_size]
             yield [specs[i] for i in chosen], [cases[i] for i in chosen]
+
+
+def _cfl_floor(case: FlowCase, cells: tuple[int, int]) -> float:
+    """1/dx + 1/dy in scale lengths: the step limit of a case moving at its reference speed (``stable_dt``'s floor)."""
+    return round(cells[0] / case.setup.length_x + cells[1] / case.setup.length_y, 9)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
