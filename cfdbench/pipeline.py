@@ -13,13 +13,13 @@ from typing import Any, Callable
 
 import torch
 
-from cfdbench.cards import data_root, load_dataset_card, load_model_card, project_root
+from cfdbench.cards import data_root, find_channel_card, load_dataset_card, load_model_card, project_root
 from cfdbench.data.dataset_dir import content_hash
 from cfdbench.data.generate import generate_dataset
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
-from cfdbench.evaluation.plots import animate_rollout, plot_fields, plot_rollout_curves, plot_spectra
+from cfdbench.evaluation.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
 from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout
 from cfdbench.io import write_json_atomic
 from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
@@ -64,6 +64,13 @@ def ensure_dataset(
     """Open a dataset, generating it from its card first when it is not there (or incomplete)."""
     path = dataset_path(name)
     if not (path / "manifest.json").is_file():
+        channel = find_channel_card(name)
+        if channel is not None:  # one DNS run; zarr, as `data generate` stores volumes
+            from cfdbench.data.generate_channel import generate_channel_dataset
+
+            path = data_root() / channel.name
+            generate_channel_dataset(channel, path, fmt="zarr", device=device)
+            return open_dataset(path)
         card = load_dataset_card(name)
         generate_dataset(card, data_root() / card.name, fmt=fmt, device=device, progress=progress)
         path = data_root() / card.name
@@ -162,21 +169,6 @@ def _check_hparams(name: str, model_class: type, hparams: dict[str, Any]) -> Non
         raise CfdbenchError(f"model '{name}' has no settings {unknown}; valid: {sorted(accepted)}")
 
 
-def frame_dims(dataset: StoredDataset) -> int:
-    """2 for planar frames, 3 for volumes (the channel datasets), from the first stored case."""
-    with dataset.open_case(dataset.case_ids[0]) as case:
-        return len(case.shape)
-
-
-def require_planar(dataset: StoredDataset) -> None:
-    """Rollout scoring (evaluate, run, the leaderboard) is 2D: refuse volumes before any work."""
-    if frame_dims(dataset) == 3:
-        raise CfdbenchError(
-            f"dataset {dataset.name} has 3D frames: `cfdbench train` trains on it, but rollout scoring "
-            "(evaluate, run, leaderboard entries) needs the 3D metrics, which are not there yet"
-        )
-
-
 def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
     """The data's description for a model, sizes from the stored metadata."""
     return OperatorMeta(
@@ -213,7 +205,7 @@ def train_stage(
     ranks = ranks or Ranks(device=torch.device(config.device))
     train_config = TrainConfig.from_dict(config.training)
     seed_everything(train_config.seed)
-    fields = VOLUME_FIELDS if frame_dims(dataset) == 3 else PLANAR_FIELDS
+    fields = VOLUME_FIELDS if dataset.n_spatial_dims == 3 else PLANAR_FIELDS
     train_data = AutoregressiveDataset(dataset, "train", train_config.input_frames, train_config.stride, fields)
     valid_data = AutoregressiveDataset(
         dataset, "valid", train_config.input_frames, train_config.stride, fields, normalization=train_data.normalization
@@ -296,7 +288,6 @@ def evaluate_stage(
     split: str = "test",
 ) -> Evaluation:
     """One-step and rollout scores (model and identity), curves JSON and figures in ``run_dir``."""
-    require_planar(dataset)
     one_step = evaluate_one_step(model, dataset, normalization, task, split)
     result = evaluate_rollout(model, dataset, normalization, task, split)
     curves = {"steps": list(range(1, task.steps + 1)), **result.curves()}
@@ -314,7 +305,9 @@ def evaluate_stage(
         "fields_plot": "fields.png",
         "rollout_gif": "rollout.gif",
     }
-    if {"u", "v"} <= set(fields):
+    if result.channel_profiles:
+        artifacts["channel_plot"] = plot_channel_profiles(result.channel_profiles, run_dir / "channel_profiles.png", title).name
+    elif {"u", "v"} <= set(fields):
         artifacts["spectra_plot"] = plot_spectra(result.example, fields, curves["steps"], run_dir / "spectra.png", title).name
     return Evaluation(task, one_step, result, curves, artifacts)
 
@@ -368,6 +361,7 @@ def build_entry(
         "cost": _cost(model, dataset, evaluation),
         "diverged": evaluation.rollout.diverged,
         "strouhal": evaluation.rollout.strouhal,
+        **({"channel_statistics": evaluation.rollout.channel} if evaluation.rollout.channel else {}),
         "training": None
         if training is None
         else {
@@ -400,7 +394,6 @@ def evaluate_checkpoint(
 
     torch_device = resolve_device(device)
     data = require_dataset(dataset)
-    require_planar(data)
     model, extra = load_checkpoint(checkpoint, map_location=torch_device)
     training = extra.get("train_config", {})
     task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
@@ -442,7 +435,6 @@ def run(
     torch_device = resolve_device(device)
     config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps, settings)
     data = ensure_dataset(dataset, device=str(torch_device), progress=generation_progress)
-    require_planar(data)
     run_dir = new_run_dir(model, data.name, runs_root)
     train_config = TrainConfig.from_dict(config.training)
     tracker = Tracker(run_dir, asdict(config), train_config.wandb)
@@ -451,7 +443,8 @@ def run(
         task = RolloutTask(train_config.input_frames, train_config.stride, rollout_steps, config.start_frame)
         evaluation = evaluate_stage(trained, normalization, data, task, run_dir)
         curves = {f"{who}_nmse": evaluation.curves[who]["nmse"]["mean"] for who in ("model", "identity")}
-        tracker.log_media(curves, {"fields": run_dir / "fields.png", "spectra": run_dir / "spectra.png"})
+        figures = {name: run_dir / file for name, file in evaluation.artifacts.items() if file.endswith(".png")}
+        tracker.log_media(curves, figures)
     finally:
         tracker.finish()
     entry = build_entry(trained, data, evaluation, config, result)

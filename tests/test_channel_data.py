@@ -16,7 +16,8 @@ from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.data.store import list_cases, open_case
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.pipeline import operator_meta, require_planar
+from cfdbench.evaluation.metrics.channel import PROFILES as PROFILE_NAMES
+from cfdbench.pipeline import operator_meta
 from cfdbench.solvers.channel import ChannelGrid, ChannelSolver
 from cfdbench.solvers.channel_filter import ChannelFilter, CoarseGrid, periodic_filter_matrix
 
@@ -96,8 +97,7 @@ def test_generation_stores_3d_trajectories_that_the_loader_reads(tmp_path):
     batch = samples[[0, 1]]
     assert batch["input"].shape == (2, 3, 4, 9, 4) and batch["mask"].shape == (2, 1, 4, 9, 4)
     assert operator_meta(samples).n_spatial_dims == 3 and operator_meta(samples).grid_shape == (4, 9, 4)
-    with pytest.raises(CfdbenchError, match="3D frames: `cfdbench train` trains on it, but rollout scoring"):
-        require_planar(dataset)
+    assert dataset.n_spatial_dims == 3
     frames = _stored_frames(tmp_path / "out")
     assert not np.allclose(frames["traj-0000"], frames["traj-0001"])  # independent perturbations
     assert (tmp_path / "out" / "spinup.json").is_file() and not (tmp_path / "out" / "restart").exists()
@@ -161,3 +161,32 @@ def test_tiny_preset_generates_turbulence_on_a_cpu(tmp_path):
     spinup = yaml.safe_load((tmp_path / "tiny" / "spinup.json").read_text())
     assert 120 < spinup["wall_units"]["re_tau"] < 240  # near 180: turbulent, not relaminarised
     assert spinup["wall_units"]["bulk_u_plus"] < 25  # laminar flow at this gradient would reach 60
+
+
+def test_channel_rollouts_are_scored_by_their_statistics(tmp_path, monkeypatch):
+    """`cfdbench run` and `evaluate` on volumes: pointwise scores plus the channel statistics of the
+    rollout against the DNS truth, in a valid entry with a profile figure; the identity's statistics
+    are those of a frozen field, not of the truth."""
+    from cfdbench.leaderboard.entry import validate_entry
+    from cfdbench.pipeline import evaluate_checkpoint, run
+
+    card = write_channel_card(tmp_path)
+    monkeypatch.setenv("CFDBENCH_DATA", str(tmp_path / "data"))
+    generate_channel_dataset(card, tmp_path / "data" / "chantest")
+    small = ["model.dim=12", "model.heads=2", "model.dim_head=8", "model.n_layer=2", "model.latent_dim=12"]
+    run_dir, entry = run(
+        "ifactformer_m", "chantest", "cpu", {"epochs": 1}, rollout_steps=4, runs_root=tmp_path / "runs", show_progress=False,
+        settings=small,
+    )  # fmt: skip
+    validate_entry(entry)
+    statistics = entry["channel_statistics"]
+    assert statistics["windows"] == {"all": [1, 4], "late": [3, 4]}
+    for who in ("model", "identity"):
+        for window in ("all", "late"):
+            assert set(statistics[who][window]) == {*PROFILE_NAMES, "spectrum_x_u", "spectrum_z_u", "re_tau"}
+    identity = statistics["identity"]["all"]
+    assert 0 < identity["rms_v"] < np.inf and statistics["re_tau"]["truth"] > 0
+    assert "brmse" not in entry["metrics"]["rollout"]["model"] and entry["metrics"]["one_step"]["model"]["nmse"] > 0
+    assert (run_dir / entry["artifacts"]["channel_plot"]).is_file() and (run_dir / "fields.png").is_file()
+    again = evaluate_checkpoint(run_dir / "checkpoint.pt", "chantest", steps=4, device="cpu")[1]
+    assert again["channel_statistics"] == statistics

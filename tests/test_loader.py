@@ -20,7 +20,7 @@ def test_samples_are_the_right_frames(tiny_dataset, cache):
     for index in (0, 1, len(samples) - 1):
         sample = samples[index]
         case_id = samples.case_ids[int(sample["case"])]
-        frames = samples.scaler.normalize(stored_frames(tiny_dataset, case_id))
+        frames = samples.scaler.normalize(stored_frames(tiny_dataset, case_id), channel_dim=1)
         target = int(sample["frame"])
         torch.testing.assert_close(sample["target"], frames[target])
         torch.testing.assert_close(sample["input"], torch.cat([frames[target - 4], frames[target - 2]]))

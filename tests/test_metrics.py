@@ -70,6 +70,7 @@ from cfdbench.evaluation.metrics.channel import (  # noqa: E402
     channel_statistics_errors,
     energy_spectra,
     mkm_gates,
+    rollout_scores,
     wall_units,
 )
 from cfdbench.evaluation.metrics.physics import (  # noqa: E402
@@ -200,6 +201,22 @@ def test_wall_units_of_laminar_channel_flow_are_exact():
     # Laminar flow carries the exact total stress 1 - y/δ, but is far from turbulent MKM's centreline.
     assert gates["total_shear_stress"]["passed"] and gates["total_shear_stress"]["max_deviation"] < 0.02
     assert not gates["centreline_u_plus"]["passed"]
+
+
+def test_rollout_scores_of_a_doubled_velocity_are_known():
+    """Doubling every velocity doubles the mean and rms profiles and quadruples the stress and the
+    spectra (errors 1, 1 and 3); the wall shear doubles, so Re_τ grows by √2."""
+    rng = np.random.default_rng(3)
+    y = np.linspace(-1, 1, 17)
+    truth = _laminar_channel(y, frames=20) + rng.normal(size=(20, 3, 4, 17, 6)) * (1 - y**2)[None, None, None, :, None]
+    scores = rollout_scores(truth, truth, y, nu=1 / 180, length_x=2.0, length_z=1.0)
+    assert max(scores.values()) == 0
+    scores = rollout_scores(2 * truth, truth, y, nu=1 / 180, length_x=2.0, length_z=1.0)
+    for name in ("mean_u", "rms_u", "rms_v", "rms_w"):
+        assert scores[name] == pytest.approx(1.0)
+    for name in ("reynolds_stress", "spectrum_x_u", "spectrum_z_u"):
+        assert scores[name] == pytest.approx(3.0)
+    assert scores["re_tau"] == pytest.approx(np.sqrt(2) - 1)
 
 
 def test_wall_units_fold_the_reynolds_stress_of_both_halves():

@@ -47,7 +47,7 @@ def setup(dataset, stride):
     frames = []
     for case_id in dataset.split("test"):
         with dataset.open_case(case_id) as case:
-            frames.append(norm.fields.normalize(torch.from_numpy(case.read(("u", "v"), slice(None)))))
+            frames.append(norm.fields.normalize(torch.from_numpy(case.read(("u", "v"), slice(None))), channel_dim=1))
     meta = OperatorMeta(("u", "v"), 1, 5, (16, 16))
     return norm, frames, meta
 

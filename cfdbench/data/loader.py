@@ -45,11 +45,12 @@ class FieldScaler:
         shape[channel_dim] = -1
         return self.mean.to(x).reshape(shape), self.std.to(x).reshape(shape)
 
-    def normalize(self, x: Tensor, channel_dim: int = -3) -> Tensor:
+    def normalize(self, x: Tensor, channel_dim: int) -> Tensor:
+        """Standardise the fields along ``channel_dim`` (explicit: frames are planes or volumes)."""
         mean, std = self._shape(x, channel_dim)
         return (x - mean) / std
 
-    def denormalize(self, x: Tensor, channel_dim: int = -3) -> Tensor:
+    def denormalize(self, x: Tensor, channel_dim: int) -> Tensor:
         mean, std = self._shape(x, channel_dim)
         return x * std + mean
 

@@ -54,6 +54,12 @@ class StoredDataset:
     def __contains__(self, case_id: object) -> bool:
         return case_id in self._cases
 
+    @property
+    def n_spatial_dims(self) -> int:
+        """2 for planar frames, 3 for volumes (the channel datasets), from the first stored case."""
+        with self.open_case(self.case_ids[0]) as case:
+            return len(case.shape)
+
     def split(self, name: str) -> list[str]:
         """Case ids of a split (``train``, ``valid`` or ``test``)."""
         if self.splits is None:

@@ -147,3 +147,29 @@ def plot_spectra(example: dict, field_names: tuple[str, ...], steps: list[int], 
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+CHANNEL_PANELS = (
+    ("mean_u", "mean u"),
+    ("rms_u", "u' rms"),
+    ("rms_v", "v' rms"),
+    ("rms_w", "w' rms"),
+    ("reynolds_stress", "-u'v'"),
+)
+
+
+def plot_channel_profiles(profiles: dict, path: Path, title: str) -> Path:
+    """The channel statistics of the first test case's rollout against the wall-normal coordinate:
+    mean velocity, rms fluctuations and Reynolds shear stress of the truth and of each predictor."""
+    y = profiles["y"]
+    fig, axes = plt.subplots(1, len(CHANNEL_PANELS), figsize=(3 * len(CHANNEL_PANELS), 3.4), sharey=True)
+    for ax, (name, label) in zip(axes, CHANNEL_PANELS):
+        for who, style in (("truth", "-k"), ("model", "-o"), ("identity", "--s")):
+            if who in profiles:
+                ax.plot(profiles[who][name], y, style, ms=3, label=who)
+        ax.set_xlabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("y / half-height")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

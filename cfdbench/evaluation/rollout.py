@@ -6,6 +6,10 @@ Alignment (CFDBench's off-by-one defect, fixed): the input window holds frames
 units inside the fluid mask by :mod:`cfdbench.evaluation.metrics`, for the model and for the
 identity baseline (the last input frame, copied forward) alike.
 
+Volumes (the turbulent channel) are scored by the same pointwise metrics and, because a long
+turbulent rollout is judged by its statistics rather than by its decorrelated pointwise error, by
+the channel statistics of the predicted trajectory against the true one (``channel``).
+
 A rollout that produces NaN or Inf is scored as diverged from that step on: its metric values
 there are ``inf``, and every summary that includes them is ``None``, so a blow-up can never
 vanish from a mean. Inference is timed (model calls only), for the entry's cost block.
@@ -24,8 +28,9 @@ from torch import Tensor
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import METRICS, VELOCITY_METRICS, MetricAccumulator, evaluate_all, evaluate_velocity
+from cfdbench.evaluation.metrics import VELOCITY_METRICS, MetricAccumulator, evaluate_all, evaluate_velocity, metric_names
 from cfdbench.evaluation.metrics.aggregate import bootstrap_interval, finite_mean, valid_time, windowed_means
+from cfdbench.evaluation.metrics.channel import ROLLOUT_SCORES, channel_statistics, friction_reynolds, rollout_scores
 from cfdbench.evaluation.metrics.physics import strouhal
 from cfdbench.models.base import NeuralOperator, predict_batch
 
@@ -70,7 +75,9 @@ class RolloutResult:
     inference_seconds: float = 0.0  # model calls only, all cases
     diverged: dict[str, int] = field(default_factory=dict)  # case id -> first diverged step (1-based)
     strouhal: dict | None = None  # cylinder datasets: truth / prediction shedding frequency per case
-    example: dict[str, np.ndarray] = field(default_factory=dict)  # truth / prediction of the first case
+    example: dict[str, np.ndarray] = field(default_factory=dict)  # truth / prediction of the first case (a plane of volumes)
+    channel: dict | None = None  # channel datasets: statistics of the rollouts against the truth
+    channel_profiles: dict = field(default_factory=dict)  # channel datasets: y and the first case's profiles per source
 
     def curves(self) -> dict[str, dict[str, dict[str, list[float | None]]]]:
         """predictor -> metric -> {"mean", "std"} over cases, per step (None at a diverged step)."""
@@ -137,10 +144,12 @@ def evaluate_rollout(
     case_ids = list(dataset.split(split))
     if not case_ids:
         raise CfdbenchError(f"split '{split}' of {dataset.name} has no cases")
-    velocity = [fields.index(c) for c in ("u", "v")] if {"u", "v"} <= set(fields) else None
-    names = list(METRICS) + (list(VELOCITY_METRICS) if velocity else [])
+    n_dims = dataset.n_spatial_dims
+    velocity = [fields.index(c) for c in ("u", "v")] if {"u", "v"} <= set(fields) and n_dims == 2 else None
+    names = list(metric_names(n_dims)) + (list(VELOCITY_METRICS) if velocity else [])
     per_case = {who: {m: [] for m in names} for who in PREDICTORS}
     probes: dict[str, list] = {"truth": [], "model": [], "identity": []}
+    channel = ChannelScores(task.steps, fields) if _is_channel(dataset, fields) else None
     example: dict[str, np.ndarray] = {}
     step_seconds, diverged, inference, scales = [], {}, 0.0, []
     frame_ids = task.input_frame_ids + task.target_frame_ids
@@ -161,12 +170,71 @@ def evaluate_rollout(
             scales += cases.scales
             for who, frames in (("truth", truth), ("model", predicted), ("identity", identity)):
                 probes[who].append(cases.probe(frames, fields))
+        if channel is not None:
+            channel.add(truth, {"model": predicted, "identity": identity}, cases.channel_geometry)
         if not example:
-            example = {"truth": truth[0].numpy(), "prediction": predicted[0].numpy(), "mask": cases.masks[0, 0].numpy()}
+            example = _example(truth[0], predicted[0], cases.masks[0, 0])
     stacked = {who: {m: torch.cat(v).numpy() for m, v in metrics.items()} for who, metrics in per_case.items()}
     seconds = torch.cat(step_seconds).numpy()
     shedding = _strouhal_summary(probes, scales, seconds) if probes["truth"] else None
-    return RolloutResult(task, case_ids, stacked, seconds, inference, diverged, shedding, example)
+    statistics, profiles = (channel.summary(), channel.example_profiles) if channel else (None, {})
+    return RolloutResult(task, case_ids, stacked, seconds, inference, diverged, shedding, example, statistics, profiles)
+
+
+def _example(truth: Tensor, prediction: Tensor, mask: Tensor) -> dict[str, np.ndarray]:
+    """The first case's frames for the figures: (K, C, H, W), a volume's x-y plane at mid-depth."""
+    if mask.dim() == 3:
+        middle = mask.shape[0] // 2
+        truth, prediction, mask = truth[:, :, middle], prediction[:, :, middle], mask[middle]
+    return {"truth": truth.numpy(), "prediction": prediction.numpy(), "mask": mask.numpy()}
+
+
+def _is_channel(dataset: StoredDataset, fields: tuple[str, ...]) -> bool:
+    return dataset.manifest.get("info", {}).get("problem") == "channel" and {"u", "v", "w"} <= set(fields)
+
+
+class ChannelScores:
+    """Per-case channel statistics of rollouts (:func:`~cfdbench.evaluation.metrics.channel.rollout_scores`)
+    over the whole horizon and over its second half, where a drifting surrogate shows; summarised as
+    means over cases, None for a predictor whose rollout of some case diverged."""
+
+    def __init__(self, steps: int, fields: tuple[str, ...]) -> None:
+        self.velocity = [fields.index(c) for c in ("u", "v", "w")]
+        self.windows = {"all": (1, steps), "late": (steps // 2 + 1, steps)}
+        self.scores: dict[str, dict[str, list[dict[str, float]]]] = {w: {who: [] for who in PREDICTORS} for w in self.windows}
+        self.re_tau: dict[str, list[float]] = {"truth": [], **{who: [] for who in PREDICTORS}}
+        self.example_profiles: dict = {}
+
+    def add(self, truth: Tensor, predictions: dict[str, Tensor], geometry: list[dict]) -> None:
+        """Score a batch of physical rollouts (B, K, C, nz, ny, nx), the truth and each predictor's."""
+        true = truth[:, :, self.velocity].double().numpy()
+        for b, where in enumerate(geometry):
+            self.re_tau["truth"].append(friction_reynolds(true[b], where["y"], where["nu"]))
+        for who, frames in predictions.items():
+            predicted = frames[:, :, self.velocity].double().numpy()
+            for b, where in enumerate(geometry):
+                finite = bool(np.isfinite(predicted[b]).all())
+                for window, (first, last) in self.windows.items():
+                    span = slice(first - 1, last)
+                    scores = rollout_scores(predicted[b, span], true[b, span], **where) if finite else None
+                    self.scores[window][who].append(scores or dict.fromkeys(ROLLOUT_SCORES, np.inf))
+                self.re_tau[who].append(friction_reynolds(predicted[b], where["y"], where["nu"]) if finite else np.inf)
+            if not self.example_profiles.get(who) and np.isfinite(predicted[0]).all():
+                self.example_profiles[who] = channel_statistics(predicted[0])
+        if "truth" not in self.example_profiles:  # the first case, for the profile figure
+            self.example_profiles |= {"truth": channel_statistics(true[0]), "y": geometry[0]["y"]}
+
+    def summary(self) -> dict:
+        """Windows, mean scores per window and predictor, and the mean Re_τ of each source."""
+        means = {
+            who: {
+                window: {name: finite_mean([case[name] for case in self.scores[window][who]]) for name in ROLLOUT_SCORES}
+                for window in self.windows
+            }
+            for who in PREDICTORS
+        }
+        re_tau = {who: finite_mean(values) for who, values in self.re_tau.items()}
+        return {"windows": {name: list(span) for name, span in self.windows.items()}, **means, "re_tau": re_tau}
 
 
 def _predict(
@@ -177,14 +245,14 @@ def _predict(
     device = model.device
     times = torch.tensor(task.target_frame_ids, dtype=torch.float32)[None] / (cases.n_frames[:, None] - 1).clamp(min=1)
     mask = cases.masks.to(device)
-    window = normalization.fields.normalize(inputs.to(device)).flatten(1, 2) * mask
+    window = normalization.fields.normalize(inputs.to(device), channel_dim=2).flatten(1, 2) * mask
     scaled_params = normalization.params.transform(cases.params).to(device)
     started = time.perf_counter()
     normalized = rollout(model, window, mask, scaled_params, times.to(device))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started  # the model's calls only
-    return normalization.fields.denormalize(normalized).cpu(), seconds
+    return normalization.fields.denormalize(normalized, channel_dim=2).cpu(), seconds
 
 
 def _first_diverged_step(predicted: Tensor) -> np.ndarray:
@@ -228,6 +296,7 @@ class CaseBatch:
     dy: Tensor
     probe_cells: list[tuple[int, int]] | None = None
     scales: list[tuple[float, float]] = field(default_factory=list)  # (d, U) per case, cylinder data
+    channel_geometry: list[dict] = field(default_factory=list)  # y, nu, length_x, length_z per case, channel data
 
     def probe(self, frames: Tensor, fields: tuple[str, ...]) -> np.ndarray:
         """v at each case's probe cell over the rollout steps: (B, K)."""
@@ -238,8 +307,9 @@ class CaseBatch:
 def _read_cases(
     dataset: StoredDataset, case_ids: list[str], fields: tuple[str, ...], frame_ids: list[int], task: RolloutTask
 ) -> CaseBatch:
-    frames, masks, params, n_frames, dt, dx, dy, probes, scales = [], [], [], [], [], [], [], [], []
+    frames, masks, params, n_frames, dt, dx, dy, probes, scales, geometry = [], [], [], [], [], [], [], [], [], []
     cylinder = dataset.manifest.get("info", {}).get("problem") == "cylinder" and "v" in fields
+    channel = _is_channel(dataset, fields)
     for case_id in case_ids:
         with dataset.open_case(case_id) as case:
             if case.n_frames < task.frames_needed:
@@ -257,6 +327,9 @@ def _read_cases(
             if cylinder:
                 probes.append(_wake_probe(case.x, case.y, case.params))
                 scales.append((2 * case.params["radius"], case.params["vel_in"]))
+            if channel:  # units: half-height 1, u_tau 1
+                p = case.params
+                geometry.append({"y": case.y, "nu": 1 / p["re_tau"], "length_x": p["length_x"], "length_z": p["length_z"]})
     as_tensor = partial(torch.tensor, dtype=torch.float64)
     return CaseBatch(
         torch.stack(frames),
@@ -268,6 +341,7 @@ def _read_cases(
         as_tensor(dy),
         probes if cylinder else None,
         scales,
+        geometry,
     )
 
 
@@ -317,11 +391,11 @@ def evaluate_one_step(
     samples = AutoregressiveDataset(
         dataset, split, task.input_frames, task.stride, normalization.field_names, normalization=normalization
     )
-    scores = {who: MetricAccumulator() for who in PREDICTORS}
+    scores = {who: MetricAccumulator(dataset.n_spatial_dims) for who in PREDICTORS}
     for batch in samples.loader(batch_size, shuffle=False):
         mask = batch["mask"]
         pred = predict_batch(model, batch, device).cpu()
-        to_physical = normalization.fields.denormalize
+        to_physical = partial(normalization.fields.denormalize, channel_dim=1)  # (B, C, ...)
         truth = to_physical(batch["target"])
         scores["model"].update(to_physical(pred), truth, mask)
         scores["identity"].update(to_physical(batch["input"][:, -len(normalization.field_names) :]), truth, mask)

@@ -44,7 +44,11 @@ def channel_statistics(velocity: np.ndarray, wall_axis: int = -2) -> dict[str, n
 def channel_statistics_errors(pred: np.ndarray, truth: np.ndarray, wall_axis: int = -2) -> dict[str, float]:
     """Relative L2 error of each profile of :func:`channel_statistics`, prediction against truth."""
     predicted, true = channel_statistics(pred, wall_axis), channel_statistics(truth, wall_axis)
-    return {name: float(np.linalg.norm(predicted[name] - true[name]) / max(np.linalg.norm(true[name]), TINY)) for name in true}
+    return {name: _relative_l2(predicted[name], true[name]) for name in true}
+
+
+def _relative_l2(predicted: np.ndarray, true: np.ndarray) -> float:
+    return float(np.linalg.norm(predicted - true) / max(np.linalg.norm(true), TINY))
 
 
 def wall_shear_rate(mean_u: np.ndarray, y: np.ndarray) -> float:
@@ -147,3 +151,31 @@ def mkm_gates(units: dict[str, object]) -> dict[str, dict[str, float | bool]]:
         "bulk_u_plus": {"value": bulk, "reference": reference["bulk_u_plus"], "relative_error": bulk_error},
         "re_tau": {"value": float(units["re_tau"]), "reference": reference["re_tau"]},
     }
+
+
+# --------------------------------------------------------------------------- surrogate rollouts
+
+PROFILES = ("mean_u", "rms_u", "rms_v", "rms_w", "reynolds_stress")
+SPECTRA = ("spectrum_x_u", "spectrum_z_u")
+ROLLOUT_SCORES = (*PROFILES, *SPECTRA, "re_tau")
+
+
+def friction_reynolds(velocity: np.ndarray, y: np.ndarray, nu: float) -> float:
+    """Re_τ of a trajectory ``(T, 3, nz, ny, nx)`` from its mean wall shear."""
+    return float(profiles_in_wall_units(channel_statistics(velocity), y, nu)["re_tau"])
+
+
+def rollout_scores(
+    pred: np.ndarray, truth: np.ndarray, y: np.ndarray, nu: float, length_x: float, length_z: float
+) -> dict[str, float]:
+    """How far a predicted trajectory's turbulence is from the true one's, both ``(T, 3, nz, ny, nx)``:
+    the relative L2 error of each profile of :func:`channel_statistics`, of the one-dimensional energy
+    spectra of u along x and z (k > 0), and the relative error of the friction Reynolds number. A
+    rollout can have a small pointwise error and the wrong turbulence (a smoothed field), or the
+    reverse (a decorrelated but statistically right one): these scores tell the two apart."""
+    scores = channel_statistics_errors(pred, truth)
+    for name, axis, length in (("spectrum_x_u", -1, length_x), ("spectrum_z_u", -3, length_z)):
+        predicted, true = (energy_spectra(v[:, 0], axis, length)[1][1:] for v in (pred, truth))
+        scores[name] = _relative_l2(predicted, true)
+    scores["re_tau"] = abs(friction_reynolds(pred, y, nu) / max(friction_reynolds(truth, y, nu), TINY) - 1)
+    return scores
