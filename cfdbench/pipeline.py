@@ -174,6 +174,7 @@ def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
     return OperatorMeta(
         fields=samples.fields,
         input_frames=samples.input_frames,
+        output_frames=samples.output_frames,
         n_params=len(samples.parameter_names),
         grid_shape=tuple(samples.frame_shape),
         parameter_names=samples.parameter_names,
@@ -206,10 +207,9 @@ def train_stage(
     train_config = TrainConfig.from_dict(config.training)
     seed_everything(train_config.seed)
     fields = VOLUME_FIELDS if dataset.n_spatial_dims == 3 else PLANAR_FIELDS
-    train_data = AutoregressiveDataset(dataset, "train", train_config.input_frames, train_config.stride, fields)
-    valid_data = AutoregressiveDataset(
-        dataset, "valid", train_config.input_frames, train_config.stride, fields, normalization=train_data.normalization
-    )
+    window = {name: getattr(train_config, name) for name in ("input_frames", "output_frames", "stride")}
+    train_data = AutoregressiveDataset(dataset, "train", fields=fields, **window)
+    valid_data = AutoregressiveDataset(dataset, "valid", fields=fields, normalization=train_data.normalization, **window)
     model = build_model(config.model, operator_meta(train_data), **config.model_hparams)
     check_model(model.to(ranks.device), train_data, ranks.device)  # before the run folder exists
     if ranks.is_main:

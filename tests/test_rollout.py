@@ -158,3 +158,35 @@ def test_solver_time_for_the_speedup():
     assert solver_seconds("tube-tiny", "bc-0000", 2, "cpu") > 0
     assert solver_seconds("tube-tiny", "bc-9999", 2, "cpu") is None  # not a case of the card
     assert solver_seconds("cfdbench-cavity-bc", "bc-0000", 2, "cpu") is None  # converted data: no generator
+
+
+class WindowOracle(Oracle):
+    """A window model: the ``m`` stored frames that follow its latest input, in one call."""
+
+    registered_name = "window-oracle"
+    output_window = True
+
+    def predict(self, inputs, mask, params):
+        frames = []
+        for latest in self.last_frame(inputs):
+            case, frame = min(
+                ((c, t) for c, traj in enumerate(self.frames) for t in range(len(traj))),
+                key=lambda ct: float((self.frames[ct[0]][ct[1]] - latest).abs().max()),
+            )
+            last = len(self.frames[case]) - 1
+            window = [self.frames[case][min(frame + j * self.stride, last)] for j in range(1, self.meta.output_frames + 1)]
+            frames.append(torch.cat(window))
+        return torch.stack(frames)
+
+
+@pytest.mark.parametrize("output_frames", [2, 3])
+def test_window_models_roll_out_window_by_window_aligned(tiny_dataset, output_frames):
+    """Windows of m frames, fed back by their last k frames; steps past the horizon dropped (3 steps, m = 2)."""
+    norm, frames, meta = setup(tiny_dataset, 1)
+    meta = OperatorMeta(meta.fields, 2, meta.n_params, meta.grid_shape, output_frames=output_frames)
+    task = RolloutTask(input_frames=2, stride=1, steps=3, start_frame=1)
+    model = WindowOracle(meta, frames, 1)
+    result = evaluate_rollout(model, tiny_dataset, norm, task)
+    assert result.per_case["model"]["mse"].shape == (len(frames), 3)
+    assert np.abs(result.per_case["model"]["mse"]).max() < 1e-10
+    assert evaluate_one_step(model, tiny_dataset, norm, task)["model"]["mse"] < 1e-10  # its first frame is scored

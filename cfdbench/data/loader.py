@@ -123,14 +123,14 @@ def case_parameters(dataset: StoredDataset, case_ids: Sequence[str]) -> np.ndarr
 
 
 class AutoregressiveDataset(torch.utils.data.Dataset):
-    """(input window -> next frame) samples of one split, keyed by an integer index.
+    """(input window -> next frame, or next ``output_frames`` frames) samples of one split, keyed by an integer index.
 
     ``dataset[i]`` gives one sample; ``dataset[[i, j, ...]]`` gives a batch gathered in one
     vectorised step (use :meth:`loader`, which hands index lists to ``__getitem__``).
-    Returned tensors: ``input`` (k*C, H, W), ``target`` (C, H, W), ``mask`` (1, H, W) (with a
+    Returned tensors: ``input`` (k*C, H, W), ``target`` (m*C, H, W) for m output frames, ``mask`` (1, H, W) (with a
     leading D before H for 3D datasets, whose frame shape comes from the stored metadata),
-    ``params`` (P,), plus ``case`` and ``frame`` indices and ``time`` (the target frame's index as a
-    fraction of its case's trajectory); batches add a leading dimension.
+    ``params`` (P,), plus ``case`` and ``frame`` indices and ``time`` (of the first target frame, its
+    index as a fraction of its case's trajectory); batches add a leading dimension.
     Fields are normalised and zero outside the fluid, exactly as a model's masked output.
 
     ``cache``: ``None`` (auto) holds every frame of the split in memory when it fits in
@@ -148,14 +148,17 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         cache: bool | None = None,
         max_cache_bytes: int = DEFAULT_CACHE_BYTES,
         normalization: "Normalization | None" = None,
+        output_frames: int = 1,
     ):
-        if input_frames < 1 or stride < 1:
-            raise CfdbenchError(f"input_frames and stride must be >= 1, got {input_frames} and {stride}")
+        if min(input_frames, stride, output_frames) < 1:
+            raise CfdbenchError(
+                f"input_frames, output_frames and stride must be >= 1, got {input_frames}, {output_frames} and {stride}"
+            )
         if dataset.stats is None or dataset.splits is None:
             raise CfdbenchError(f"dataset {dataset.path} has no stats.yaml/splits.json; regenerate or finalise it")
         self.dataset, self.split = dataset, split
         self.fields = tuple(fields)
-        self.input_frames, self.stride = input_frames, stride
+        self.input_frames, self.output_frames, self.stride = input_frames, output_frames, stride
         self.case_ids = list(dataset.split(split))
         if not self.case_ids:
             raise CfdbenchError(f"split '{split}' of {dataset.name} has no cases")
@@ -177,8 +180,8 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------ indexing
     @property
     def window(self) -> int:
-        """Frames spanned by one sample, target included."""
-        return self.input_frames * self.stride + 1
+        """Frames spanned by one sample, targets included."""
+        return (self.input_frames + self.output_frames - 1) * self.stride + 1
 
     def _index_cases(self) -> np.ndarray:
         """Per case: frame count and mask; per sample: (case, first input frame). Returns the
@@ -195,12 +198,13 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         self.masks = torch.stack(masks).unsqueeze(1)  # (cases, 1, H, W)
         self.frame_offset = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), self.n_frames[:-1]]), 0)
         self.total_frames = int(self.n_frames.sum())
-        starts_per_case = (self.n_frames - self.input_frames * self.stride).clamp(min=0)
+        starts_per_case = (self.n_frames - self.window + 1).clamp(min=0)
         self.sample_case = torch.repeat_interleave(torch.arange(len(self.case_ids)), starts_per_case)
         if len(self.sample_case) == 0:
             raise CfdbenchError(
                 f"no sample fits: cases of split '{self.split}' have {int(self.n_frames.min())} frames, "
-                f"a window of {self.input_frames} inputs at stride {self.stride} needs {self.window}"
+                f"a window of {self.input_frames} inputs and {self.output_frames} targets at stride {self.stride} "
+                f"needs {self.window}"
             )
         self.sample_start = torch.cat([torch.arange(int(n)) for n in starts_per_case]).long()
         return np.asarray(params, dtype=np.float64)
@@ -226,9 +230,9 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ fetching
     def _frame_ids(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """(case (B,), frame numbers (B, k+1): the input window then the target) of sample indices."""
+        """(case (B,), frame numbers (B, k+m): the input window then the targets) of sample indices."""
         case = self.sample_case[index]
-        offsets = torch.arange(self.input_frames + 1) * self.stride
+        offsets = torch.arange(self.input_frames + self.output_frames) * self.stride
         return case, self.sample_start[index][:, None] + offsets
 
     def _read_frames(self, case: Tensor, frames: Tensor) -> Tensor:
@@ -249,15 +253,16 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         single = isinstance(index, (int, np.integer))
         index = torch.as_tensor([index] if single else index, dtype=torch.long)
         case, frame_ids = self._frame_ids(index)
-        frames = self._read_frames(case, frame_ids)  # (B, k+1, C, H, W)
+        frames = self._read_frames(case, frame_ids)  # (B, k+m, C, H, W)
+        k, first_target = self.input_frames, frame_ids[:, self.input_frames]
         batch = {
-            "input": frames[:, :-1].flatten(1, 2),  # (B, k*C, H, W)
-            "target": frames[:, -1],
+            "input": frames[:, :k].flatten(1, 2),  # (B, k*C, H, W)
+            "target": frames[:, k:].flatten(1, 2),  # (B, m*C, H, W)
             "mask": self.masks.index_select(0, case),
             "params": self.params.index_select(0, case),
             "case": case,
-            "frame": frame_ids[:, -1],
-            "time": frame_ids[:, -1] / (self.n_frames[case] - 1).clamp(min=1),  # for non-autoregressive models
+            "frame": first_target,
+            "time": first_target / (self.n_frames[case] - 1).clamp(min=1),  # for non-autoregressive models
         }
         return {k: v[0] for k, v in batch.items()} if single else batch
 

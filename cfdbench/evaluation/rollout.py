@@ -118,15 +118,17 @@ def _curve(values: np.ndarray) -> dict[str, list[float | None]]:
 
 @torch.no_grad()
 def rollout(model: NeuralOperator, window: Tensor, mask: Tensor, params: Tensor, times: Tensor) -> Tensor:
-    """Feed predictions back once per target time ``times`` (B, steps); returns (B, steps, C, H, W)
-    normalised predictions. A non-autoregressive model predicts each time directly."""
-    n_fields = model.meta.n_fields
-    predictions = []
-    for step in range(times.shape[1]):
-        frame = model(window, mask, params, times[:, step])
-        predictions.append(frame)
-        window = torch.cat([window[:, n_fields:], frame], dim=1)
-    return torch.stack(predictions, dim=1)
+    """Feed predictions back until every target time ``times`` (B, steps) has a frame; returns
+    (B, steps, C, H, W) normalised predictions. A window model predicts m frames per call (the
+    last of a call's frames past the horizon are dropped); a non-autoregressive model predicts each
+    time directly."""
+    n_fields, steps = model.meta.n_fields, times.shape[1]
+    predictions: list[Tensor] = []
+    while len(predictions) < steps:
+        frames = model(window, mask, params, times[:, len(predictions)])  # (B, m*C, ...)
+        predictions.extend(frames.unflatten(1, (-1, n_fields)).unbind(1))
+        window = torch.cat([window, frames], dim=1)[:, -window.shape[1] :]
+    return torch.stack(predictions[:steps], dim=1)
 
 
 @torch.no_grad()
@@ -394,7 +396,7 @@ def evaluate_one_step(
     scores = {who: MetricAccumulator(dataset.n_spatial_dims) for who in PREDICTORS}
     for batch in samples.loader(batch_size, shuffle=False):
         mask = batch["mask"]
-        pred = predict_batch(model, batch, device).cpu()
+        pred = predict_batch(model, batch, device).cpu()[:, : len(normalization.field_names)]  # a window model's first frame
         to_physical = partial(normalization.fields.denormalize, channel_dim=1)  # (B, C, ...)
         truth = to_physical(batch["target"])
         scores["model"].update(to_physical(pred), truth, mask)

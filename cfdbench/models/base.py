@@ -31,6 +31,7 @@ class OperatorMeta:
     grid_shape: tuple[int, ...]  # (H, W) of a frame
     parameter_names: tuple[str, ...] = ()
     n_spatial_dims: int = 2
+    output_frames: int = 1  # m frames predicted per call (window models such as SFNO; 1 for the rest)
 
     @property
     def n_fields(self) -> int:
@@ -64,13 +65,15 @@ class NeuralOperator(nn.Module):
       - ``params``: (B, P) normalised case parameters;
       - ``time``: (B,) time of the frame to predict as a fraction of the stored trajectory
         (frame index / (frames - 1)); only non-autoregressive models use it;
-      returns (B, C, H, W), the normalised predicted frame, zero outside the fluid.
+      returns (B, C, H, W), the normalised predicted frame, zero outside the fluid; a window model
+      (``output_window``) returns the next ``meta.output_frames`` frames, (B, m*C, H, W), oldest first.
     Coordinates of the frame grid: :meth:`coordinates`; the physical size of the case's
     domain is in its parameters.
     """
 
     autoregressive: bool = True
     spatial_dims: tuple[int, ...] = (2,)  # frame dimensions the operator handles (3: the channel flows)
+    output_window: bool = False  # predicts meta.output_frames frames per call (else exactly one)
 
     def __init__(self, meta: OperatorMeta, **hparams: Any):
         super().__init__()

@@ -28,7 +28,7 @@ from cfdbench.io import atomic_path
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 
 ENTRY_POINT_GROUP = "cfdbench.models"
-BUILTIN_MODULES = ("baselines", "fno", "unet", "resnet", "ffn", "deeponet", "ifactformer")
+BUILTIN_MODULES = ("baselines", "fno", "unet", "resnet", "ffn", "deeponet", "ifactformer", "sfno")
 _REGISTRY: dict[str, type[NeuralOperator]] = {}
 
 
@@ -145,6 +145,10 @@ def build_model(name: str, meta: OperatorMeta, **hparams: Any) -> NeuralOperator
         dims = " or ".join(f"{d}D" for d in cls.spatial_dims)
         shape = meta.grid_shape
         raise CfdbenchError(f"model '{name}' works on {dims} frames; the data has {meta.n_spatial_dims}D frames {shape}")
+    if meta.output_frames > 1 and not cls.output_window:
+        raise CfdbenchError(
+            f"model '{name}' predicts one frame per call; training.output_frames must be 1, got {meta.output_frames}"
+        )
     try:
         model = cls(meta, **hparams)
     except TypeError as err:

@@ -27,6 +27,7 @@ class TrainConfig:
     gamma: float = 0.9
     loss: str = "nmse"  # "nmse" | "mse", masked, in normalised space
     input_frames: int = 1
+    output_frames: int = 1  # frames predicted per call: > 1 for window models (SFNO)
     stride: int = 1
     eval_batch_size: int = 32
     seed: int = 0
@@ -49,7 +50,8 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "lr", "input_frames", "stride", "step_size", "gamma"):
+        positive = ("epochs", "batch_size", "eval_batch_size", "lr", "input_frames", "output_frames", "stride")
+        for name in (*positive, "step_size", "gamma"):
             if not getattr(self, name) > 0:
                 raise CfdbenchError(f"training setting {name} must be positive, got {getattr(self, name)}")
         for name in ("weight_decay", "grad_clip", "early_stopping", "max_minutes"):

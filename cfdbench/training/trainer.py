@@ -88,7 +88,7 @@ def check_model(model: NeuralOperator, data: AutoregressiveDataset, device: torc
     if tuple(pred.shape) != tuple(batch["target"].shape):
         raise CfdbenchError(
             f"model '{name}' returns shape {tuple(pred.shape)} but the target is {tuple(batch['target'].shape)} "
-            f"(B, fields {list(data.fields)}, H, W)"
+            f"(B, {data.output_frames} frame(s) x fields {list(data.fields)}, H, W)"
         )
 
 
@@ -106,8 +106,9 @@ def validate(
     for first in range(0, len(mine), batch_size):
         batch = data[mine[first : first + batch_size]]
         pred = predict_batch(model, batch, ranks.device).float().cpu()
-        to_physical = partial(data.scaler.denormalize, channel_dim=1)  # (B, C, ...) in 2D and 3D
-        scores.update(to_physical(pred), to_physical(batch["target"]), batch["mask"])
+        to_physical = partial(data.scaler.denormalize, channel_dim=2)  # (B, m, C, ...) in 2D and 3D
+        pred, target = (to_physical(x.unflatten(1, (data.output_frames, -1))).flatten(0, 1) for x in (pred, batch["target"]))
+        scores.update(pred, target, batch["mask"].repeat_interleave(data.output_frames, dim=0))
     values = scores.values()
     sums = torch.tensor([float(values[m].sum()) for m in names] + [float(len(values["mse"]))], dtype=torch.float64)
     sums = distributed.all_reduce_sums(sums, ranks)
