@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -361,8 +362,11 @@ class ChannelCard:
         return replace(parse_channel_card(raw, self.path), presets={})
 
     def content_hash(self) -> str:
+        """SHA-256 of the card's settings, whatever their layout: a generated dataset records which card
+        made it, and publishing the dataset's hash in the card afterwards does not change it."""
         assert self.path is not None
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        settings = {k: v for k, v in (yaml.safe_load(self.path.read_text()) or {}).items() if k != "published_content_hashes"}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def parse_channel_card(raw: dict[str, Any], path: Path | None = None) -> ChannelCard:

@@ -402,6 +402,7 @@ def evaluate_command(
     size: list[int] = typer.Option([16, 32, 64], "--size", help="linear-solvers: grid sizes (repeatable)."),
     train_size: int = typer.Option(32, help="linear-solvers: grid size DCDM is trained at."),
     train_steps: int = typer.Option(400, help="linear-solvers: DCDM training steps."),
+    refine: bool = typer.Option(False, "--refine", help="sfno: also refine each test window on its Navier-Stokes residual."),
 ) -> None:
     """Score a checkpoint: one-step and rollout metrics beside the identity baseline, plots, entry.
     With --track linear-solvers: iterations and time of DCDM, CG, Jacobi-PCG and AMG-PCG to one tolerance."""
@@ -417,7 +418,7 @@ def evaluate_command(
         raise CfdbenchError("--checkpoint is required to score a model on a flow dataset")
 
     folder = run_dir or checkpoint.parent
-    _, entry = evaluate_checkpoint(checkpoint, dataset, split, steps, start_frame, device, folder)
+    _, entry = evaluate_checkpoint(checkpoint, dataset, split, steps, start_frame, device, folder, _refine_settings(refine))
     save_entry(entry, folder / "entry.json")
     _print_results(entry)
     console.print(f"entry and plots in {folder}")
@@ -457,23 +458,35 @@ def run_command(
     wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases, offline (no account needed)."),
     wandb_online: bool = typer.Option(False, "--wandb-online", help="Log to Weights & Biases online."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    refine: bool = typer.Option(False, "--refine", help="sfno: also refine each test window on its Navier-Stokes residual."),
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
-    from cfdbench.pipeline import dataset_path, ensure_dataset, resolve_device, resolve_run_config, run
+    from cfdbench.evaluation.refinement import check_refinable
+    from cfdbench.models.registry import get_model_class
+    from cfdbench.pipeline import dataset_path, dataset_problem, ensure_dataset, resolve_device, resolve_run_config, run
 
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
     torch_device = resolve_device(device)
     resolve_run_config(model, dataset, torch_device, overrides, steps, set_)  # reject bad input before any work
+    if refine:
+        check_refinable(get_model_class(model), dataset_problem(dataset), dataset)
     if not (dataset_path(dataset) / "manifest.json").is_file():
         progress, update = _generation_progress()
         with progress:
             ensure_dataset(dataset, device=str(torch_device), progress=update)
-    run_dir, entry = run(model, dataset, device, overrides, steps, runs_root, publish, settings=set_)
+    refinement = _refine_settings(refine)
+    run_dir, entry = run(model, dataset, device, overrides, steps, runs_root, publish, settings=set_, refine=refinement)
     _print_results(entry)
     console.print(f"run folder: {run_dir}")
 
 
 METRIC_LABELS = {"nmse": "NMSE", "mse": "MSE", "mae": "MAE", "max_abs": "max abs", "rel_l2": "rel. L2"}
+
+
+def _refine_settings(refine: bool):
+    from cfdbench.training.spectral_refine import RefineSettings
+
+    return RefineSettings() if refine else None
 
 
 def _print_results(entry: dict) -> None:
@@ -492,6 +505,33 @@ def _print_results(entry: dict) -> None:
             continue
         ratio = scores["identity"]["nmse"] / max(scores["model"]["nmse"], 1e-300)
         console.print(f"{name}: identity NMSE / model NMSE = {ratio:.1f}x")
+    if entry.get("channel_statistics"):
+        _print_channel_statistics(entry["channel_statistics"], steps)
+    if entry.get("refinement"):
+        refined = entry["refinement"]
+        nmse, residual = refined["nmse"], refined["residual_h_minus_1"]
+        console.print(
+            f"spectral refinement of the first {refined['window_frames']}-frame window ({refined['cases']} cases): "
+            f"NMSE {nmse['before']:.3e} -> {nmse['after']:.3e}; H^-1 residual {residual['before']:.3e} -> "
+            f"{residual['after']:.3e} (true frames: {residual['truth']:.3e})"
+        )
+
+
+CHANNEL_LABELS = {"mean_u": "mean u", "rms_u": "u' rms", "rms_v": "v' rms", "rms_w": "w' rms", "reynolds_stress": "-u'v'"}
+
+
+def _print_channel_statistics(statistics: dict, steps: int) -> None:
+    """The rollout's turbulence against the truth's: relative errors of the profiles and spectra, and Re_τ."""
+    first, last = statistics["windows"]["late"]
+    labels = {**CHANNEL_LABELS, "spectrum_x_u": "E_u(k_x)", "spectrum_z_u": "E_u(k_z)", "re_tau": "Re_tau"}
+    late = f"steps {first}-{last}"
+    table = Table("relative error", f"{steps} steps: model", "identity", f"{late}: model", "identity", title="channel statistics")
+    columns = [(window, who) for window in ("all", "late") for who in ("model", "identity")]
+    for key, label in labels.items():
+        table.add_row(label, *(_score(statistics[who][window][key]) for window, who in columns))
+    console.print(table)
+    re_tau = {who: "diverged" if value is None else f"{value:.1f}" for who, value in statistics["re_tau"].items()}
+    console.print(f"Re_tau over the rollout: truth {re_tau['truth']}, model {re_tau['model']}, identity {re_tau['identity']}")
 
 
 def _score(value: float | None) -> str:

@@ -20,12 +20,14 @@ from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
 from cfdbench.evaluation.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
+from cfdbench.evaluation.refinement import check_refinable, refine_test_cases
 from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout
 from cfdbench.io import write_json_atomic
 from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, model_label
 from cfdbench.training.distributed import Ranks, broadcast_object, init_distributed, shutdown
+from cfdbench.training.spectral_refine import RefineSettings
 from cfdbench.training.tracking import Tracker
 from cfdbench.training.trainer import TrainConfig, TrainResult, check_model, seed_everything, train
 
@@ -75,6 +77,16 @@ def ensure_dataset(
         generate_dataset(card, data_root() / card.name, fmt=fmt, device=device, progress=progress)
         path = data_root() / card.name
     return open_dataset(path)
+
+
+def dataset_problem(name: str) -> str | None:
+    """The flow a dataset holds (cavity, tube, dam, cylinder, channel), from its stored manifest or
+    else its card; None when neither says."""
+    path = dataset_path(name)
+    if (path / "manifest.json").is_file():
+        return open_dataset(path).manifest.get("info", {}).get("problem")
+    channel = find_channel_card(name)
+    return channel.problem if channel else load_dataset_card(name).problem
 
 
 def require_dataset(name: str) -> StoredDataset:
@@ -269,6 +281,8 @@ class Evaluation:
     rollout: RolloutResult
     curves: dict
     artifacts: dict[str, str]
+    refinement: dict | None = None  # SFNO's spectral refinement, before and after
+    refinement_seconds: float = 0.0
 
     @property
     def rollout_summary(self) -> dict[str, dict[str, float | None]]:
@@ -286,8 +300,10 @@ def evaluate_stage(
     task: RolloutTask,
     run_dir: Path,
     split: str = "test",
+    refine: RefineSettings | None = None,
 ) -> Evaluation:
-    """One-step and rollout scores (model and identity), curves JSON and figures in ``run_dir``."""
+    """One-step and rollout scores (model and identity), curves JSON and figures in ``run_dir``;
+    with ``refine``, also SFNO's spectral refinement of each case's first window."""
     one_step = evaluate_one_step(model, dataset, normalization, task, split)
     result = evaluate_rollout(model, dataset, normalization, task, split)
     curves = {"steps": list(range(1, task.steps + 1)), **result.curves()}
@@ -309,7 +325,8 @@ def evaluate_stage(
         artifacts["channel_plot"] = plot_channel_profiles(result.channel_profiles, run_dir / "channel_profiles.png", title).name
     elif {"u", "v"} <= set(fields):
         artifacts["spectra_plot"] = plot_spectra(result.example, fields, curves["steps"], run_dir / "spectra.png", title).name
-    return Evaluation(task, one_step, result, curves, artifacts)
+    refinement, seconds = refine_test_cases(model, dataset, normalization, task, split, refine) if refine else (None, 0.0)
+    return Evaluation(task, one_step, result, curves, artifacts, refinement, seconds)
 
 
 def build_entry(
@@ -362,6 +379,7 @@ def build_entry(
         "diverged": evaluation.rollout.diverged,
         "strouhal": evaluation.rollout.strouhal,
         **({"channel_statistics": evaluation.rollout.channel} if evaluation.rollout.channel else {}),
+        **({"refinement": evaluation.refinement} if evaluation.refinement else {}),
         "training": None
         if training is None
         else {
@@ -387,6 +405,7 @@ def evaluate_checkpoint(
     start_frame: int = 0,
     device: str = "auto",
     run_dir: Path | None = None,
+    refine: RefineSettings | None = None,
 ) -> tuple[Evaluation, dict[str, Any]]:
     """Score a checkpoint on a stored dataset: (evaluation, entry). Plots go to ``run_dir``, or to a
     temporary folder that is removed (as for ``cfdbench leaderboard verify``)."""
@@ -395,6 +414,8 @@ def evaluate_checkpoint(
     torch_device = resolve_device(device)
     data = require_dataset(dataset)
     model, extra = load_checkpoint(checkpoint, map_location=torch_device)
+    if refine:
+        check_refinable(type(model), data.manifest.get("info", {}).get("problem"), data.name)
     training = extra.get("train_config", {})
     task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
     config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, start_frame)
@@ -402,7 +423,7 @@ def evaluate_checkpoint(
     with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
         folder = Path(run_dir or scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        evaluation = evaluate_stage(model, normalization, data, task, folder, split)
+        evaluation = evaluate_stage(model, normalization, data, task, folder, split, refine)
     return evaluation, build_entry(model, data, evaluation, config, None, split)
 
 
@@ -411,6 +432,8 @@ def _cost(model: NeuralOperator, dataset: StoredDataset, evaluation: Evaluation)
     from cfdbench.evaluation.cost import solver_seconds
 
     cost = {"parameter_count": model.parameter_count(), **evaluation.rollout.cost(), "device": str(model.device)}
+    if evaluation.refinement:
+        cost["refinement_seconds"] = evaluation.refinement_seconds
     task = evaluation.task
     solver = solver_seconds(dataset.name, evaluation.rollout.case_ids[0], task.steps * task.stride, model.device)
     if solver is not None:
@@ -430,10 +453,14 @@ def run(
     show_progress: bool = True,
     generation_progress: Callable[[int, int], None] | None = None,
     settings: list[str] | None = None,
+    refine: RefineSettings | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Generate (if needed), train, evaluate and write an entry; returns (run folder, entry)."""
+    """Generate (if needed), train, evaluate (with SFNO's spectral refinement when ``refine``) and
+    write an entry; returns (run folder, entry)."""
     torch_device = resolve_device(device)
     config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps, settings)
+    if refine:
+        check_refinable(get_model_class(model), dataset_problem(dataset), dataset)
     data = ensure_dataset(dataset, device=str(torch_device), progress=generation_progress)
     run_dir = new_run_dir(model, data.name, runs_root)
     train_config = TrainConfig.from_dict(config.training)
@@ -441,7 +468,7 @@ def run(
     try:
         trained, result, normalization = train_stage(config, data, run_dir, show_progress, tracker=tracker)
         task = RolloutTask(train_config.input_frames, train_config.stride, rollout_steps, config.start_frame)
-        evaluation = evaluate_stage(trained, normalization, data, task, run_dir)
+        evaluation = evaluate_stage(trained, normalization, data, task, run_dir, refine=refine)
         curves = {f"{who}_nmse": evaluation.curves[who]["nmse"]["mean"] for who in ("model", "identity")}
         figures = {name: run_dir / file for name, file in evaluation.artifacts.items() if file.endswith(".png")}
         tracker.log_media(curves, figures)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Re-run the committed tiny-preset track from scratch: every zoo model and baseline on every
 # dataset the suite generates at its small size, with the same training budget for all (the
-# budget is recorded in each entry), then submit and render. About 45 minutes on 2 CPU cores.
+# budget is recorded in each entry), then the 3D channel track, then submit and render. About an hour on
+# 2 CPU cores.
 #
 #   leaderboard/reproduce.sh [device] [--fresh]   # device: auto (default), cpu, cuda
 #
@@ -23,5 +24,14 @@ for dataset in $DATASETS; do
     cfdbench run --model "$model" --dataset "$dataset" --epochs 6 --batch-size 16 --device "$DEVICE" \
       --runs-root runs/leaderboard --publish
   done
+done
+# The 3D channel track: the channel models and both baselines at their cards' CPU-sized settings for
+# channel180-tiny, rolled out over its 30 frame intervals and scored by the channel statistics too.
+CHANNEL_MODELS="identity mean-field ifactformer_m ifactformer_o fno3d"
+if [ "$FRESH" = "--fresh" ]; then rm -rf "leaderboard/entries/channel180-tiny"; fi
+for model in $CHANNEL_MODELS; do
+  if ls "leaderboard/entries/channel180-tiny/$model--channel180-tiny--"*.json > /dev/null 2>&1; then continue; fi
+  cfdbench run --model "$model" --dataset channel180-tiny --steps 30 --device "$DEVICE" \
+    --runs-root runs/leaderboard --publish
 done
 cfdbench leaderboard build

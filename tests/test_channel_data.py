@@ -190,3 +190,20 @@ def test_channel_rollouts_are_scored_by_their_statistics(tmp_path, monkeypatch):
     assert (run_dir / entry["artifacts"]["channel_plot"]).is_file() and (run_dir / "fields.png").is_file()
     again = evaluate_checkpoint(run_dir / "checkpoint.pt", "chantest", steps=4, device="cpu")[1]
     assert again["channel_statistics"] == statistics
+
+
+def test_publishing_a_hash_in_the_card_keeps_its_datasets_valid(tmp_path, monkeypatch):
+    """A generated channel dataset records its card's hash; publishing the dataset's content hash in
+    the card afterwards must not make the card look changed, and submission reads it from there."""
+    from cfdbench.leaderboard.submit import published_hash
+
+    card = write_channel_card(tmp_path)
+    before = card.content_hash()
+    with open(card.path, "a") as handle:
+        handle.write("published_content_hashes:\n  chantest: " + "ab" * 32 + "\n")
+    assert card.content_hash() == before
+    monkeypatch.setenv("CFDBENCH_HOME", str(tmp_path))
+    assert published_hash("chantest") == "ab" * 32
+    with open(card.path, "a") as handle:
+        handle.write("re_tau_note: changed\n")
+    assert card.content_hash() != before

@@ -4,6 +4,8 @@ identity on the tiny cavity's rollouts."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,10 +13,13 @@ import torch
 from cfdbench.cards import load_model_card
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
+from cfdbench.evaluation.refinement import check_refinable, refine_test_cases
 from cfdbench.evaluation.rollout import RolloutTask, evaluate_rollout
 from cfdbench.layers.spectral_conv_t import SpectralConvT
+from cfdbench.losses.navier_stokes_residual import interior_mask, vorticity_residual
 from cfdbench.models.base import OperatorMeta, predict_batch
-from cfdbench.models.registry import build_model, load_checkpoint, save_checkpoint
+from cfdbench.models.registry import build_model, get_model_class, load_checkpoint, save_checkpoint
+from cfdbench.training.spectral_refine import RefineSettings, full_modes, widened_output
 from cfdbench.training.trainer import TrainConfig, masked_loss, train
 
 SMALL = {"width": 8, "modes_x": 4, "modes_y": 4, "modes_t": 2, "latent_steps": 2}
@@ -140,3 +145,84 @@ def test_trained_sfno_beats_the_identity_on_tiny_cavity_rollouts(tiny_dataset, t
     scores = evaluate_rollout(best, tiny_dataset, train_data.normalization, task).summary()
     assert np.isfinite(scores["model"]["nmse"])
     assert scores["model"]["nmse"] < scores["identity"]["nmse"], scores
+
+
+# --------------------------------------------------------------------------- spectral refinement
+
+
+def _taylor_green(n: int, nu: float = 0.1) -> tuple[torch.Tensor, float]:
+    """Decaying Taylor–Green velocity (1, 4, 2, n, n) on cell centres of (0, 2π)², an exact NS solution."""
+    h = 2 * math.pi / n
+    x = (torch.arange(n, dtype=torch.float64) + 0.5) * h
+    dt = 0.4 * h
+    decay = torch.exp(-2 * nu * torch.arange(4, dtype=torch.float64) * dt)[:, None, None]
+    u = torch.sin(x)[None, None, :] * torch.cos(x)[None, :, None] * decay
+    v = -torch.cos(x)[None, None, :] * torch.sin(x)[None, :, None] * decay
+    return torch.stack([u, v], dim=1)[None], dt
+
+
+def test_vorticity_residual_of_an_exact_solution_converges_at_second_order():
+    one = torch.ones(1, dtype=torch.float64)
+    peaks = []
+    for n in (32, 64):
+        velocity, dt = _taylor_green(n)
+        mask = torch.ones(1, 1, n, n, dtype=torch.float64)
+        residual = vorticity_residual(velocity, mask, one * dt, one * 2 * math.pi / n, one * 2 * math.pi / n, one * 0.1)
+        assert residual.shape == (1, 3, n, n) and torch.all(residual[..., :2, :] == 0)  # two cells at each edge excluded
+        peaks.append(float(residual.abs().max()))
+    assert 3.5 < peaks[0] / peaks[1] < 4.5, peaks
+    assert peaks[1] < 1e-3  # against vorticity terms of order 1
+
+
+def test_interior_mask_keeps_cells_two_away_from_solids_and_edges():
+    mask = torch.ones(1, 1, 12, 12)
+    mask[..., 5:7, 5:7] = 0
+    inner = interior_mask(mask)[0, 0]
+    assert inner[4, 4] == 0 and inner[2, 2] == 1 and inner[1, 6] == 0 and inner[9, 9] == 1 and inner[3, 5] == 0
+
+
+def test_widened_output_layer_starts_from_the_trained_prediction():
+    meta = OperatorMeta(("u", "v"), 4, 5, (16, 16), output_frames=2)
+    model = build_model("sfno", meta, **SMALL).eval()
+    with torch.no_grad():
+        for bias in model.output.biases:
+            bias.normal_()  # a trained bias, to be carried over under the new delta
+        batch = window_batch(meta)
+        fields = model.input_fields(batch["input"]).double()
+        latent = model.latent(batch["input"], batch["mask"], batch["params"]).double()
+        wide = widened_output(model.output, full_modes(16, 16, model), delta=1.0)
+        assert wide.modes == (8, 8, 4)
+        torch.testing.assert_close(
+            model.window_from_latent(fields, latent, wide), model.window_from_latent(fields, latent), rtol=1e-4, atol=1e-4
+        )
+
+
+def test_refinement_lowers_the_residual_and_is_refused_where_it_cannot_run(tiny_dataset):
+    train_data = AutoregressiveDataset(tiny_dataset, "train", input_frames=2, output_frames=2)
+    meta = OperatorMeta(train_data.fields, 2, len(train_data.parameter_names), tuple(train_data.frame_shape), output_frames=2)
+    torch.manual_seed(0)
+    model = build_model("sfno", meta, **SMALL)
+    task = RolloutTask(input_frames=2, stride=1, steps=4, start_frame=1)
+    settings = RefineSettings(iterations=20)
+    summary, seconds = refine_test_cases(model, tiny_dataset, train_data.normalization, task, settings=settings)
+    residual = summary["residual_h_minus_1"]
+    assert residual["after"] < 0.5 * residual["before"] and residual["truth"] > 0 and seconds > 0
+    assert summary["cases"] == len(tiny_dataset.split("test")) and summary["nmse"]["before"] > 0
+    with pytest.raises(CfdbenchError, match="the dam break's free surface"):
+        check_refinable(type(model), "dam", "dam-tiny")
+    with pytest.raises(CfdbenchError, match="needs SFNO's spectral output operator; fno has none"):
+        check_refinable(get_model_class("fno"), "cavity", "cavity-mini")
+
+
+def test_run_with_refinement_writes_it_into_a_valid_entry(tiny_dataset, tmp_path):
+    from cfdbench.leaderboard.entry import validate_entry
+    from cfdbench.pipeline import run
+
+    small = [f"model.{key}={value}" for key, value in SMALL.items()] + ["training.input_frames=2", "training.output_frames=2"]
+    _, entry = run(
+        "sfno", str(tiny_dataset.path), "cpu", {"epochs": 1, "batch_size": 4}, rollout_steps=4, runs_root=tmp_path,
+        show_progress=False, settings=small, refine=RefineSettings(iterations=5),
+    )  # fmt: skip
+    validate_entry(entry)
+    assert entry["refinement"]["window_frames"] == 2 and entry["refinement"]["settings"]["iterations"] == 5
+    assert entry["cost"]["refinement_seconds"] > 0 and entry["task"]["input_frames"] == 2

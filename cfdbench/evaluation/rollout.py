@@ -157,7 +157,7 @@ def evaluate_rollout(
     frame_ids = task.input_frame_ids + task.target_frame_ids
     for first in range(0, len(case_ids), batch_size):
         ids = case_ids[first : first + batch_size]
-        cases = _read_cases(dataset, ids, fields, frame_ids, task)
+        cases = read_cases(dataset, ids, fields, frame_ids, task)
         inputs, truth = cases.frames[:, : task.input_frames], cases.frames[:, task.input_frames :]  # physical
         predicted, seconds = _predict(model, normalization, task, inputs, cases)
         inference += seconds
@@ -306,9 +306,11 @@ class CaseBatch:
         return np.stack([v[b, :, i, j].double().numpy() for b, (i, j) in enumerate(self.probe_cells)])
 
 
-def _read_cases(
+def read_cases(
     dataset: StoredDataset, case_ids: list[str], fields: tuple[str, ...], frame_ids: list[int], task: RolloutTask
 ) -> CaseBatch:
+    """Physical frames ``frame_ids`` of some cases, with what the metrics need of each; a case too
+    short for ``task`` is refused with the frames it has and needs."""
     frames, masks, params, n_frames, dt, dx, dy, probes, scales, geometry = [], [], [], [], [], [], [], [], [], []
     cylinder = dataset.manifest.get("info", {}).get("problem") == "cylinder" and "v" in fields
     channel = _is_channel(dataset, fields)

@@ -106,8 +106,43 @@ def render_leaderboard(entries: list[dict]) -> str:
             lines += ["", f"### {table.heading}", "", table.task_line, ""] + _table_lines(table)
             if table.block == "rollout":
                 charts = [f"![NMSE per rollout step](figures/{figure_name(dataset, split, g)})" for g in hash_groups(table)]
-                lines += [""] + charts
+                lines += [""] + charts + _channel_lines(table)
     return "\n".join(lines) + "\n"
+
+
+CHANNEL_COLUMNS = (
+    ("mean_u", "mean u"), ("rms_u", "u' rms"), ("rms_v", "v' rms"), ("rms_w", "w' rms"), ("reynolds_stress", "-u'v'"),
+    ("spectrum_x_u", "E_u(k_x)"), ("spectrum_z_u", "E_u(k_z)"), ("re_tau", "Re_τ"),
+)  # fmt: skip
+
+
+def _channel_lines(table: Table) -> list[str]:
+    """Channel data: relative errors of each rollout's turbulence statistics in its second half
+    (where drift shows), model rows by the mean of those errors, then the identity's."""
+    entries = [e for e in table.entries if e.get("channel_statistics")]
+    if not entries:
+        return []
+    first, last = entries[0]["channel_statistics"]["windows"]["late"]
+    lines = [
+        "",
+        f"Channel statistics of the rollouts, steps {first}-{last}: relative error against the DNS truth "
+        "(profiles and u spectra: L2; Re_τ: of its value), lower is better.",
+        "",
+        "| model | " + " | ".join(title for _, title in CHANNEL_COLUMNS) + " | mean | Re_τ model / truth |",
+        "|:---|" + "---:|" * (len(CHANNEL_COLUMNS) + 2),
+    ]
+
+    def row(name: str, statistics: dict, who: str) -> tuple[float, str]:
+        scores = [statistics[who]["late"][key] for key, _ in CHANNEL_COLUMNS]
+        mean = None if None in scores else sum(scores) / len(scores)
+        re_tau = statistics["re_tau"]
+        ratio = f"{format_number(re_tau[who])} / {format_number(re_tau['truth'])}"
+        cells = [format_number(v) for v in scores] + [format_number(mean), ratio]
+        return sortable(mean), f"| {name} | " + " | ".join(cells) + " |"
+
+    rows = sorted(row(e["model"]["name"], e["channel_statistics"], "model") for e in entries)
+    identity = row("**identity** (baseline)", entries[0]["channel_statistics"], "identity")[1]
+    return lines + [text for _, text in rows] + [identity]
 
 
 def build_leaderboard(entries_dir: Path, out_dir: Path, baseline: str = "identity") -> list[Path]:

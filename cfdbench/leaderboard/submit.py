@@ -13,24 +13,30 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cfdbench.cards import load_dataset_card
+from cfdbench.cards import find_channel_card, load_dataset_card
 from cfdbench.errors import CfdbenchError
 from cfdbench.leaderboard.entry import entry_paths, load_entry, save_entry
+from cfdbench.training.spectral_refine import RefineSettings
 
 # Re-evaluating a checkpoint on other hardware changes float32 results at the 1e-6 level per
 # step, and autoregressive rollouts amplify that; 1e-4 relative still catches any edited digit
 # that matters for a ranking.
 VERIFY_RTOL = 1e-4
 VERIFY_ATOL = 1e-12
-REPRODUCED = ("metrics", "curves", "rollout_windows", "valid_time", "confidence", "diverged", "strouhal")
+REPRODUCED = (
+    "metrics", "curves", "rollout_windows", "valid_time", "confidence", "diverged",
+    "strouhal", "channel_statistics", "refinement",
+)  # fmt: skip
 
 
 def published_hash(dataset: str) -> str:
     """The content hash the dataset's card publishes for the dataset ``dataset`` (a card or variant name)."""
-    try:
-        card = load_dataset_card(dataset)
-    except CfdbenchError:
-        raise CfdbenchError(f"dataset '{dataset}' has no card in datasets/: only published datasets are ranked") from None
+    card = find_channel_card(dataset)
+    if card is None:
+        try:
+            card = load_dataset_card(dataset)
+        except CfdbenchError:
+            raise CfdbenchError(f"dataset '{dataset}' has no card in datasets/: only published datasets are ranked") from None
     hashes = card.raw.get("published_content_hashes") or {}
     if dataset not in hashes:
         raise CfdbenchError(
@@ -105,8 +111,9 @@ def verify_entry(
 
     entry = load_entry(entry_path)
     data, task = entry["dataset"], entry["task"]
+    refine = RefineSettings(**entry["refinement"]["settings"]) if entry.get("refinement") else None
     _, rerun = evaluate_checkpoint(
-        checkpoint, str(dataset or data["name"]), data["split"], task["rollout_steps"], task["start_frame"], device, run_dir=None
+        checkpoint, str(dataset or data["name"]), data["split"], task["rollout_steps"], task["start_frame"], device, None, refine
     )
     if rerun["dataset"]["content_hash"] != data["content_hash"]:
         raise CfdbenchError(

@@ -117,10 +117,14 @@ class SpatiotemporalFNO(NeuralOperator):
         self.reduce = nn.Conv3d(width, meta.n_fields, 1)
         self.output = SpectralConvT(meta.n_fields, meta.n_fields, modes, bias=True, delta=delta)
 
+    def input_fields(self, inputs: Tensor) -> Tensor:
+        """The input window (B, T_in*C, H, W) as fields over time (B, C, H, W, T_in)."""
+        b, _, h, w = inputs.shape
+        return inputs.reshape(b, self.meta.input_frames, self.meta.n_fields, h, w).permute(0, 2, 3, 4, 1)
+
     def _inputs(self, inputs: Tensor, mask: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         """(fields (B, C, H, W, T_in), every input channel (B, C', H, W, T_in)), time last."""
-        b, _, h, w = inputs.shape
-        fields = inputs.reshape(b, self.meta.input_frames, self.meta.n_fields, h, w).permute(0, 2, 3, 4, 1)
+        fields = self.input_fields(inputs)
         if not self.conditioning:
             return fields, fields
         constant = torch.cat([mask, broadcast_params(params, mask)], dim=1)[..., None].expand(-1, -1, -1, -1, fields.shape[-1])
@@ -138,15 +142,15 @@ class SpatiotemporalFNO(NeuralOperator):
             v = self.act(ffn(spectral(v)) + skip(v))
         return self.reduce(v[:, :, :h, :w])
 
-    def window_from_latent(self, fields: Tensor, latent: Tensor) -> Tensor:
-        """The output operator: last input frame + resampled correction, (B, C, H, W, m)."""
+    def window_from_latent(self, fields: Tensor, latent: Tensor, output: SpectralConvT | None = None) -> Tensor:
+        """The output operator (``output``, else the trained one): last input frame + resampled
+        correction, (B, C, H, W, m). Spectral refinement swaps in a widened ``output``."""
         last = fields[..., -1:]
         steps, pad = self.meta.output_frames, self.latent_steps + 1
         series = F.pad(torch.cat([last, latent], dim=-1), (pad, 0))
-        correction = self.output(series, out_steps=steps + 1 + pad)[..., -steps:]
+        correction = (output or self.output)(series, out_steps=steps + 1 + pad)[..., -steps:]
         return last + correction
 
     def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
-        fields, _ = self._inputs(inputs, mask, params)
-        window = self.window_from_latent(fields, self.latent(inputs, mask, params))
+        window = self.window_from_latent(self.input_fields(inputs), self.latent(inputs, mask, params))
         return window.permute(0, 4, 1, 2, 3).flatten(1, 2)  # (B, m*C, H, W), oldest frame first
