@@ -25,6 +25,11 @@ for dataset in $DATASETS; do
       --runs-root runs/leaderboard --publish
   done
 done
+# SFNO (10-frame windows) on the cavity, with its spectral refinement reported in the entry.
+if ! ls leaderboard/entries/cavity-mini/sfno--cavity-mini--*.json > /dev/null 2>&1; then
+  cfdbench run --model sfno --dataset cavity-mini --epochs 6 --batch-size 16 --device "$DEVICE" \
+    --runs-root runs/leaderboard --refine --publish
+fi
 # The 3D channel track: the channel models and both baselines at their cards' CPU-sized settings for
 # channel180-tiny, rolled out over its 30 frame intervals and scored by the channel statistics too.
 CHANNEL_MODELS="identity mean-field ifactformer_m ifactformer_o fno3d"
