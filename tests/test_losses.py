@@ -30,6 +30,17 @@ def test_norm_of_a_sine_is_its_analytic_value(order):
     assert float(loss.norm(field[None, None])[0]) == pytest.approx(expected, rel=1e-10)
 
 
+def test_a_rectangular_domain_scales_each_wavenumber_by_its_own_side():
+    height, width, alpha = 0.5, 3.0, 0.1
+    ys = torch.arange(N, dtype=torch.float64) * height / N
+    xs = torch.arange(N, dtype=torch.float64) * width / N
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    field = torch.sin(2 * math.pi * (2 * x / width + 3 * y / height))
+    symbol = alpha + 4 * math.pi**2 * ((2 / width) ** 2 + (3 / height) ** 2)
+    norm = SobolevLoss(order=-1, alpha=alpha, diameter=(height, width), relative=False).norm(field[None, None])
+    assert float(norm[0]) == pytest.approx(N**2 * math.sqrt(symbol**-1 / 2), rel=1e-10)  # Σ|ê|² = N⁴ / 2 for a unit sine
+
+
 def test_h1_and_h_minus_1_match_direct_computations():
     torch.manual_seed(0)
     spectrum = torch.fft.fft2(torch.randn(2, 3, N, N, dtype=torch.float64))
@@ -67,7 +78,7 @@ def test_relative_time_average_cutoff_mask_and_gradients():
     plain.backward()
     assert prediction.grad is not None and torch.isfinite(prediction.grad).all()
     mask = torch.zeros(N, N, dtype=torch.float64)
-    assert float(SobolevLoss(order=0.0, relative=False)(prediction, target, mask)) == 0.0
+    assert float(SobolevLoss(order=0.0, relative=False)(prediction, target, mask).detach()) == 0.0
     with pytest.raises(CfdbenchError, match="differ in shape"):
         SobolevLoss()(prediction, target[..., :-1])
     with pytest.raises(CfdbenchError, match="is not a time axis"):

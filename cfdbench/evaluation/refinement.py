@@ -41,7 +41,8 @@ def check_refinable(model_class: type, problem: str | None, dataset: str) -> Non
 @torch.no_grad()
 def _truth_residual(truth: torch.Tensor, mask: torch.Tensor, velocity: list[int], geometry: Geometry) -> float:
     g = geometry
-    return float(residual_norm(vorticity_residual(truth[:, :, velocity], mask, g.dt, g.dx, g.dy, g.nu), g.width).sum())
+    residual = vorticity_residual(truth[:, :, velocity], mask, g.dt, g.dx, g.dy, g.nu)
+    return float(residual_norm(residual, g.height, g.width).sum())
 
 
 def refine_test_cases(
@@ -73,7 +74,7 @@ def refine_test_cases(
         geometry = Geometry(
             *(torch.tensor([value], dtype=torch.float64, device=device) for value in (
                 float(cases.dt[0]) * task.stride, float(cases.dx[0]), float(cases.dy[0]), nu,
-                float(cases.dx[0]) * cases.frames.shape[-1],
+                float(cases.dy[0]) * cases.frames.shape[-2], float(cases.dx[0]) * cases.frames.shape[-1],
             ))
         )  # fmt: skip
         physical = cases.frames.double().to(device)

@@ -221,10 +221,10 @@ class ChannelScores:
                     scores = rollout_scores(predicted[b, span], true[b, span], **where) if finite else None
                     self.scores[window][who].append(scores or dict.fromkeys(ROLLOUT_SCORES, np.inf))
                 self.re_tau[who].append(friction_reynolds(predicted[b], where["y"], where["nu"]) if finite else np.inf)
-            if not self.example_profiles.get(who) and np.isfinite(predicted[0]).all():
-                self.example_profiles[who] = channel_statistics(predicted[0])
-        if "truth" not in self.example_profiles:  # the first case, for the profile figure
-            self.example_profiles |= {"truth": channel_statistics(true[0]), "y": geometry[0]["y"]}
+        if not self.example_profiles:  # the first test case, for the profile figure (a diverged predictor left out)
+            first = {"truth": true[0]} | {who: f[0, :, self.velocity].double().numpy() for who, f in predictions.items()}
+            self.example_profiles = {"y": geometry[0]["y"]}
+            self.example_profiles |= {who: channel_statistics(v) for who, v in first.items() if np.isfinite(v).all()}
 
     def summary(self) -> dict:
         """Windows, mean scores per window and predictor, and the mean Re_τ of each source."""

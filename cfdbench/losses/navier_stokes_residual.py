@@ -58,11 +58,13 @@ def vorticity_residual(velocity: Tensor, mask: Tensor, dt: Tensor, dx: Tensor, d
     return residual * interior_mask(mask)
 
 
-def residual_norm(residual: Tensor, width: Tensor) -> Tensor:
+def residual_norm(residual: Tensor, height: Tensor, width: Tensor) -> Tensor:
     """The reference's fine-tuning norm of a residual (B, T', H, W): H^-1 in space (α = 10^-1.5, the
-    domain width as diameter, no cut-off below the grid's), L2 averaged over time; (B,)."""
+    wavenumbers of the frame's height and width, no cut-off below the grid's), L2 averaged over
+    time; (B,)."""
     norms = []
     for b in range(residual.shape[0]):  # each case on its own domain
-        loss = SobolevLoss(order=-1, alpha=FINE_TUNING_ALPHA, diameter=float(width[b]), relative=False)
+        sides = (float(height[b]), float(width[b]))
+        loss = SobolevLoss(order=-1, alpha=FINE_TUNING_ALPHA, diameter=sides, relative=False)
         norms.append(loss.norm(residual[b : b + 1]) / math.sqrt(residual.shape[1]))
     return torch.cat(norms)

@@ -25,13 +25,21 @@ from cfdbench.errors import CfdbenchError
 
 
 def sobolev_weights(
-    shape: tuple[int, int], order: float, alpha: float, diameter: float, freq_cutoff: int | None, device=None, dtype=None
+    shape: tuple[int, int],
+    order: float,
+    alpha: float,
+    diameter: float | tuple[float, float],
+    freq_cutoff: int | None,
+    device=None,
+    dtype=None,
 ) -> Tensor:
-    """w_k^s on the FFT grid of an (ny, nx) field: (ny, nx); zero where the cut-off drops a mode."""
+    """w_k^s on the FFT grid of an (ny, nx) field: (ny, nx); zero where the cut-off drops a mode.
+    ``diameter`` is the side of a square domain or its (height, width)."""
+    height, width = diameter if isinstance(diameter, tuple) else (diameter, diameter)
     ky = torch.fft.fftfreq(shape[0], 1.0 / shape[0], device=device, dtype=dtype)
     kx = torch.fft.fftfreq(shape[1], 1.0 / shape[1], device=device, dtype=dtype)
-    squared = ky[:, None] ** 2 + kx[None, :] ** 2
-    weights = (alpha + 4 * math.pi**2 * squared / diameter**2) ** order
+    squared = (ky[:, None] / height) ** 2 + (kx[None, :] / width) ** 2
+    weights = (alpha + 4 * math.pi**2 * squared) ** order
     if order < 0 and freq_cutoff is not None:
         kept = (ky.abs()[:, None] <= freq_cutoff) & (kx.abs()[None, :] <= freq_cutoff)
         weights = weights * kept
@@ -51,7 +59,7 @@ class SobolevLoss(nn.Module):
         self,
         order: float = 0.0,
         alpha: float = 0.1,
-        diameter: float = 1.0,
+        diameter: float | tuple[float, float] = 1.0,
         relative: bool = True,
         time_average: bool = False,
         time_dim: int = -3,
@@ -60,9 +68,11 @@ class SobolevLoss(nn.Module):
         super().__init__()
         if alpha <= 0 and order < 0:
             raise CfdbenchError(f"a negative Sobolev order needs alpha > 0 (the zero mode), got alpha = {alpha}")
-        if diameter <= 0:
+        sides = diameter if isinstance(diameter, tuple) else (diameter,)
+        if min(sides) <= 0:
             raise CfdbenchError(f"the domain diameter must be positive, got {diameter}")
-        self.order, self.alpha, self.diameter = float(order), float(alpha), float(diameter)
+        self.diameter = tuple(float(side) for side in diameter) if isinstance(diameter, tuple) else float(diameter)
+        self.order, self.alpha = float(order), float(alpha)
         self.relative, self.time_average, self.time_dim = relative, time_average, time_dim
         self.freq_cutoff = freq_cutoff
 

@@ -16,8 +16,9 @@ with spectral convolutions over (H, W, t):
 
 cfdbench's data differ from the reference's periodic vorticity: several fields (u, v) are
 channels; the fluid mask and the case parameters enter as extra constant channels
-(``conditioning``); walls are not periodic, so the hidden fields are zero-padded by
-``spatial_padding`` of each side before the Fourier layers and cropped before the reduction, and
+(``conditioning``); walls are not periodic, so the hidden fields are zero-padded at the far end
+of each axis by ``spatial_padding`` of its length before the Fourier layers (opposite walls no
+longer touch through the FFT's wrap-around) and cropped before the reduction, and
 no Leray projection is applied (it is only exact for periodic velocity). With one field and no
 conditioning the network is the reference's, parameter for parameter (16,469,791 at width 10,
 modes 32 x 32 x 5). The reference's ``temporal_padding`` flag has no described effect and is not

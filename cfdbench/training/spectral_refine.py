@@ -39,12 +39,14 @@ class RefineSettings:
 @dataclass(frozen=True)
 class Geometry:
     """What the residual needs of one case, physical units, each a (1,) tensor: the time between two
-    predicted frames, the cell sizes, the kinematic viscosity and the domain width (the H^-1 diameter)."""
+    predicted frames, the cell sizes, the kinematic viscosity and the frame's height and width (the
+    periods of the H^-1 norm's wavenumbers)."""
 
     dt: Tensor
     dx: Tensor
     dy: Tensor
     nu: Tensor
+    height: Tensor
     width: Tensor
 
 
@@ -69,7 +71,9 @@ def widened_output(trained: SpectralConvT, modes: tuple[int, int, int], delta: f
 
 
 def full_modes(height: int, width: int, model) -> tuple[int, int, int]:
-    """Every mode of the output operator's grid: H/2 and W/2 corners, the padded series' time modes."""
+    """Every mode of the output operator's grid: H//2 and W//2 corners (on an odd grid the unpaired
+    highest positive frequency stays out, as in every corner-based spectral layer), and the padded
+    series' time modes."""
     series = 2 * (model.latent_steps + 1)
     steps = model.meta.output_frames + 1 + model.latent_steps + 1
     return height // 2, width // 2, min(series, steps) // 2 + 1
@@ -105,7 +109,7 @@ def refine_window(
         last = to_physical(fields[..., -1:].permute(0, 4, 1, 2, 3))
         trajectory = torch.cat([last, window], dim=1)[:, :, velocity]
         g = geometry
-        return residual_norm(vorticity_residual(trajectory, mask64, g.dt, g.dx, g.dy, g.nu), g.width).sum()
+        return residual_norm(vorticity_residual(trajectory, mask64, g.dt, g.dx, g.dy, g.nu), g.height, g.width).sum()
 
     with torch.no_grad():
         trained = physical_window(None)
