@@ -297,6 +297,8 @@ def models_list(
     dataset: str = typer.Option("cavity-mini", help="2D dataset card whose metadata sizes the 2D models (3D: channel180)."),
 ) -> None:
     """Built-in models and installed plug-ins: task, parameter count beside CFDBench's."""
+    from dataclasses import replace
+
     from cfdbench.cards import find_channel_card, load_dataset_card, load_model_card
     from cfdbench.models.base import OperatorMeta
     from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, model_names
@@ -315,10 +317,13 @@ def models_list(
             continue
         sized_on, meta = metas[dims[0]]
         model_card = load_model_card(name) if name in builtins else None
-        hparams = model_card.resolve(sized_on)[0] if model_card else {}
-        model = build_model(name, meta, **hparams)
+        hparams, training = model_card.resolve(sized_on) if model_card else ({}, {})
+        window = {key: int(training.get(key, 1)) for key in ("input_frames", "output_frames")}  # a window model's
+        model = build_model(name, replace(meta, **window), **hparams)
         reference = model_card.reference_parameter_count if model_card else None
         task = "autoregressive" if model.autoregressive else "non-autoregressive"
+        if model.output_window:
+            task = f"window {window['input_frames']} -> {window['output_frames']}"
         source = f"models/{name}.yaml" if model_card else "plug-in"
         table.add_row(name, task, f"{model.parameter_count():,}", sized_on, f"{reference:,}" if reference else "-", source)
     console.print(table)

@@ -105,15 +105,18 @@ def test_trains_on_generated_channel_data(tmp_path):
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
-    # The same data through the command line: `train` works on volumes, `run` says why it cannot score them.
+    # The same data through the command line: `train` on volumes, `evaluate` with the channel statistics.
     data = str(tmp_path / "data")
     train = ["train", "--model", "ifactformer_m", "--dataset", data, "--epochs", "2", "--device", "cpu"]
     train += [arg for key in ("dim=24", "heads=2", "dim_head=8", "n_layer=2") for arg in ("--set", f"model.{key}")]
     trained = run_entry_point(*train, cwd=tmp_path)
     assert trained.returncode == 0, trained.stdout + trained.stderr
-    assert list((tmp_path / "runs").glob("*-ifactformer_m-chantest/checkpoint.pt"))
-    refused = run_entry_point("run", "--model", "identity", "--dataset", data, "--device", "cpu", cwd=tmp_path)
-    assert refused.returncode == 2 and "needs the 3D metrics" in refused.stderr
+    (checkpoint,) = (tmp_path / "runs").glob("*-ifactformer_m-chantest/checkpoint.pt")
+    evaluate = ["evaluate", "--checkpoint", str(checkpoint), "--dataset", data, "--device", "cpu"]
+    scored = run_entry_point(*evaluate, "--steps", "4", cwd=tmp_path)
+    assert scored.returncode == 0 and "channel statistics" in scored.stdout and "Re_tau over the rollout" in scored.stdout
+    too_long = run_entry_point(*evaluate, cwd=tmp_path)  # 20 steps from frame 0 on 6-frame trajectories
+    assert too_long.returncode == 2 and "has 6 frames; a 20-step rollout at stride 1 from frame 0 needs 21" in too_long.stderr
 
 
 def test_bf16_autocast_keeps_the_positional_phases_in_float32():
