@@ -106,8 +106,23 @@ def render_leaderboard(entries: list[dict]) -> str:
             lines += ["", f"### {table.heading}", "", table.task_line, ""] + _table_lines(table)
             if table.block == "rollout":
                 charts = [f"![NMSE per rollout step](figures/{figure_name(dataset, split, g)})" for g in hash_groups(table)]
-                lines += [""] + charts + _channel_lines(table)
+                lines += [""] + charts + _channel_lines(table) + _refinement_lines(table)
     return "\n".join(lines) + "\n"
+
+
+def _refinement_lines(table: Table) -> list[str]:
+    """SFNO entries: their spectral refinement of each test case's first window, before -> after."""
+    lines = []
+    for entry in (e for e in table.entries if e.get("refinement")):
+        refined = entry["refinement"]
+        nmse, residual = refined["nmse"], refined["residual_h_minus_1"]
+        lines.append(
+            f"- {entry['model']['name']}, spectral refinement of the first {refined['window_frames']}-frame window "
+            f"({refined['cases']} cases): NMSE {format_number(nmse['before'])} → {format_number(nmse['after'])}; "
+            f"H^-1 norm of the Navier–Stokes residual {format_number(residual['before'])} → "
+            f"{format_number(residual['after'])} (true frames: {format_number(residual['truth'])})."
+        )
+    return [""] + lines if lines else []
 
 
 CHANNEL_COLUMNS = (
