@@ -522,17 +522,15 @@ def _print_results(entry: dict) -> None:
         )
 
 
-CHANNEL_LABELS = {"mean_u": "mean u", "rms_u": "u' rms", "rms_v": "v' rms", "rms_w": "w' rms", "reynolds_stress": "-u'v'"}
-
-
 def _print_channel_statistics(statistics: dict, steps: int) -> None:
     """The rollout's turbulence against the truth's: relative errors of the profiles and spectra, and Re_τ."""
+    from cfdbench.evaluation.metrics.channel import SCORE_LABELS
+
     first, last = statistics["windows"]["late"]
-    labels = {**CHANNEL_LABELS, "spectrum_x_u": "E_u(k_x)", "spectrum_z_u": "E_u(k_z)", "re_tau": "Re_tau"}
     late = f"steps {first}-{last}"
     table = Table("relative error", f"{steps} steps: model", "identity", f"{late}: model", "identity", title="channel statistics")
     columns = [(window, who) for window in ("all", "late") for who in ("model", "identity")]
-    for key, label in labels.items():
+    for key, label in SCORE_LABELS.items():
         table.add_row(label, *(_score(statistics[who][window][key]) for window, who in columns))
     console.print(table)
     re_tau = {who: "diverged" if value is None else f"{value:.1f}" for who, value in statistics["re_tau"].items()}

@@ -20,15 +20,19 @@ class Oracle(NeuralOperator):
         self.frames, self.stride = frames, stride
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the evaluator a device
 
+    def locate(self, latest: torch.Tensor) -> tuple[int, int]:
+        """(case, frame) of the stored frame equal to ``latest``."""
+        return min(
+            ((c, t) for c, traj in enumerate(self.frames) for t in range(len(traj))),
+            key=lambda ct: float((self.frames[ct[0]][ct[1]] - latest).abs().max()),
+        )
+
+    def following(self, case: int, frame: int, steps: int) -> torch.Tensor:
+        """The stored frame ``steps`` strides after ``frame`` (the last one past the end)."""
+        return self.frames[case][min(frame + steps * self.stride, len(self.frames[case]) - 1)]
+
     def predict(self, inputs, mask, params):
-        out = []
-        for latest in self.last_frame(inputs):
-            case, frame = min(
-                ((c, t) for c, traj in enumerate(self.frames) for t in range(len(traj))),
-                key=lambda ct: float((self.frames[ct[0]][ct[1]] - latest).abs().max()),
-            )
-            out.append(self.frames[case][min(frame + self.stride, len(self.frames[case]) - 1)])
-        return torch.stack(out)
+        return torch.stack([self.following(*self.locate(latest), 1) for latest in self.last_frame(inputs)])
 
 
 class Copy(NeuralOperator):
@@ -167,16 +171,11 @@ class WindowOracle(Oracle):
     output_window = True
 
     def predict(self, inputs, mask, params):
-        frames = []
+        windows = []
         for latest in self.last_frame(inputs):
-            case, frame = min(
-                ((c, t) for c, traj in enumerate(self.frames) for t in range(len(traj))),
-                key=lambda ct: float((self.frames[ct[0]][ct[1]] - latest).abs().max()),
-            )
-            last = len(self.frames[case]) - 1
-            window = [self.frames[case][min(frame + j * self.stride, last)] for j in range(1, self.meta.output_frames + 1)]
-            frames.append(torch.cat(window))
-        return torch.stack(frames)
+            case, frame = self.locate(latest)
+            windows.append(torch.cat([self.following(case, frame, j) for j in range(1, self.meta.output_frames + 1)]))
+        return torch.stack(windows)
 
 
 @pytest.mark.parametrize("output_frames", [2, 3])

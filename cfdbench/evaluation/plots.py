@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cfdbench.evaluation.metrics.channel import PROFILES, SCORE_LABELS  # noqa: E402
 from cfdbench.io import atomic_path  # noqa: E402
 
 
@@ -149,13 +150,7 @@ def plot_spectra(example: dict, field_names: tuple[str, ...], steps: list[int], 
     return _save(fig, path)
 
 
-CHANNEL_PANELS = (
-    ("mean_u", "mean u"),
-    ("rms_u", "u' rms"),
-    ("rms_v", "v' rms"),
-    ("rms_w", "w' rms"),
-    ("reynolds_stress", "-u'v'"),
-)
+CHANNEL_PANELS = tuple((name, SCORE_LABELS[name]) for name in PROFILES)
 
 
 def plot_channel_profiles(profiles: dict, path: Path, title: str) -> Path:

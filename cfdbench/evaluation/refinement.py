@@ -21,7 +21,7 @@ from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.metrics import evaluate_all
 from cfdbench.evaluation.rollout import RolloutTask, read_cases
-from cfdbench.losses.navier_stokes_residual import RESIDUAL_PROBLEMS, residual_norm, vorticity_residual
+from cfdbench.losses.navier_stokes_residual import RESIDUAL_PROBLEMS
 from cfdbench.models.base import NeuralOperator
 from cfdbench.training.spectral_refine import Geometry, RefineSettings, refine_window
 
@@ -36,13 +36,6 @@ def check_refinable(model_class: type, problem: str | None, dataset: str) -> Non
             f"spectral refinement needs the PDE residual of the data; {dataset} ({problem}) has none in cfdbench "
             f"(known: {', '.join(RESIDUAL_PROBLEMS)}; the dam break's free surface is not single-phase Navier–Stokes)"
         )
-
-
-@torch.no_grad()
-def _truth_residual(truth: torch.Tensor, mask: torch.Tensor, velocity: list[int], geometry: Geometry) -> float:
-    g = geometry
-    residual = vorticity_residual(truth[:, :, velocity], mask, g.dt, g.dx, g.dy, g.nu)
-    return float(residual_norm(residual, g.height, g.width).sum())
 
 
 def refine_test_cases(
@@ -90,7 +83,7 @@ def refine_test_cases(
             scores[name].append(float(values["nmse"].mean()))
         scores["before"].append(history[0])
         scores["after"].append(history[-1])
-        scores["truth"].append(_truth_residual(truth, mask, velocity, geometry))
+        scores["truth"].append(float(geometry.residual(truth[:, :, velocity], mask).sum()))
     mean = {name: float(np.mean(values)) for name, values in scores.items()}
     summary = {
         "settings": asdict(settings),

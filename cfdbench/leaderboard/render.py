@@ -16,6 +16,7 @@ from itertools import groupby
 from pathlib import Path
 
 from cfdbench.errors import CfdbenchError
+from cfdbench.evaluation.metrics.channel import SCORE_LABELS
 from cfdbench.io import write_text_atomic
 from cfdbench.leaderboard.entry import entry_paths, load_entry
 
@@ -125,10 +126,7 @@ def _refinement_lines(table: Table) -> list[str]:
     return [""] + lines if lines else []
 
 
-CHANNEL_COLUMNS = (
-    ("mean_u", "mean u"), ("rms_u", "u' rms"), ("rms_v", "v' rms"), ("rms_w", "w' rms"), ("reynolds_stress", "-u'v'"),
-    ("spectrum_x_u", "E_u(k_x)"), ("spectrum_z_u", "E_u(k_z)"), ("re_tau", "Re_τ"),
-)  # fmt: skip
+CHANNEL_COLUMNS = tuple(SCORE_LABELS.items())  # every rollout score of the channel, in its order
 
 
 def _channel_lines(table: Table) -> list[str]:

@@ -49,6 +49,11 @@ class Geometry:
     height: Tensor
     width: Tensor
 
+    def residual(self, velocity: Tensor, mask: Tensor) -> Tensor:
+        """The fine-tuning norm of the residual of this case's trajectory ``velocity`` (1, T, 2, H, W): (1,)."""
+        residual = vorticity_residual(velocity, mask, self.dt, self.dx, self.dy, self.nu)
+        return residual_norm(residual, self.height, self.width)
+
 
 def widened_output(trained: SpectralConvT, modes: tuple[int, int, int], delta: float) -> SpectralConvT:
     """A float64 output layer keeping ``modes``, starting from the trained one's prediction exactly:
@@ -107,9 +112,7 @@ def refine_window(
 
     def residual(window: Tensor) -> Tensor:
         last = to_physical(fields[..., -1:].permute(0, 4, 1, 2, 3))
-        trajectory = torch.cat([last, window], dim=1)[:, :, velocity]
-        g = geometry
-        return residual_norm(vorticity_residual(trajectory, mask64, g.dt, g.dx, g.dy, g.nu), g.height, g.width).sum()
+        return geometry.residual(torch.cat([last, window], dim=1)[:, :, velocity], mask64).sum()
 
     with torch.no_grad():
         trained = physical_window(None)

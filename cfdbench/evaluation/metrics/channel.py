@@ -158,6 +158,10 @@ def mkm_gates(units: dict[str, object]) -> dict[str, dict[str, float | bool]]:
 PROFILES = ("mean_u", "rms_u", "rms_v", "rms_w", "reynolds_stress")
 SPECTRA = ("spectrum_x_u", "spectrum_z_u")
 ROLLOUT_SCORES = (*PROFILES, *SPECTRA, "re_tau")
+SCORE_LABELS = {  # how tables and figures name each score
+    "mean_u": "mean u", "rms_u": "u' rms", "rms_v": "v' rms", "rms_w": "w' rms", "reynolds_stress": "-u'v'",
+    "spectrum_x_u": "E_u(k_x)", "spectrum_z_u": "E_u(k_z)", "re_tau": "Re_τ",
+}  # fmt: skip
 
 
 def friction_reynolds(velocity: np.ndarray, y: np.ndarray, nu: float) -> float:
