@@ -156,9 +156,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure_one(args.child, args.batch, args.device, args.repeats, args.precision)))
         return
-    from cfdbench.models.registry import builtin_model_names
+    from cfdbench.models.registry import builtin_model_names, get_model_class
 
-    names = args.models or builtin_model_names()
+    # DCDM is benchmarked by bench_linear_solvers.py
+    names = args.models or [n for n in builtin_model_names() if not get_model_class(n).hybrid_solver]
     names = [REFERENCE] + [n for n in names if n != REFERENCE]
     rows = []
     for name in names:

@@ -324,6 +324,8 @@ def models_list(
         task = "autoregressive" if model.autoregressive else "non-autoregressive"
         if model.output_window:
             task = f"window {window['input_frames']} -> {window['output_frames']}"
+        if model.hybrid_solver:
+            task = "hybrid solver (learned pressure solve)"
         source = f"models/{name}.yaml" if model_card else "plug-in"
         table.add_row(name, task, f"{model.parameter_count():,}", sized_on, f"{reference:,}" if reference else "-", source)
     console.print(table)
@@ -466,15 +468,12 @@ def run_command(
     refine: bool = typer.Option(False, "--refine", help="sfno: also refine each test window on its Navier-Stokes residual."),
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
-    from cfdbench.evaluation.refinement import check_refinable
-    from cfdbench.models.registry import get_model_class
-    from cfdbench.pipeline import dataset_path, dataset_problem, ensure_dataset, resolve_device, resolve_run_config, run
+    from cfdbench.pipeline import check_model_for_dataset, dataset_path, ensure_dataset, resolve_device, resolve_run_config, run
 
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
     torch_device = resolve_device(device)
     resolve_run_config(model, dataset, torch_device, overrides, steps, set_)  # reject bad input before any work
-    if refine:
-        check_refinable(get_model_class(model), dataset_problem(dataset), dataset)
+    check_model_for_dataset(model, dataset, refine)
     if not (dataset_path(dataset) / "manifest.json").is_file():
         progress, update = _generation_progress()
         with progress:

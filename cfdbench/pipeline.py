@@ -19,13 +19,21 @@ from cfdbench.data.generate import generate_dataset
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
+from cfdbench.evaluation.hybrid import check_hybrid
 from cfdbench.evaluation.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
 from cfdbench.evaluation.refinement import check_refinable, refine_test_cases
 from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout
 from cfdbench.io import write_json_atomic
 from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
-from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, model_label
+from cfdbench.models.registry import (
+    build_model,
+    builtin_model_names,
+    get_model_class,
+    load_checkpoint,
+    model_label,
+    save_checkpoint,
+)
 from cfdbench.training.distributed import Ranks, broadcast_object, init_distributed, shutdown
 from cfdbench.training.spectral_refine import RefineSettings
 from cfdbench.training.tracking import Tracker
@@ -306,13 +314,25 @@ def evaluate_stage(
     with ``refine``, also SFNO's spectral refinement of each case's first window."""
     one_step = evaluate_one_step(model, dataset, normalization, task, split)
     result = evaluate_rollout(model, dataset, normalization, task, split)
+    curves, artifacts = write_rollout_artifacts(
+        result, model.registered_name, dataset.name, normalization.field_names, run_dir, split
+    )
+    refinement, seconds = refine_test_cases(model, dataset, normalization, task, split, refine) if refine else (None, 0.0)
+    return Evaluation(task, one_step, result, curves, artifacts, refinement, seconds)
+
+
+def write_rollout_artifacts(
+    result: RolloutResult, model: str, dataset: str, fields: tuple[str, ...], run_dir: Path, split: str = "test"
+) -> tuple[dict, dict[str, str]]:
+    """(curves, artifact files) of a scored rollout: the curves JSON, NMSE curves, fields, animation, spectra
+    or channel profiles, written to ``run_dir``."""
+    task = result.task
     curves = {"steps": list(range(1, task.steps + 1)), **result.curves()}
     write_json_atomic(
         run_dir / "rollout_curves.json", {"task": asdict(task), "split": split, "case_ids": result.case_ids, **curves}
     )
-    title = f"{model_label(model.registered_name)} on {dataset.name} ({split}, {len(result.case_ids)} cases)"
+    title = f"{model_label(model)} on {dataset} ({split}, {len(result.case_ids)} cases)"
     plot_rollout_curves(curves, curves["steps"], run_dir / "rollout_nmse.png", title)
-    fields = normalization.field_names
     plot_fields(result.example, fields, curves["steps"], run_dir / "fields.png", title)
     animate_rollout(result.example, fields, curves["steps"], run_dir / "rollout.gif", title)
     artifacts = {
@@ -325,8 +345,7 @@ def evaluate_stage(
         artifacts["channel_plot"] = plot_channel_profiles(result.channel_profiles, run_dir / "channel_profiles.png", title).name
     elif {"u", "v"} <= set(fields):
         artifacts["spectra_plot"] = plot_spectra(result.example, fields, curves["steps"], run_dir / "spectra.png", title).name
-    refinement, seconds = refine_test_cases(model, dataset, normalization, task, split, refine) if refine else (None, 0.0)
-    return Evaluation(task, one_step, result, curves, artifacts, refinement, seconds)
+    return curves, artifacts
 
 
 def build_entry(
@@ -419,6 +438,12 @@ def evaluate_checkpoint(
     training = extra.get("train_config", {})
     task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
     config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, start_frame)
+    if model.hybrid_solver:
+        with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
+            folder = Path(run_dir or scratch)
+            folder.mkdir(parents=True, exist_ok=True)
+            evaluation, hybrid = evaluate_hybrid(model, data, task, torch_device, folder, split)
+        return evaluation, build_entry(model, data, evaluation, config, None, split) | {"hybrid": hybrid}
     normalization = Normalization.from_dict(extra["normalization"])
     with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
         folder = Path(run_dir or scratch)
@@ -442,6 +467,53 @@ def _cost(model: NeuralOperator, dataset: StoredDataset, evaluation: Evaluation)
     return cost
 
 
+def check_model_for_dataset(model: str, dataset: str, refine: bool = False) -> None:
+    """Refuse, before any data are generated, a model that cannot run on the dataset's flow: SFNO's
+    refinement on data without a residual, a hybrid solver on a flow whose pressure it does not solve."""
+    model_class = get_model_class(model)
+    if refine:
+        check_refinable(model_class, dataset_problem(dataset), dataset)
+    if model_class.hybrid_solver:
+        check_hybrid(dataset_problem(dataset), dataset)
+
+
+def hybrid_stage(config: RunConfig, data: StoredDataset, run_dir: Path) -> tuple[NeuralOperator, Evaluation, TrainResult, dict]:
+    """A hybrid solver's run (DCDM): train its network on a training case's pressure system, re-run
+    the test cases with it, and score them like a model; returns (model, evaluation, training, the
+    entry's ``hybrid`` block)."""
+    from cfdbench.evaluation.hybrid import train_hybrid
+
+    seed = TrainConfig.from_dict(config.training).seed
+    seed_everything(seed)
+    samples = AutoregressiveDataset(data, "train", fields=PLANAR_FIELDS)
+    model = build_model(config.model, operator_meta(samples), **config.model_hparams)
+    losses, seconds = train_hybrid(model, data, seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "config.json", asdict(config))
+    checkpoint = save_checkpoint(model, run_dir / "checkpoint.pt", train_config=config.training, losses=losses)
+    task = RolloutTask(1, 1, config.rollout_steps, config.start_frame)
+    evaluation, hybrid = evaluate_hybrid(model, data, task, torch.device(config.device), run_dir)
+    training = TrainResult(checkpoint, [{"loss": loss} for loss in losses], seconds, 0, len(losses), 0, float("nan"))
+    return model, evaluation, training, hybrid
+
+
+def evaluate_hybrid(
+    model: NeuralOperator, data: StoredDataset, task: RolloutTask, device: torch.device, run_dir: Path, split: str = "test"
+) -> tuple[Evaluation, dict]:
+    """Re-run ``split`` with a trained hybrid solver and score it beside the identity: (evaluation,
+    the entry's ``hybrid`` block); figures and curves in ``run_dir``."""
+    from cfdbench.evaluation.hybrid import hybrid_summary, score_hybrid, simulate_hybrid
+
+    runs = simulate_hybrid(model, data, list(data.split(split)), task, device)
+    result, one_step, reproduction = score_hybrid(runs, data, PLANAR_FIELDS, task, split)
+    normalization = AutoregressiveDataset(data, "train", fields=PLANAR_FIELDS).normalization  # what the identity's one-step uses
+    identity = evaluate_one_step(build_model("identity", model.meta), data, normalization, task, split)["identity"]
+    curves, artifacts = write_rollout_artifacts(result, model.registered_name, data.name, PLANAR_FIELDS, run_dir, split)
+    return Evaluation(task, {"model": one_step, "identity": identity}, result, curves, artifacts), hybrid_summary(
+        model, runs, reproduction
+    )
+
+
 def run(
     model: str = DEFAULT_MODEL,
     dataset: str = DEFAULT_DATASET,
@@ -459,10 +531,16 @@ def run(
     write an entry; returns (run folder, entry)."""
     torch_device = resolve_device(device)
     config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps, settings)
-    if refine:
-        check_refinable(get_model_class(model), dataset_problem(dataset), dataset)
+    check_model_for_dataset(model, dataset, refine is not None)
     data = ensure_dataset(dataset, device=str(torch_device), progress=generation_progress)
     run_dir = new_run_dir(model, data.name, runs_root)
+    if get_model_class(model).hybrid_solver:
+        trained, evaluation, result, hybrid = hybrid_stage(config, data, run_dir)
+        entry = build_entry(trained, data, evaluation, config, result) | {"hybrid": hybrid}
+        save_entry(entry, run_dir / "entry.json")
+        if publish:
+            publish_entry(run_dir / "entry.json", entry)
+        return run_dir, entry
     train_config = TrainConfig.from_dict(config.training)
     tracker = Tracker(run_dir, asdict(config), train_config.wandb)
     try:

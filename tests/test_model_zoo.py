@@ -12,8 +12,12 @@ from cfdbench.models.base import OperatorMeta, predict_batch
 from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, save_checkpoint
 from cfdbench.training.trainer import TrainConfig, masked_loss, train, validate
 
-# 3D models: test_ifactformer.py; window models (several frames per call): test_sfno.py
-MODELS = [n for n in builtin_model_names() if 2 in get_model_class(n).spatial_dims and not get_model_class(n).output_window]
+# 3D models: test_ifactformer.py; window models (several frames per call): test_sfno.py; hybrid solvers: test_hybrid.py
+MODELS = [
+    n
+    for n in builtin_model_names()
+    if 2 in get_model_class(n).spatial_dims and not (get_model_class(n).output_window or get_model_class(n).hybrid_solver)
+]
 TRAINABLE = [name for name in MODELS if name not in ("identity", "mean-field")]
 DATASETS_2D = ("cavity", "tube", "dam", "cylinder")
 

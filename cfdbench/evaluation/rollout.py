@@ -18,6 +18,7 @@ vanish from a mean. Inference is timed (model calls only), for the entry's cost 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -131,6 +132,10 @@ def rollout(model: NeuralOperator, window: Tensor, mask: Tensor, params: Tensor,
     return torch.stack(predictions[:steps], dim=1)
 
 
+# (case ids, physical input windows (B, k, C, ...), their cases) -> (physical rollout (B, K, C, ...), seconds spent)
+RolloutPredictor = Callable[[list[str], Tensor, "CaseBatch"], tuple[Tensor, float]]
+
+
 @torch.no_grad()
 def evaluate_rollout(
     model: NeuralOperator,
@@ -142,7 +147,15 @@ def evaluate_rollout(
 ) -> RolloutResult:
     """Roll every case of ``split`` out from ``task.start_frame``, batched across cases."""
     model.eval()
-    fields = normalization.field_names
+    predict = lambda ids, inputs, cases: _predict(model, normalization, task, inputs, cases)  # noqa: E731
+    return score_rollouts(predict, dataset, normalization.field_names, task, split, batch_size)
+
+
+def score_rollouts(
+    predict: RolloutPredictor, dataset: StoredDataset, fields: tuple[str, ...], task: RolloutTask, split: str, batch_size: int = 8
+) -> RolloutResult:
+    """Score the rollouts of any predictor of physical frames (a model, a hybrid solver) on every
+    case of ``split``, beside the identity, with the one metric code."""
     case_ids = list(dataset.split(split))
     if not case_ids:
         raise CfdbenchError(f"split '{split}' of {dataset.name} has no cases")
@@ -159,7 +172,7 @@ def evaluate_rollout(
         ids = case_ids[first : first + batch_size]
         cases = read_cases(dataset, ids, fields, frame_ids, task)
         inputs, truth = cases.frames[:, : task.input_frames], cases.frames[:, task.input_frames :]  # physical
-        predicted, seconds = _predict(model, normalization, task, inputs, cases)
+        predicted, seconds = predict(ids, inputs, cases)
         inference += seconds
         first_bad = _first_diverged_step(predicted)
         diverged |= {case_id: int(step) + 1 for case_id, step in zip(ids, first_bad) if step < task.steps}

@@ -74,6 +74,7 @@ class NeuralOperator(nn.Module):
     autoregressive: bool = True
     spatial_dims: tuple[int, ...] = (2,)  # frame dimensions the operator handles (3: the channel flows)
     output_window: bool = False  # predicts meta.output_frames frames per call (else exactly one)
+    hybrid_solver: bool = False  # a flow solver with a learned part (DCDM): scored by re-running the solver, not by predict
 
     def __init__(self, meta: OperatorMeta, **hparams: Any):
         super().__init__()

@@ -14,8 +14,14 @@ It is written for 2D and 3D grids alike.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from cfdbench.errors import CfdbenchError
+from cfdbench.models.base import NeuralOperator, OperatorMeta
+from cfdbench.models.registry import register_model
 
 # Residual pairs (full resolution, half resolution, after upsampling) per training grid size:
 # 15 convolutions at N = 64, 23 at N = 128 (first conv and the two around the full-resolution pairs included).
@@ -69,3 +75,69 @@ def dcdm_loss(matrix_apply, rhs: Tensor, proposal: Tensor) -> Tensor:
     ap = matrix_apply(proposal).flatten(1)
     step = (p * b).sum(dim=1, keepdim=True) / (p * ap).sum(dim=1, keepdim=True)
     return ((b - step * ap) ** 2).sum(dim=1).mean()
+
+
+@register_model("dcdm")
+class DCDMSolver(NeuralOperator):
+    """DCDM as a zoo entry: the dataset's own flow solver with the network's conjugate-direction
+    iteration as its pressure solve, a hybrid surrogate (:mod:`cfdbench.evaluation.hybrid`).
+
+    The network is trained on the Poisson system of one training case (``trained_on`` records
+    which); a rollout re-runs the flow solver from the true state, so there is no frame-to-frame
+    :meth:`predict`. ``tolerance`` is the relative residual every projection must reach, within
+    ``max_iterations`` (a budget: a projection that runs out keeps its last iterate)."""
+
+    hybrid_solver = True
+    spatial_dims = (2,)
+
+    def __init__(
+        self,
+        meta: OperatorMeta,
+        channels: int = 16,
+        depths: tuple[int, int, int] | list[int] = DEPTHS[64],
+        tolerance: float = 1e-4,
+        max_iterations: int = 100,
+        memory: int = 2,
+        train_steps: int = 400,
+        train_batch: int = 16,
+        train_lr: float = 1e-3,
+        lanczos_steps: int = 1000,
+        trained_on: dict[str, Any] | None = None,
+    ):
+        if not 0 < tolerance < 1 or max_iterations < 1 or memory < 1:
+            raise CfdbenchError(
+                f"dcdm needs 0 < tolerance < 1, max_iterations >= 1 and memory >= 1 (got {tolerance}, {max_iterations}, {memory})"
+            )
+        super().__init__(
+            meta,
+            channels=channels,
+            depths=list(depths),
+            tolerance=tolerance,
+            max_iterations=max_iterations,
+            memory=memory,
+            train_steps=train_steps,
+            train_batch=train_batch,
+            train_lr=train_lr,
+            lanczos_steps=lanczos_steps,
+            trained_on=trained_on,
+        )
+        self.network = DCDMNetwork(2, channels, tuple(depths))
+
+    def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
+        raise CfdbenchError(
+            "dcdm is a hybrid solver: it advances the flow solver's own state, not stored frames; "
+            "score it with `cfdbench run --model dcdm --dataset <generated dataset>`"
+        )
+
+    def check_applicable(self, problem: str, cells: tuple[int, int]) -> None:
+        """Refuse a flow whose pressure systems the network was not trained for: another problem
+        (mask type) or another solver grid."""
+        trained = self.hparams["trained_on"]
+        if trained is None:
+            raise CfdbenchError("this dcdm network has not been trained on any pressure system")
+        if trained["problem"] != problem or tuple(trained["cells"]) != tuple(cells):
+            raise CfdbenchError(
+                f"this dcdm network was trained on {trained['problem']} systems on a {trained['cells'][0]}x{trained['cells'][1]} "
+                f"grid; it cannot solve {problem} systems on a {cells[0]}x{cells[1]} grid "
+                "(train one with `cfdbench run --model dcdm`)"
+            )

@@ -28,7 +28,7 @@ from cfdbench.io import atomic_path
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 
 ENTRY_POINT_GROUP = "cfdbench.models"
-BUILTIN_MODULES = ("baselines", "fno", "unet", "resnet", "ffn", "deeponet", "ifactformer", "sfno")
+BUILTIN_MODULES = ("baselines", "fno", "unet", "resnet", "ffn", "deeponet", "ifactformer", "sfno", "dcdm")
 _REGISTRY: dict[str, type[NeuralOperator]] = {}
 
 

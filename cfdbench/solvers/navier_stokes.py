@@ -17,6 +17,7 @@ keeps the direct one. The force on the bodies is the momentum the forcing remove
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -84,6 +85,27 @@ class NavierStokesSolver:
         if obstacle is not None and obstacle.masked_pressure:
             self.masked_pressure = MaskedPoisson(g, obstacle.open_u, obstacle.open_v, obstacle.fluid_cells(), self.pressure)
         self._helmholtz_cache: dict[float, tuple[Tensor, Tensor]] = {}
+        self._pressure_operator: MaskedPoisson | None = None
+        self._replaced_pressure_solve: Callable[[Tensor], Tensor] | None = None
+
+    # ------------------------------------------------------------------ pressure
+    @property
+    def pressure_operator(self) -> MaskedPoisson:
+        """The projection's Poisson operator on the fluid cells as :class:`MaskedPoisson` (the masked
+        one when a body closes faces, else every cell fluid and every face open): what learned
+        solvers act on and what :meth:`MaskedPoisson.system` turns into matrices."""
+        if self.masked_pressure is not None:
+            return self.masked_pressure
+        if self._pressure_operator is None:
+            g = self.grid
+            ones = lambda shape: torch.ones(shape, dtype=torch.bool, device=g.device)  # noqa: E731
+            self._pressure_operator = MaskedPoisson(g, ones(g.u_shape), ones(g.v_shape), ones(g.p_shape), self.pressure)
+        return self._pressure_operator
+
+    def replace_pressure_solve(self, solve: Callable[[Tensor], Tensor]) -> None:
+        """Project with ``solve(divergence) -> phi`` on :attr:`pressure_operator` instead of the exact
+        solve (direct or PCG): a hybrid solver, e.g. DCDM with a tolerance or an iteration budget."""
+        self._replaced_pressure_solve = solve
 
     # ------------------------------------------------------------------ state
     def rest_state(self, inflow: Tensor | None = None) -> FlowState:
@@ -173,7 +195,12 @@ class NavierStokesSolver:
         when a grid-aligned body closes faces)."""
         g = self.grid
         divergence = g.divergence(u, v) / scale
-        if self.masked_pressure is None:
+        if self._replaced_pressure_solve is not None:
+            operator = self.pressure_operator
+            phi = self._replaced_pressure_solve(divergence)
+            gx, gy = g.gradient(phi)
+            gx, gy = gx * operator.open_u, gy * operator.open_v
+        elif self.masked_pressure is None:
             phi = self.pressure.solve(divergence, self._poisson_denominator)
             gx, gy = g.gradient(phi)
         else:

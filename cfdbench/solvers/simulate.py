@@ -186,8 +186,7 @@ def simulate(
                 state = solver.step(state, duration / n_steps)
             steps += n_steps
             _check_finite(solver, state, cases)
-        uc, vc = solver.grid.to_cells(state.u, state.v)
-        resampled.append(tuple(resample_cells(f, frame_shape) for f in (uc, vc, state.p)))
+        resampled.append(frame_fields(solver, state, frame_shape))
         if state.body_force is not None:
             forces.append(state.body_force.double().cpu().numpy())
         elif solver.obstacle is not None:
@@ -197,6 +196,17 @@ def simulate(
         if on_frame is not None:
             on_frame(frame)
     return _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, steps)
+
+
+def frame_fields(solver: NavierStokesSolver, state: FlowState, frame_shape: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """u, v, p of a state at the stored frame grid's cell centres (B, ny, nx), in scale units."""
+    uc, vc = solver.grid.to_cells(state.u, state.v)
+    return tuple(resample_cells(f, frame_shape) for f in (uc, vc, state.p))
+
+
+def frames_to_si(flow: Flow, cases: Sequence[FlowCase], resampled: list, frame_interval: float, frame_shape) -> SimulatedFrames:
+    """Frames from :func:`frame_fields`, one tuple per time, as the stored SI frames (fluid mask applied)."""
+    return _to_si(flow, cases, resampled, [], [], frame_interval, frame_shape, 0)
 
 
 def _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, steps) -> SimulatedFrames:
