@@ -409,6 +409,9 @@ def evaluate_command(
     size: list[int] = typer.Option([16, 32, 64], "--size", help="linear-solvers: grid sizes (repeatable)."),
     train_size: int = typer.Option(32, help="linear-solvers: grid size DCDM is trained at."),
     train_steps: int = typer.Option(400, help="linear-solvers: DCDM training steps."),
+    system: str = typer.Option("box", help="linear-solvers: box (walled box, block), cavity or dam (their own systems)."),
+    publish: bool = typer.Option(False, help="linear-solvers: also publish the result to leaderboard/linear-solvers/."),
+    memory: int = typer.Option(2, help="linear-solvers: directions DCDM keeps (the reference: 2)."),
     refine: bool = typer.Option(False, "--refine", help="sfno: also refine each test window on its Navier-Stokes residual."),
 ) -> None:
     """Score a checkpoint: one-step and rollout metrics beside the identity baseline, plots, entry.
@@ -417,7 +420,7 @@ def evaluate_command(
     from cfdbench.pipeline import evaluate_checkpoint
 
     if track == "linear-solvers":
-        _evaluate_linear_solvers(size, train_size, train_steps, run_dir)
+        _evaluate_linear_solvers(size, train_size, train_steps, system, memory, run_dir, publish)
         return
     if track != "flows":
         raise UnknownNameError("track", track, ["flows", "linear-solvers"])
@@ -431,22 +434,38 @@ def evaluate_command(
     console.print(f"entry and plots in {folder}")
 
 
-def _evaluate_linear_solvers(sizes: list[int], train_size: int, train_steps: int, run_dir: Optional[Path]) -> None:
+def _evaluate_linear_solvers(
+    sizes: list[int], train_size: int, train_steps: int, system: str, memory: int, run_dir: Optional[Path], publish: bool
+) -> None:
     import datetime as dt
+    import shutil
 
-    from cfdbench.evaluation.linear_solvers import compare_linear_solvers, markdown_table, plot_iterations, rows_as_dicts
+    from cfdbench.cards import project_root
+    from cfdbench.evaluation.linear_solvers import (
+        compare_linear_solvers,
+        markdown_table,
+        plot_iterations,
+        render_track,
+        track_entry,
+    )
     from cfdbench.io import write_json_atomic, write_text_atomic
 
-    folder = run_dir or Path("runs") / f"{dt.datetime.now():%Y%m%dT%H%M%S}-linear-solvers"
+    folder = run_dir or Path("runs") / f"{dt.datetime.now():%Y%m%dT%H%M%S}-linear-solvers-{system}"
+    rows, training = compare_linear_solvers(sizes, train_size, train_steps, system=system, memory=memory)
     folder.mkdir(parents=True, exist_ok=True)
-    rows, training = compare_linear_solvers(sizes, train_size, train_steps)
     table = markdown_table(rows)
+    entry = track_entry(rows, system, train_size, train_steps, training, memory)
     write_text_atomic(folder / "linear_solvers.md", table)
-    write_json_atomic(folder / "linear_solvers.json", {"train_size": train_size, "train_steps": train_steps,
-                                                       "training_seconds": training, "rows": rows_as_dicts(rows)})  # fmt: skip
-    plot_iterations(rows, folder / "iterations.png")
+    write_json_atomic(folder / "linear_solvers.json", entry)
+    plot_iterations(rows, folder / "iterations.png", f"{system} pressure systems")
     console.print(table)
-    console.print(f"DCDM trained at {train_size}² for {train_steps} steps ({training:.1f} s); table, JSON and plot in {folder}")
+    console.print(f"DCDM trained at size {train_size} for {train_steps} steps ({training:.1f} s); results in {folder}")
+    if publish:
+        board = project_root() / "leaderboard" / "linear-solvers"
+        board.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / "iterations.png", board / f"{entry['entry_id']}.png")
+        write_json_atomic(board / f"{entry['entry_id']}.json", entry)
+        console.print(f"published to {render_track(board)}")
 
 
 @app.command("run")

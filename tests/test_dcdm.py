@@ -1,4 +1,4 @@
-"""DCDM's network (the reference's parameter counts) and its line-search loss."""
+"""DCDM's network (the reference's parameter counts), its line-search loss, and the learned-linear-solver track."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import run_entry_point
 
+from cfdbench.errors import CfdbenchError
+from cfdbench.evaluation.linear_solvers import check_track_entry
 from cfdbench.models.dcdm import DEPTHS, DCDMNetwork, dcdm_loss
 from cfdbench.solvers.pressure import box_with_block_system
 
@@ -63,11 +65,44 @@ def test_linear_solver_track_writes_its_table_json_and_plot(tmp_path):
     done = run_entry_point(*args, "--run-dir", str(tmp_path / "track"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "track" / "linear_solvers.json").read_text())
+    check_track_entry(report, "track")
+    assert report["system"] == "box" and report["dcdm"]["train_steps"] == 20
     assert {(r["size"], r["tolerance"], r["solver"]) for r in report["rows"]} == {
         (n, tol, solver) for n in (8, 12) for tol in (1e-4, 1e-6) for solver in ("CG", "Jacobi-PCG", "AMG-PCG", "DCDM")
     }
     assert all(r["converged"] for r in report["rows"] if r["solver"] != "DCDM")  # a 20-step network may not converge
-    assert (tmp_path / "track" / "iterations.png").stat().st_size > 0 and "| 12² (" in done.stdout
+    assert (tmp_path / "track" / "iterations.png").stat().st_size > 0 and "| 12x12 (" in done.stdout
     refused = run_entry_point("evaluate", "--track", "linear-solvers", "--size", "9", cwd=tmp_path)
     assert refused.returncode == 2 and "must be even" in refused.stderr
+    refused = run_entry_point("evaluate", "--track", "linear-solvers", "--system", "dam", "--size", "12", cwd=tmp_path)
+    assert refused.returncode == 2 and "multiple of 8" in refused.stderr
+    assert run_entry_point("evaluate", "--track", "linear-solvers", "--system", "pipe", cwd=tmp_path).returncode == 2
     assert run_entry_point("evaluate", "--track", "pipes", cwd=tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize("family", ["cavity", "dam"])
+def test_the_flows_own_systems_train_on_one_geometry_and_test_on_another(family):
+    """The track's flow families: the training and held-out systems are the flow's own (the dam's
+    barrier cells removed, an outlet row; the cavity all-Neumann) and differ in geometry."""
+    from cfdbench.evaluation.linear_solvers import SYSTEMS
+
+    train, test = SYSTEMS[family].build(16, False), SYSTEMS[family].build(16, True)
+    assert train.singular == test.singular == (family == "cavity")
+    assert np.isfinite(test.rhs).all() and np.linalg.norm(test.rhs) > 0
+    if family == "dam":
+        assert train.mask.shape == test.mask.shape == (16, 60) and test.mask.sum() < train.mask.sum()  # a bigger barrier
+    else:
+        assert train.matrix.shape == test.matrix.shape and (train.matrix != test.matrix).nnz > 0  # the 2:1 cells
+
+
+def test_published_track_entries_render_and_a_malformed_one_is_refused(tmp_path):
+    from cfdbench.evaluation.linear_solvers import SolverRow, render_track, track_entry
+
+    rows = [SolverRow(8, "8x8", 64, 1e-4, s, 5, True, 0.01) for s in ("CG", "Jacobi-PCG", "AMG-PCG", "DCDM")]
+    entry = track_entry(rows, "box", 8, 20, 1.0)
+    (tmp_path / f"{entry['entry_id']}.json").write_text(json.dumps(entry))
+    page = render_track(tmp_path).read_text()
+    assert "## box:" in page and "| 8x8 (64) | 0.0001 | 5 | 5 | 5 | 5 | 1.00 |" in page
+    (tmp_path / "bad.json").write_text(json.dumps({**entry, "rows": [{"solver": "SOR"}]}))
+    with pytest.raises(CfdbenchError, match="every row needs"):
+        render_track(tmp_path)

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from conftest import run_entry_point
 from torch import nn
 
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.hybrid import Generator, score_hybrid, simulate_hybrid, training_system
 from cfdbench.evaluation.rollout import RolloutTask
+from cfdbench.leaderboard.render import render_leaderboard
 from cfdbench.models.base import OperatorMeta
 from cfdbench.models.dcdm import DCDMSolver
 from cfdbench.solvers.simulate import flow_solver
 from cfdbench.training.dcdm import lanczos, ritz_vectors
-from tests.conftest import run_entry_point
 
 CAVITY = dict(vel_top=1.0, density=1.0, viscosity=0.01, height=1.0, width=1.0)
 DAM = dict(velocity=1.0, density=100.0, viscosity=0.1, height=0.4, width=1.5, barrier_height=0.1, barrier_width=0.05)
@@ -143,6 +144,7 @@ def test_run_dcdm_writes_a_hybrid_entry_and_scores_a_blow_up_as_diverged(tiny_da
     done = run_entry_point(*args, "--steps", "3", "--run-dir", str(rerun_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rerun = json.loads((rerun_dir / "entry.json").read_text())
+    assert "dcdm (hybrid: the dataset's solver projecting with DCDM" in render_leaderboard([entry])
     assert rerun["metrics"] == entry["metrics"] and rerun["hybrid"]["trained_on"] == hybrid["trained_on"]  # deterministic
     refused = run_entry_point("run", "--model", "dcdm", "--dataset", "channel180-tiny", cwd=tmp_path)
     assert refused.returncode != 0

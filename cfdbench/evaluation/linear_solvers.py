@@ -1,15 +1,19 @@
 """The learned-linear-solver track: DCDM against CG, Jacobi-PCG and AMG-PCG on the suite's
 pressure systems, every solver stopped on the same true relative residual.
 
-DCDM's network is trained once, at one grid size, and applied at every size: the method's claim
-is an iteration count largely independent of problem size. Results: one row per (size,
-tolerance, solver) with iterations, convergence and wall time, a Markdown table and a plot of
-iterations against the number of unknowns (``cfdbench evaluate --track linear-solvers``).
+DCDM's network is trained once, at one grid size and on one geometry, and applied at every size
+to a held-out geometry of the same family: the method's claim is an iteration count largely
+independent of problem size and geometry. Families: a walled box with a block (random
+divergence), and the cavity's and the dam's own pressure systems at their first projection from
+rest. Results: one row per (size, tolerance, solver) with iterations, convergence and wall time,
+a Markdown table, a plot of iterations against the number of unknowns, and a published entry of
+the track's own kind (``cfdbench evaluate --track linear-solvers --publish``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cfdbench.errors import CfdbenchError  # noqa: E402
+from cfdbench.errors import CfdbenchError, UnknownNameError  # noqa: E402
 from cfdbench.solvers.krylov import (  # noqa: E402
     algebraic_multigrid,
     conjugate_directions,
@@ -26,16 +30,58 @@ from cfdbench.solvers.krylov import (  # noqa: E402
     consistent_rhs,
     jacobi,
 )
-from cfdbench.solvers.pressure import box_with_block_system  # noqa: E402
+from cfdbench.solvers.pressure import PressureSystem, box_with_block_system, flow_pressure_system  # noqa: E402
 from cfdbench.training.dcdm import proposal, train_dcdm  # noqa: E402
 
 SOLVERS = ("CG", "Jacobi-PCG", "AMG-PCG", "DCDM")
 TOLERANCES = (1e-4, 1e-6)
+ENTRY_KIND = "linear-solvers"
+CAVITY = {"vel_top": 1.0, "density": 1.0, "viscosity": 0.01, "height": 1.0, "width": 1.0}
+DAM = {"velocity": 1.0, "density": 100.0, "viscosity": 0.1, "height": 0.4, "width": 1.5}
+DAM |= {"barrier_height": 0.1, "barrier_width": 0.05}
+
+
+@dataclass(frozen=True)
+class SystemFamily:
+    """Systems of one kind at any size ``n``: ``build(n, held_out)`` gives the training geometry or the held-out one."""
+
+    description: str
+    build: Callable[[int, bool], PressureSystem]
+    size_rule: Callable[[int], bool]  # sizes the family can be built at
+    size_text: str
+
+
+SYSTEMS = {
+    "box": SystemFamily(
+        "walled unit box with a block (all-Neumann); trained with the block at x 0.4-0.6 from the floor to mid-height, "
+        "tested with it at x 0.2-0.45 hanging from the lid to y 0.35; divergence of a random field",
+        lambda n, held_out: box_with_block_system(n, block=(0.2, 0.45, 0.35, 1.0) if held_out else (0.4, 0.6, 0.0, 0.5)),
+        lambda n: n >= 8 and n % 2 == 0,
+        "even and at least 8",
+    ),
+    "cavity": SystemFamily(
+        "the cavity's pressure system (all-Neumann box, n x n cells) at its first projection from rest; trained on "
+        "the square cavity, tested on a 2:1 wide one",
+        lambda n, held_out: flow_pressure_system("cavity", {**CAVITY, "height": 0.5 if held_out else 1.0}, (n, n)),
+        lambda n: n >= 8 and n % 2 == 0,
+        "even and at least 8",
+    ),
+    "dam": SystemFamily(
+        "the dam's pressure system (inlet, outlet p = 0, the barrier's cells removed; 3.75n x n cells) at its first "
+        "projection from rest; trained with a 0.1 m x 0.05 m barrier, tested with a 0.15 m x 0.1 m one",
+        lambda n, held_out: flow_pressure_system(
+            "dam", {**DAM, "barrier_height": 0.15, "barrier_width": 0.1} if held_out else DAM, (15 * n // 4, n)
+        ),
+        lambda n: n >= 16 and n % 8 == 0,
+        "a multiple of 8 and at least 16 (the barrier on cell faces)",
+    ),
+}
 
 
 @dataclass(frozen=True)
 class SolverRow:
     size: int
+    grid: str
     unknowns: int
     tolerance: float
     solver: str
@@ -44,29 +90,44 @@ class SolverRow:
     seconds: float
 
 
+def system_family(name: str) -> SystemFamily:
+    if name not in SYSTEMS:
+        raise UnknownNameError("system", name, list(SYSTEMS))
+    return SYSTEMS[name]
+
+
 def compare_linear_solvers(
-    sizes: list[int], train_size: int = 32, train_steps: int = 400, tolerances: tuple[float, ...] = TOLERANCES, seed: int = 0
+    sizes: list[int],
+    train_size: int = 32,
+    train_steps: int = 400,
+    tolerances: tuple[float, ...] = TOLERANCES,
+    seed: int = 0,
+    system: str = "box",
+    memory: int = 2,
 ) -> tuple[list[SolverRow], float]:
-    """(rows, DCDM training seconds) for box-with-block systems of every size (even, >= 8)."""
-    if any(n < 8 or n % 2 for n in [*sizes, train_size]):
-        raise CfdbenchError(f"grid sizes must be even and at least 8 (DCDM pools once), got {sizes} and {train_size}")
+    """(rows, DCDM training seconds): DCDM trained on the family's training geometry at ``train_size``,
+    every solver on its held-out geometry at every size."""
+    family = system_family(system)
+    if not all(family.size_rule(n) for n in [*sizes, train_size]):
+        raise CfdbenchError(f"{system} grid sizes must be {family.size_text}, got {sizes} and {train_size}")
     started = time.perf_counter()
-    network, _ = train_dcdm(box_with_block_system(train_size, seed=seed), steps=train_steps, seed=seed)
+    network, _ = train_dcdm(family.build(train_size, False), steps=train_steps, seed=seed)
     training_seconds = time.perf_counter() - started
     rows = []
     for n in sizes:
-        system = box_with_block_system(n, seed=seed)
-        matrix, rhs = system.matrix, consistent_rhs(system.matrix, system.rhs, system.singular)
+        test = family.build(n, True)
+        matrix, rhs = test.matrix, consistent_rhs(test.matrix, test.rhs, test.singular)
+        grid = "x".join(str(c) for c in reversed(test.mask.shape))
         solve = {
             "CG": lambda tol: conjugate_gradient(matrix, rhs, tol, 10 * matrix.shape[0]),
             "Jacobi-PCG": lambda tol: conjugate_gradient(matrix, rhs, tol, 10 * matrix.shape[0], jacobi(matrix)),
             "AMG-PCG": lambda tol: conjugate_gradient(matrix, rhs, tol, 1000, algebraic_multigrid(matrix)),
-            "DCDM": lambda tol: conjugate_directions(matrix, rhs, proposal(network, system.mask), tol, 1000),
+            "DCDM": lambda tol: conjugate_directions(matrix, rhs, proposal(network, test.mask), tol, 1000, memory),
         }
         for tol in tolerances:
             for name in SOLVERS:
                 result = solve[name](tol)
-                rows.append(SolverRow(n, matrix.shape[0], tol, name, result.iterations, result.converged, result.seconds))
+                rows.append(SolverRow(n, grid, matrix.shape[0], tol, name, result.iterations, result.converged, result.seconds))
     return rows, training_seconds
 
 
@@ -80,18 +141,18 @@ def markdown_table(rows: list[SolverRow]) -> str:
         group = {r.solver: r for r in rows if (r.size, r.tolerance) == (size, tol)}
         counts = " | ".join(f"{group[s].iterations}{'' if group[s].converged else ' (not converged)'}" for s in SOLVERS)
         ratio = group["DCDM"].seconds / max(group["CG"].seconds, 1e-12)
-        lines.append(f"| {size}² ({group['CG'].unknowns}) | {tol:g} | {counts} | {ratio:.2f} |")
+        lines.append(f"| {group['CG'].grid} ({group['CG'].unknowns}) | {tol:g} | {counts} | {ratio:.2f} |")
     return "\n".join(lines) + "\n"
 
 
-def plot_iterations(rows: list[SolverRow], path: Path) -> Path:
+def plot_iterations(rows: list[SolverRow], path: Path, title: str = "pressure systems") -> Path:
     """Iterations against unknowns, one line per solver, at the tightest tolerance."""
     tightest = min(r.tolerance for r in rows)
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     for solver in SOLVERS:
         points = sorted((r.unknowns, r.iterations) for r in rows if r.solver == solver and r.tolerance == tightest)
         axis.plot(*zip(*points), marker="o", label=solver)
-    axis.set(xscale="log", yscale="log", xlabel="unknowns", ylabel=f"iterations to {tightest:g}", title="pressure systems")
+    axis.set(xscale="log", yscale="log", xlabel="unknowns", ylabel=f"iterations to {tightest:g}", title=title)
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -101,3 +162,80 @@ def plot_iterations(rows: list[SolverRow], path: Path) -> Path:
 
 def rows_as_dicts(rows: list[SolverRow]) -> list[dict]:
     return [asdict(r) for r in rows]
+
+
+# --------------------------------------------------------------------------- entries of the track's own kind
+
+
+def track_entry(
+    rows: list[SolverRow], system: str, train_size: int, train_steps: int, training_seconds: float, memory: int = 2
+) -> dict:
+    """A published result of the track: the systems, DCDM's training, every row, and where it ran."""
+    import datetime as dt
+
+    from cfdbench.leaderboard.entry import environment_info, make_entry_id
+
+    hardware, software, commit = environment_info()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return {
+        "kind": ENTRY_KIND,
+        "entry_id": make_entry_id("dcdm", f"{ENTRY_KIND}-{system}", now),
+        "date": now.isoformat().replace("+00:00", "Z"),
+        "system": system,
+        "description": system_family(system).description,
+        "dcdm": {
+            "train_size": train_size,
+            "train_steps": train_steps,
+            "training_seconds": round(training_seconds, 2),
+            "memory": memory,
+        },
+        "rows": rows_as_dicts(rows),
+        "hardware": hardware,
+        "software": software,
+        "git_commit": commit,
+    }
+
+
+def check_track_entry(entry: dict, source: str) -> None:
+    """One readable line for a malformed track entry."""
+    missing = {"kind", "entry_id", "system", "dcdm", "rows", "hardware", "git_commit"} - set(entry)
+    if entry.get("kind") != ENTRY_KIND or missing:
+        raise CfdbenchError(f"{source}: not a {ENTRY_KIND} entry (kind {entry.get('kind')!r}, missing {sorted(missing)})")
+    fields = set(SolverRow.__dataclass_fields__)
+    if not entry["rows"] or any(set(row) != fields or row["solver"] not in SOLVERS for row in entry["rows"]):
+        raise CfdbenchError(f"{source}: every row needs exactly {sorted(fields)} and a solver of {list(SOLVERS)}")
+
+
+def render_track(folder: Path) -> Path:
+    """``folder/README.md``: every published entry of the track, newest first, with its plot."""
+    import json
+
+    from cfdbench.io import write_text_atomic
+
+    entries = []
+    for path in sorted(folder.glob("*.json")):
+        entry = json.loads(path.read_text())
+        check_track_entry(entry, str(path))
+        entries.append(entry)
+    lines = [
+        "# Learned linear solvers: DCDM against CG and multigrid",
+        "",
+        "Generated by `cfdbench evaluate --track linear-solvers --publish`; do not edit. Every solver stops on the same",
+        "true relative residual ‖b − Ax‖/‖b‖; DCDM is trained once on the training geometry at one size and tested on",
+        "the held-out geometry at every size. Times are wall seconds on the entry's hardware, relative to CG.",
+    ]
+    for entry in sorted(entries, key=lambda e: e["date"], reverse=True):
+        rows = [SolverRow(**row) for row in entry["rows"]]
+        dcdm = entry["dcdm"]
+        lines += [
+            "",
+            f"## {entry['system']}: {entry['date'][:10]} ({entry['hardware']['device']}, commit {entry['git_commit'][:10]})",
+            "",
+            f"{entry['description']}. DCDM trained at size {dcdm['train_size']} for {dcdm['train_steps']} Adam steps "
+            f"({dcdm['training_seconds']:.0f} s), keeping {dcdm.get('memory', 2)} directions.",
+            "",
+            markdown_table(rows).rstrip(),
+            "",
+            f"![iterations against unknowns]({entry['entry_id']}.png) · [entry]({entry['entry_id']}.json)",
+        ]
+    return write_text_atomic(folder / "README.md", "\n".join(lines) + "\n")

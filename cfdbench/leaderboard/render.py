@@ -107,7 +107,7 @@ def render_leaderboard(entries: list[dict]) -> str:
             lines += ["", f"### {table.heading}", "", table.task_line, ""] + _table_lines(table)
             if table.block == "rollout":
                 charts = [f"![NMSE per rollout step](figures/{figure_name(dataset, split, g)})" for g in hash_groups(table)]
-                lines += [""] + charts + _channel_lines(table) + _refinement_lines(table)
+                lines += [""] + charts + _channel_lines(table) + _refinement_lines(table) + _hybrid_lines(table)
     return "\n".join(lines) + "\n"
 
 
@@ -122,6 +122,27 @@ def _refinement_lines(table: Table) -> list[str]:
             f"({refined['cases']} cases): NMSE {format_number(nmse['before'])} → {format_number(nmse['after'])}; "
             f"H^-1 norm of the Navier–Stokes residual {format_number(residual['before'])} → "
             f"{format_number(residual['after'])} (true frames: {format_number(residual['truth'])})."
+        )
+    return [""] + lines if lines else []
+
+
+def _hybrid_lines(table: Table) -> list[str]:
+    """Hybrid solvers (DCDM): what the learned pressure solve cost and left behind."""
+    lines = []
+    for entry in (e for e in table.entries if e.get("hybrid")):
+        h = entry["hybrid"]
+        divergence, seconds = h["divergence_rms"], h["seconds_per_rollout"]
+        trained = h["trained_on"]
+        held_out = "a held-out geometry" if trained.get("test_geometry_held_out") else "the test geometry"
+        lines.append(
+            f"- {entry['model']['name']} (hybrid: the dataset's solver projecting with DCDM to relative residual "
+            f"{format_number(h['tolerance'])}, at most {h['max_iterations']} iterations, {h['memory']} directions kept; "
+            f"network trained on case {trained['case']}, {held_out}): {format_number(h['iterations_mean'])} iterations "
+            f"per projection on average ({format_number(100 * h['unconverged_fraction'])} % stopped by the budget); "
+            f"RMS divergence {format_number(divergence['hybrid'])} against the exact solver's "
+            f"{format_number(divergence['exact'])} (U/L); {format_number(seconds['hybrid'])} s per rollout against "
+            f"{format_number(seconds['exact'])} s exact; "
+            f"the exact re-run's NMSE against the stored frames {format_number(h['exact_rerun_nmse'])}."
         )
     return [""] + lines if lines else []
 

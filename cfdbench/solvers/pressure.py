@@ -181,17 +181,32 @@ def solve_with_amg(system: PressureSystem, tol: float = 1e-12) -> np.ndarray:
     return x - x.mean() if system.singular else x
 
 
-def box_with_block_system(n: int, singular: bool = True, seed: int = 0) -> PressureSystem:
+def flow_pressure_system(problem: str, params: dict[str, float], cells: tuple[int, int]) -> PressureSystem:
+    """The pressure system of a flow's first projection from rest (the impulsive start): its own
+    mask, boundary conditions and a right-hand side the solver really meets."""
+    from cfdbench.solvers.simulate import flow_solver
+
+    solver, state = flow_solver(problem, [params], cells, torch.float64)
+    operator, seen = solver.pressure_operator, []
+    solver.replace_pressure_solve(lambda b: (seen.append(b), operator.solve(b))[1])
+    solver.step(state, solver.stable_dt(state, 0.5))
+    return operator.system(seen[0], 0)
+
+
+def box_with_block_system(
+    n: int, singular: bool = True, seed: int = 0, block: tuple[float, float, float, float] = (0.4, 0.6, 0.0, 0.5)
+) -> PressureSystem:
     """A test system of the learned-solver track: the masked Poisson problem of an n x n box with a
-    grid-aligned block, walled all round (singular, all-Neumann) or with an outlet (regular), and
-    the divergence of a seeded random velocity field as right-hand side."""
+    grid-aligned block (x0, x1, y0, y1 in the unit square), walled all round (singular, all-Neumann)
+    or with an outlet (regular), and the divergence of a seeded random velocity field as right-hand side."""
     from cfdbench.solvers.navier_stokes import NavierStokesSolver
     from cfdbench.solvers.obstacles import GridAlignedObstacle
 
     one = torch.ones(1, dtype=torch.float64)
     grid = StaggeredGrid(n, n, one, one, "wall" if singular else "channel", "wall")
     x, y = grid.cell_coordinates()
-    body = GridAlignedObstacle(grid, (x > 0.4) & (x < 0.6) & (y < 0.5))
+    x0, x1, y0, y1 = block
+    body = GridAlignedObstacle(grid, (x > x0) & (x < x1) & (y > y0) & (y < y1))
     solver = NavierStokesSolver(grid, 0.01 * one, obstacle=body)
     generator = torch.Generator().manual_seed(seed)
     u = torch.randn(grid.u_shape, dtype=torch.float64, generator=generator) * body.open_u
