@@ -40,4 +40,18 @@ for model in $CHANNEL_MODELS; do
   cfdbench run --model "$model" --dataset channel180-tiny --steps 30 --device "$DEVICE" \
     --runs-root runs/leaderboard --publish
 done
+# DCDM's hybrid on the dam: the network trained on a held-out-geometry training case's pressure system,
+# then the dam's own solver projecting with it (about an hour on one CPU core: a network call per iteration).
+if ! ls leaderboard/entries/dam-tiny/dcdm--dam-tiny--*.json > /dev/null 2>&1; then
+  cfdbench run --model dcdm --dataset dam-tiny --device "$DEVICE" --runs-root runs/leaderboard --publish
+fi
+# The learned-linear-solver track (its own page, leaderboard/linear-solvers/); each run adds an entry.
+if [ "$FRESH" = "--fresh" ]; then
+  rm -rf leaderboard/linear-solvers
+  for memory in 2 32; do
+    cfdbench evaluate --track linear-solvers --system dam --size 16 --size 32 --size 64 --train-size 32 --memory "$memory" --publish
+  done
+  cfdbench evaluate --track linear-solvers --system cavity --size 32 --size 64 --size 128 --train-size 32 --publish
+  cfdbench evaluate --track linear-solvers --system box --size 16 --size 32 --size 64 --size 128 --train-size 32 --publish
+fi
 cfdbench leaderboard build

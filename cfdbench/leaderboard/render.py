@@ -36,6 +36,7 @@ HEADER = [
     "Errors are means over the cases of the split (for rollouts, also over the K autoregressive steps);",
     "lower is better and rows are sorted by NMSE. **identity** is the baseline that predicts the last",
     "input frame unchanged; *ratio to identity* is identity NMSE / model NMSE (above 1x beats doing nothing).",
+    "Learned linear solvers (DCDM against CG and multigrid) have their own page: [linear-solvers/](linear-solvers/README.md).",
 ]
 
 
