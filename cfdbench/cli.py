@@ -409,7 +409,7 @@ def evaluate_command(
     size: list[int] = typer.Option([16, 32, 64], "--size", help="linear-solvers: grid sizes (repeatable)."),
     train_size: int = typer.Option(32, help="linear-solvers: grid size DCDM is trained at."),
     train_steps: int = typer.Option(400, help="linear-solvers: DCDM training steps."),
-    system: str = typer.Option("box", help="linear-solvers: box (walled box, block), cavity or dam (their own systems)."),
+    system: str = typer.Option("box", help="linear-solvers: box, cube (3D), cavity or dam systems."),
     publish: bool = typer.Option(False, help="linear-solvers: also publish the result to leaderboard/linear-solvers/."),
     memory: int = typer.Option(2, help="linear-solvers: directions DCDM keeps (the reference: 2)."),
     refine: bool = typer.Option(False, "--refine", help="sfno: also refine each test window on its Navier-Stokes residual."),

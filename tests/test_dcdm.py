@@ -106,3 +106,17 @@ def test_published_track_entries_render_and_a_malformed_one_is_refused(tmp_path)
     (tmp_path / "bad.json").write_text(json.dumps({**entry, "rows": [{"solver": "SOR"}]}))
     with pytest.raises(CfdbenchError, match="every row needs"):
         render_track(tmp_path)
+
+
+def test_the_track_runs_its_3d_family_with_the_3d_network(tmp_path):
+    """The cube family: a 3D masked Laplacian (symmetric, constants in its null space), DCDM's 3D
+    network trained on one block position and run on another."""
+    from cfdbench.evaluation.linear_solvers import compare_linear_solvers
+    from cfdbench.solvers.pressure import cube_with_block_system
+
+    system = cube_with_block_system(8)
+    assert system.singular and abs(system.matrix - system.matrix.T).max() == 0
+    assert np.abs(system.matrix @ np.ones(system.matrix.shape[0])).max() == 0 and system.mask.shape == (8, 8, 8)
+    rows, _ = compare_linear_solvers([8], train_size=8, train_steps=2, tolerances=(1e-4,), system="cube")
+    assert {r.solver for r in rows} == {"CG", "Jacobi-PCG", "AMG-PCG", "DCDM"} and rows[0].grid == "8x8x8"
+    assert all(r.converged for r in rows if r.solver != "DCDM")

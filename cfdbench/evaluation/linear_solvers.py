@@ -4,10 +4,11 @@ pressure systems, every solver stopped on the same true relative residual.
 DCDM's network is trained once, at one grid size and on one geometry, and applied at every size
 to a held-out geometry of the same family: the method's claim is an iteration count largely
 independent of problem size and geometry. Families: a walled box with a block (random
-divergence), and the cavity's and the dam's own pressure systems at their first projection from
-rest. Results: one row per (size, tolerance, solver) with iterations, convergence and wall time,
-a Markdown table, a plot of iterations against the number of unknowns, and a published entry of
-the track's own kind (``cfdbench evaluate --track linear-solvers --publish``).
+divergence); the cavity's and the dam's own pressure systems at their first projection from rest;
+and a walled cube with a block, DCDM's own 3D problem class, run by the 3D network (its GPU sizes,
+32³ to 128³, need a GPU). Results: one row per (size, tolerance, solver) with iterations,
+convergence and wall time, a Markdown table, a plot of iterations against the number of unknowns,
+and a published entry of the track's own kind (``evaluate --track linear-solvers --publish``).
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ from cfdbench.solvers.krylov import (  # noqa: E402
     consistent_rhs,
     jacobi,
 )
-from cfdbench.solvers.pressure import PressureSystem, box_with_block_system, flow_pressure_system  # noqa: E402
+from cfdbench.solvers.pressure import (  # noqa: E402
+    PressureSystem,
+    box_with_block_system,
+    cube_with_block_system,
+    flow_pressure_system,
+)
 from cfdbench.training.dcdm import proposal, train_dcdm  # noqa: E402
 
 SOLVERS = ("CG", "Jacobi-PCG", "AMG-PCG", "DCDM")
 TOLERANCES = (1e-4, 1e-6)
 ENTRY_KIND = "linear-solvers"
+CUBE_HELD_OUT_BLOCK = ((0.1, 0.3), (0.5, 1.0), (0.0, 0.5))
 CAVITY = {"vel_top": 1.0, "density": 1.0, "viscosity": 0.01, "height": 1.0, "width": 1.0}
 DAM = {"velocity": 1.0, "density": 100.0, "viscosity": 0.1, "height": 0.4, "width": 1.5}
 DAM |= {"barrier_height": 0.1, "barrier_width": 0.05}
@@ -53,21 +60,28 @@ class SystemFamily:
 
 SYSTEMS = {
     "box": SystemFamily(
-        "walled unit box with a block (all-Neumann); trained with the block at x 0.4-0.6 from the floor to mid-height, "
+        "Walled unit box with a block (all-Neumann); trained with the block at x 0.4-0.6 from the floor to mid-height, "
         "tested with it at x 0.2-0.45 hanging from the lid to y 0.35; divergence of a random field",
         lambda n, held_out: box_with_block_system(n, block=(0.2, 0.45, 0.35, 1.0) if held_out else (0.4, 0.6, 0.0, 0.5)),
         lambda n: n >= 8 and n % 2 == 0,
         "even and at least 8",
     ),
+    "cube": SystemFamily(
+        "Walled unit cube with a block (7-point Laplacian, all-Neumann; DCDM's own problem class, 3D); trained with "
+        "the block at x 0.4-0.6, y 0-0.5, z 0.3-0.7, tested with it at x 0.1-0.3, y 0.5-1, z 0-0.5; random right-hand side",
+        lambda n, held_out: cube_with_block_system(n, CUBE_HELD_OUT_BLOCK) if held_out else cube_with_block_system(n),
+        lambda n: n >= 8 and n % 2 == 0,
+        "even and at least 8",
+    ),
     "cavity": SystemFamily(
-        "the cavity's pressure system (all-Neumann box, n x n cells) at its first projection from rest; trained on "
+        "The cavity's pressure system (all-Neumann box, n x n cells) at its first projection from rest; trained on "
         "the square cavity, tested on a 2:1 wide one",
         lambda n, held_out: flow_pressure_system("cavity", {**CAVITY, "height": 0.5 if held_out else 1.0}, (n, n)),
         lambda n: n >= 8 and n % 2 == 0,
         "even and at least 8",
     ),
     "dam": SystemFamily(
-        "the dam's pressure system (inlet, outlet p = 0, the barrier's cells removed; 3.75n x n cells) at its first "
+        "The dam's pressure system (inlet, outlet p = 0, the barrier's cells removed; 3.75n x n cells) at its first "
         "projection from rest; trained with a 0.1 m x 0.05 m barrier, tested with a 0.15 m x 0.1 m one",
         lambda n, held_out: flow_pressure_system(
             "dam", {**DAM, "barrier_height": 0.15, "barrier_width": 0.1} if held_out else DAM, (15 * n // 4, n)

@@ -216,3 +216,30 @@ def box_with_block_system(
     if singular:
         u[..., -1] = 0
     return solver.masked_pressure.system(grid.divergence(u, v), 0)
+
+
+def cube_with_block_system(n: int, block: tuple[tuple[float, float], ...] = ((0.4, 0.6), (0.0, 0.5), (0.3, 0.7)), seed: int = 0):
+    """A 3D system of the learned-solver track (DCDM's own problem class): the 7-point Laplacian of
+    the fluid cells of a walled unit cube (all-Neumann, singular) with a solid block ((x0, x1),
+    (y0, y1), (z0, z1)), cell order (z, y, x), and a seeded random zero-mean right-hand side."""
+    centres = (np.arange(n) + 0.5) / n
+    z, y, x = np.meshgrid(centres, centres, centres, indexing="ij")
+    (x0, x1), (y0, y1), (z0, z1) = block
+    fluid = ~((x > x0) & (x < x1) & (y > y0) & (y < y1) & (z > z0) & (z < z1))
+    index = -np.ones(fluid.shape, dtype=np.int64)
+    index[fluid] = np.arange(int(fluid.sum()))
+    rows, cols = [], []
+    for axis in range(3):
+        here = [slice(None)] * 3
+        there = [slice(None)] * 3
+        here[axis], there[axis] = slice(None, -1), slice(1, None)
+        both = fluid[tuple(here)] & fluid[tuple(there)]
+        a, b = index[tuple(here)][both], index[tuple(there)][both]
+        rows += [a, b]
+        cols += [b, a]
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    unknowns = int(fluid.sum())
+    off = sp.coo_matrix((-np.ones(rows.size) * n**2, (rows, cols)), shape=(unknowns, unknowns)).tocsr()
+    matrix = (off - sp.diags(np.asarray(off.sum(axis=1)).ravel())).tocsr()
+    rhs = np.random.default_rng(seed).standard_normal(unknowns)
+    return PressureSystem(matrix, rhs - rhs.mean(), fluid, True)

@@ -69,7 +69,7 @@ def ritz_right_hand_sides(vectors: np.ndarray, count: int, rng: np.random.Genera
 
 @dataclass
 class GridMap:
-    """Between a masked system's unknowns (n,) and the grid images the network reads (B, 1, H, W)."""
+    """Between a masked system's unknowns (n,) and the grid images the network reads (B, 1, *grid), 2D or 3D."""
 
     mask: np.ndarray
 
@@ -94,14 +94,14 @@ def train_dcdm(
     network: DCDMNetwork | None = None,
     lanczos_steps: int = 1000,
 ) -> tuple[DCDMNetwork, list[float]]:
-    """(network, loss per step): a 2D DCDM network (a fresh one, or ``network``) trained on
+    """(network, loss per step): a DCDM network of the system's dimension (a fresh one, or ``network``) trained on
     ``system`` for ``steps`` Adam steps (the reference: lr 1e-4, batch 10, far longer)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     _, vectors = ritz_vectors(system.matrix, lanczos_steps, seed=seed)
     grid = GridMap(system.mask)
     apply = _sparse_apply(system.matrix)
-    network = network if network is not None else DCDMNetwork(2)
+    network = network if network is not None else DCDMNetwork(system.mask.ndim)
     network.train()
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     losses = []
