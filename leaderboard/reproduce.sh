@@ -53,5 +53,6 @@ if [ "$FRESH" = "--fresh" ]; then
   done
   cfdbench evaluate --track linear-solvers --system cavity --size 32 --size 64 --size 128 --train-size 32 --publish
   cfdbench evaluate --track linear-solvers --system box --size 16 --size 32 --size 64 --size 128 --train-size 32 --publish
+  cfdbench evaluate --track linear-solvers --system cube --size 8 --size 16 --size 32 --train-size 16 --train-steps 300 --publish
 fi
 cfdbench leaderboard build
