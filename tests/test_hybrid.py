@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from conftest import run_entry_point
+from conftest import TINY_CARD, run_entry_point, write_card
 from torch import nn
 
+from cfdbench.cards import load_dataset_card
+from cfdbench.data.generate import generate_dataset
+from cfdbench.data.view import open_dataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.hybrid import Generator, score_hybrid, simulate_hybrid, training_system
 from cfdbench.evaluation.rollout import RolloutTask
@@ -126,9 +129,14 @@ def test_the_hybrid_with_an_exact_proposal_reproduces_the_exact_solver(tiny_data
     assert max(runs.iterations) <= 2 and np.mean(runs.divergence["hybrid"]) < 1e-3
 
 
-def test_run_dcdm_writes_a_hybrid_entry_and_scores_a_blow_up_as_diverged(tiny_dataset, tmp_path):
-    """`cfdbench run --model dcdm` end to end on a generated dataset, with a network trained for two
-    steps and a two-iteration budget: whatever the rollout does, the entry is valid and says it."""
+def test_run_dcdm_writes_a_hybrid_entry_and_scores_a_blow_up_as_diverged(tmp_path):
+    """`cfdbench run --model dcdm` end to end on a generated dataset (8 x 8 cavities, 4 frames), with a
+    network trained for two steps and a two-iteration budget: whatever the rollout does, the entry
+    is valid and says it, and `evaluate` of its checkpoint reproduces it."""
+    solver = {**TINY_CARD["solver"], "cells_x": 8, "cells_y": 8, "n_frames": 4, "store_solver_grid": False}
+    card = load_dataset_card(write_card(tmp_path, solver=solver, frames={"nx": 8, "ny": 8}))
+    generate_dataset(card, tmp_path / card.name)
+    tiny_dataset = open_dataset(tmp_path / card.name)
     args = ["run", "--model", "dcdm", "--dataset", str(tiny_dataset.path), "--steps", "3", "--runs-root", str(tmp_path)]
     settings = ["--set", "model.train_steps=2", "--set", "model.max_iterations=2", "--set", "model.lanczos_steps=20"]
     done = run_entry_point(*args, *settings, cwd=tmp_path)
