@@ -72,6 +72,7 @@ def test_module_plugin_runs_end_to_end(workdir):
     assert entry["model"]["name"] == "my_operator.model-MyOperator"
 
 
+@pytest.mark.slow  # 15-17 s (a pip install); module:Class and file.py:Class plug-ins run end to end by default
 def test_installed_entry_point_plugin_runs_end_to_end(workdir, tmp_path):
     source = tmp_path / "src"
     shutil.copytree(EXAMPLE, source)  # the build must not litter the repository
