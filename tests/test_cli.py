@@ -115,7 +115,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in result.stderr and "UnknownNameError" in result.stderr
 
 
-@pytest.mark.slow  # 20-27 s; resuming a generation is also covered by test_dataset_dir and test_channel_data
+@pytest.mark.slow  # 20-27 s; the default run keeps the channel generator's resume (test_channel_data)
 def test_ctrl_c_during_generation_keeps_complete_cases_and_resumes(tmp_path):
     # Slow enough (one case per batch, about two seconds each) to be interrupted after the first case.
     solver = {**TINY_CARD["solver"], "cells_x": 32, "cells_y": 32, "n_frames": 20}
