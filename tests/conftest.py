@@ -124,3 +124,15 @@ def write_channel_card(tmp_path: Path, **changes):
     path = folder / f"{raw['name']}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return parse_channel_card(raw, path)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test, restored after: DCDM's small convolutions and solver steps
+    run faster on one thread than on two (its network test: 14 s against 5 s on the CI machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

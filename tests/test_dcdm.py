@@ -14,15 +14,7 @@ from cfdbench.evaluation.linear_solvers import check_track_entry
 from cfdbench.models.dcdm import DEPTHS, DCDMNetwork, dcdm_loss
 from cfdbench.solvers.pressure import box_with_block_system
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """DCDM's small convolutions and solver steps run faster on one thread than on two (the
-    network test: 14 s against 5 s on the CI machine), so these tests use one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: DCDM runs faster on one thread
 
 
 def test_network_has_the_reference_parameter_counts_and_shapes():

@@ -69,14 +69,7 @@ def test_projection_by_conjugate_directions_matches_the_exact_one(problem, param
     torch.testing.assert_close(hybrid_v, exact_v, rtol=0, atol=1e-8)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """DCDM's small convolutions and solver steps run faster on one thread than on two (the
-    network test: 14 s against 5 s on the CI machine), so these tests use one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: DCDM runs faster on one thread
 
 
 def test_an_iteration_budget_stops_without_error_and_records_the_residual():
