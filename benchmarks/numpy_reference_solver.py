@@ -8,8 +8,8 @@ NumPy (no numba, no torch) for the same discretisation as ``cfdbench.solvers``:
 - one ghost layer per side: tangential walls use ghost = 2 * wall - neighbour, the
   normal-to-wall direction uses linear extrapolation (it only feeds the fixed wall faces);
 - conservative central advection ∇·(uu), five-point Laplacian;
-- Wray's RK3 with Crank–Nicolson viscosity in delta form, incremental pressure projection
-  after each sub-step, pressure mean removed at the end of the step;
+- Wray's RK3, incremental pressure projection after each sub-step; the viscous term explicit
+  (with the convection) when ν dt (4/dx² + 4/dy²) <= 2, else Crank–Nicolson in delta form;
 - Helmholtz and Poisson problems solved directly by fast diagonalisation (``numpy.linalg.eigh``
   of the 1D second-difference matrices, then dense matmuls).
 
@@ -24,6 +24,7 @@ import numpy as np
 RK3_GAMMA = (8 / 15, 5 / 12, 3 / 4)
 RK3_ZETA = (0.0, -17 / 60, -5 / 12)
 RK3_ALPHA = tuple((g + z) / 2 for g, z in zip(RK3_GAMMA, RK3_ZETA))
+EXPLICIT_VISCOUS_LIMIT = 2.0  # ν dt (4/dx² + 4/dy²) up to which viscosity is advanced explicitly
 
 
 def second_difference(n: int, kind: str) -> np.ndarray:
@@ -170,26 +171,37 @@ class NumpyCavitySolver:
         return u - scale * gx, v - scale * gy, phi
 
     def step(self, u: np.ndarray, v: np.ndarray, p: np.ndarray, dt: float):
-        """One RK3 step (three sub-steps); returns the new (u, v, p)."""
+        """One RK3 step (three sub-steps); returns the new (u, v, p), p with zero mean."""
         nu = self.nu
+        explicit = nu * dt * (4 / self.dx**2 + 4 / self.dy**2) <= EXPLICIT_VISCOUS_LIMIT * (1 + 1e-6)
         previous_u = previous_v = None
         for stage in range(3):
             gamma, zeta, alpha = RK3_GAMMA[stage], RK3_ZETA[stage], RK3_ALPHA[stage]
             up, vp = self.pad_u(u), self.pad_v(v)
             adv_u, adv_v = self.advection(up, vp)
-            conv_u, conv_v = -adv_u, -adv_v
+            lap_u, lap_v = self.laplacian(up), self.laplacian(vp)
+            # What RK3 carries between sub-steps: convection, plus viscosity when explicit.
+            carried_u = -adv_u + nu * lap_u if explicit else -adv_u
+            carried_v = -adv_v + nu * lap_v if explicit else -adv_v
             gx, gy = self.gradient(p)
-            rhs_u = dt * (gamma * conv_u - 2 * alpha * gx + 2 * alpha * nu * self.laplacian(up))
-            rhs_v = dt * (gamma * conv_v - 2 * alpha * gy + 2 * alpha * nu * self.laplacian(vp))
+            rhs_u = dt * (gamma * carried_u - 2 * alpha * gx)
+            rhs_v = dt * (gamma * carried_v - 2 * alpha * gy)
+            if not explicit:
+                rhs_u += dt * 2 * alpha * nu * lap_u
+                rhs_v += dt * 2 * alpha * nu * lap_v
             if previous_u is not None:
                 rhs_u += dt * zeta * previous_u
                 rhs_v += dt * zeta * previous_v
-            previous_u, previous_v = conv_u, conv_v
-            # Crank–Nicolson in delta form on the unknown faces; the wall faces stay fixed.
-            den_u, den_v = self._helmholtz_denominators(dt, stage)
+            previous_u, previous_v = carried_u, carried_v
+            # The unknown faces move; the wall faces stay fixed. Crank–Nicolson solves in delta form.
             u_star, v_star = u.copy(), v.copy()
-            u_star[:, 1:-1] += self.helmholtz_u.solve(rhs_u[:, 1:-1], den_u)
-            v_star[1:-1] += self.helmholtz_v.solve(rhs_v[1:-1], den_v)
+            if explicit:
+                u_star[:, 1:-1] += rhs_u[:, 1:-1]
+                v_star[1:-1] += rhs_v[1:-1]
+            else:
+                den_u, den_v = self._helmholtz_denominators(dt, stage)
+                u_star[:, 1:-1] += self.helmholtz_u.solve(rhs_u[:, 1:-1], den_u)
+                v_star[1:-1] += self.helmholtz_v.solve(rhs_v[1:-1], den_v)
             u, v, phi = self.project(u_star, v_star, 2 * alpha * dt)
             p = p + phi
         return u, v, p - p.mean()

@@ -254,6 +254,8 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
             raise CfdbenchError(f"{where}: {key} must be positive, got {value}")
     if not s.spinup >= 0:
         raise CfdbenchError(f"{where}: solver.spinup must be non-negative, got {s.spinup}")
+    if not s.cfl <= 3**0.5:
+        raise CfdbenchError(f"{where}: solver.cfl {s.cfl:g} is beyond RK3's convective limit √3 ≈ 1.732")
     if not card.cases():
         raise CfdbenchError(f"{where}: the sweeps produce no case inside reynolds_range {card.reynolds_range}")
     return card

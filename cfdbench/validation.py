@@ -22,7 +22,7 @@ import torch
 
 from cfdbench.solvers.grid import StaggeredGrid
 from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
-from cfdbench.solvers.obstacles import PenalizedObstacle
+from cfdbench.solvers.obstacles import PERMEABILITY_PER_CELL_TIME, PenalizedDisc
 
 CHANNEL = (2.2, 0.41)
 CENTRE, DIAMETER, NU = (0.2, 0.2), 0.1, 1e-3
@@ -37,6 +37,9 @@ REFERENCE = {
     },
     "2D-2": {"drag_max": (3.22, 3.24), "lift_max": (0.99, 1.01), "strouhal": (0.295, 0.305)},
 }
+
+
+DEFAULT_DURATION = {"2D-1": 6.0, "2D-2": 14.0}
 
 
 @dataclass
@@ -57,20 +60,28 @@ class CylinderResult:
         return out
 
 
-def _interpolate_cells(field: torch.Tensor, h: float, x: float, y: float) -> float:
-    """Bilinear interpolation of a cell-centred (ny, nx) field at a point."""
-    fx, fy = x / h - 0.5, y / h - 0.5
+def _interpolate_cells(field: torch.Tensor, spacing: tuple[float, float], x: float, y: float) -> float:
+    """Bilinear interpolation of a cell-centred (ny, nx) field at a point; ``spacing`` = (dx, dy)."""
+    fx, fy = x / spacing[0] - 0.5, y / spacing[1] - 0.5
     i, j = int(math.floor(fx)), int(math.floor(fy))
     a, b = fx - i, fy - j
     f = field
     return float((1 - a) * (1 - b) * f[j, i] + a * (1 - b) * f[j, i + 1] + (1 - a) * b * f[j + 1, i] + a * b * f[j + 1, i + 1])
 
 
-def _recirculation_length(solver: NavierStokesSolver, state: FlowState, h: float) -> float:
-    """Distance from the cylinder's rear point (0.25, 0.2) to where u on y = 0.2 turns positive."""
+def _surface_pressure(p: torch.Tensor, spacing: tuple[float, float], x: float, y: float, outward: int) -> float:
+    """Pressure on the cylinder's surface at (x, y), its outward normal along ±x: the quadratic through
+    the fluid pressure 1, 2 and 3 cells out along the normal, at the wall (the cells inside the body
+    carry no physical pressure)."""
+    near, middle, far = (_interpolate_cells(p, spacing, x + outward * k * spacing[0], y) for k in (1, 2, 3))
+    return 3 * near - 3 * middle + far
+
+
+def _recirculation_length(solver: NavierStokesSolver, state: FlowState, spacing: tuple[float, float], centre_y: float) -> float:
+    """Distance from the cylinder's rear point (0.25, centre) to where u on the centre line turns positive."""
     uc, _ = solver.grid.to_cells(state.u, state.v)
-    xs = np.arange(CENTRE[0] + DIAMETER / 2, 1.0, h / 8)
-    u = np.array([_interpolate_cells(uc[0], h, x, CENTRE[1]) for x in xs])
+    xs = np.arange(CENTRE[0] + DIAMETER / 2, 1.0, spacing[0] / 8)
+    u = np.array([_interpolate_cells(uc[0], spacing, x, centre_y) for x in xs])
     crossing = np.nonzero((u[:-1] < 0) & (u[1:] >= 0))[0]
     if crossing.size == 0:
         return 0.0
@@ -78,18 +89,23 @@ def _recirculation_length(solver: NavierStokesSolver, state: FlowState, h: float
     return float(xs[k] + (xs[k + 1] - xs[k]) * (-u[k]) / (u[k + 1] - u[k]) - (CENTRE[0] + DIAMETER / 2))
 
 
-def build_cylinder_channel(cells_per_diameter: int, peak_inflow: float, dtype=torch.float64, device="cpu"):
-    """The benchmark's solver and its rest state with the parabolic inflow."""
-    h = DIAMETER / cells_per_diameter
-    nx, ny = round(CHANNEL[0] / h), round(CHANNEL[1] / h)
+def build_cylinder_channel(cells_per_diameter: int, peak_inflow: float, dtype=torch.float64, device="cpu", shift: float = 0.0):
+    """The benchmark's solver and its rest state with the parabolic inflow.
+
+    The channel is exactly 2.2 x 0.41 for any resolution: ``cells_per_diameter`` sets the cell
+    counts (rounded), each axis its own spacing. ``shift`` moves the cylinder up by that share of a
+    cell (a test of the sub-cell geometry)."""
+    nx, ny = round(CHANNEL[0] / DIAMETER * cells_per_diameter), round(CHANNEL[1] / DIAMETER * cells_per_diameter)
     as_tensor = lambda value: torch.tensor([value], dtype=dtype, device=device)  # noqa: E731
-    grid = StaggeredGrid(nx, ny, as_tensor(nx * h), as_tensor(ny * h), "channel", "wall")
-    body = PenalizedObstacle.circle(grid, as_tensor(CENTRE[0]), as_tensor(CENTRE[1]), as_tensor(DIAMETER / 2))
+    grid = StaggeredGrid(nx, ny, as_tensor(CHANNEL[0]), as_tensor(CHANNEL[1]), "channel", "wall")
+    centre_y = CENTRE[1] + shift * CHANNEL[1] / ny
+    cell_time = min(CHANNEL[0] / nx, CHANNEL[1] / ny) / (2 * peak_inflow / 3)  # h / U with U the mean inflow
+    body = PenalizedDisc(grid, as_tensor(CENTRE[0]), as_tensor(centre_y), as_tensor(DIAMETER / 2), PERMEABILITY_PER_CELL_TIME * cell_time)
     solver = NavierStokesSolver(grid, as_tensor(NU), obstacle=body)
     _, y = grid.cell_coordinates()
     height = CHANNEL[1]
     inflow = 4 * peak_inflow * y[:, :, 0] * (height - y[:, :, 0]) / height**2
-    return solver, solver.rest_state(inflow), h
+    return solver, solver.rest_state(inflow), (CHANNEL[0] / nx, CHANNEL[1] / ny)
 
 
 def schafer_turek(
@@ -99,15 +115,18 @@ def schafer_turek(
     cfl: float = 0.9,
     dtype: torch.dtype = torch.float64,
     device: str = "cpu",
+    shift: float = 0.0,
 ) -> CylinderResult:
     """Run case 2D-1 (steady, Re 20) or 2D-2 (periodic, Re 100) and measure the benchmark quantities.
 
     Forces come from the penalisation's momentum bookkeeping; the mean velocity is 2 U_m / 3.
+    ``shift`` moves the cylinder up by that share of a cell (for the sub-cell geometry test).
     """
     peak = PEAK_INFLOW[case]
     mean_velocity = 2 * peak / 3
-    duration = duration or {"2D-1": 6.0, "2D-2": 14.0}[case]
-    solver, state, h = build_cylinder_channel(cells_per_diameter, peak, dtype, device)
+    duration = duration or DEFAULT_DURATION[case]
+    solver, state, spacing = build_cylinder_channel(cells_per_diameter, peak, dtype, device, shift)
+    centre_y = CENTRE[1] + shift * spacing[1]
     coefficient = 2 / (mean_velocity**2 * DIAMETER)
     times, drag, lift = [], [], []
     start, steps = time.perf_counter(), 0
@@ -120,11 +139,12 @@ def schafer_turek(
         lift.append(float(force[1]))
     if case == "2D-1":
         p = state.p[0]
+        front, back = CENTRE[0] - DIAMETER / 2, CENTRE[0] + DIAMETER / 2
         values = {
             "drag": drag[-1],
             "lift": lift[-1],
-            "pressure_drop": _interpolate_cells(p, h, 0.15, 0.2) - _interpolate_cells(p, h, 0.25, 0.2),
-            "recirculation_length": _recirculation_length(solver, state, h),
+            "pressure_drop": _surface_pressure(p, spacing, front, centre_y, -1) - _surface_pressure(p, spacing, back, centre_y, 1),
+            "recirculation_length": _recirculation_length(solver, state, spacing, centre_y),
         }
     else:
         values = _periodic_values(np.array(times), np.array(drag), np.array(lift), mean_velocity)

@@ -136,3 +136,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def unstable_steps(monkeypatch):
+    """A solver whose time steps are 1000x its stable step (below any CFL a card may set): every flow
+    blows up, which is how the tests reach the blow-up reporting."""
+    from cfdbench.solvers.navier_stokes import NavierStokesSolver
+
+    stable = NavierStokesSolver.stable_dt
+    monkeypatch.setattr(NavierStokesSolver, "stable_dt", lambda self, state, cfl, reference_speed=1.0: 1000 * stable(self, state, cfl, reference_speed))

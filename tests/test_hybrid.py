@@ -116,7 +116,7 @@ def test_the_hybrid_with_an_exact_proposal_reproduces_the_exact_solver(tiny_data
     assert system.singular and system.matrix.shape == (256, 256)
     test_case = generator.cases[tiny_dataset.split("test")[0]]
     solver, _ = flow_solver("cavity", [test_case.params], (16, 16), torch.float32)
-    model = DCDMSolver(META, tolerance=1e-6, trained_on={"problem": "cavity", "cells": [16, 16]})
+    model = DCDMSolver(META, tolerance=1e-5, trained_on={"problem": "cavity", "cells": [16, 16]})
     model.network = ExactInverse(solver.pressure_operator)
     task = RolloutTask(steps=4)
     runs = simulate_hybrid(model, tiny_dataset, tiny_dataset.split("test"), task)
@@ -129,6 +129,7 @@ def test_the_hybrid_with_an_exact_proposal_reproduces_the_exact_solver(tiny_data
     summary = result.summary()
     assert summary["model"]["nmse"] == pytest.approx(reproduction, rel=0.1, abs=1e-9)
     assert summary["model"]["nmse"] < 1e-3 * summary["identity"]["nmse"]
+    # An exact proposal converges at once (the tolerance sits above float32's round-off floor of ~1e-6).
     assert max(runs.iterations) <= 2 and np.mean(runs.divergence["hybrid"]) < 1e-3
 
 

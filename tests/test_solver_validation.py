@@ -247,10 +247,16 @@ def test_cavity_frames_are_si_and_resampled():
     assert frames.mask[0].all() and frames.x[0][0] == pytest.approx(0.01 / 32)
 
 
-def test_blow_up_names_the_case():
+def test_blow_up_names_the_case(unstable_steps):
     cases = cavities(("bc-0042", cavity_params(1.0, 1.0, 1e-4, 1.0, 1.0)))
     with pytest.raises(SimulationDivergedError, match=r"bc-0042.*vel_top=1.*Re=1e\+04"):
-        simulate(FLOWS["cavity"], cases, (16, 16), frame_interval=20.0, n_frames=3, frame_shape=(8, 8), cfl=40.0)
+        simulate(FLOWS["cavity"], cases, (16, 16), frame_interval=20.0, n_frames=3, frame_shape=(8, 8))
+
+
+def test_cfl_beyond_rk3s_limit_is_refused():
+    (case,) = cavities(("a", cavity_params(1.0, 1.0, 1e-2, 1.0, 1.0)))
+    with pytest.raises(CfdbenchError, match="cfl must be in"):
+        simulate(FLOWS["cavity"], [case], (16, 16), frame_interval=1.0, n_frames=2, frame_shape=(8, 8), cfl=2.0)
 
 
 @pytest.mark.parametrize("bad", [dict(viscosity=0.0), dict(viscosity=-1e-3), dict(width=-0.01), dict(vel_top=float("nan"))])

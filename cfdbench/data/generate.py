@@ -111,7 +111,7 @@ def simulate_records(specs: Sequence[CaseSpec], cases: Sequence[FlowCase], card:
                     "solver": "cfdbench MAC RK3/Crank-Nicolson projection",
                     "solver_cells": f"{cells[0]}x{cells[1]}",
                     "solver_dtype": s.dtype,
-                    "solver_steps": frames.steps,
+                    "solver_steps": int(frames.steps[b]),
                     "device": str(device),
                 },
                 solver_fields=solver_fields,

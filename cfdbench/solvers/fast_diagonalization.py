@@ -1,9 +1,10 @@
-"""Direct solves of separable Poisson and Helmholtz problems by fast diagonalisation.
+"""Direct solves of separable Poisson and Helmholtz problems on a batch of uniform rectangles.
 
-On a rectangle the discrete Laplacian is ``A_x ⊕ A_y``. Each 1D operator is diagonalised
-once (``eigh``; any mix of Neumann, Dirichlet and periodic ends), after which a solve is
-two small dense products per axis and a division by the summed eigenvalues. Spacing only
-scales the eigenvalues, so one factorisation serves a batch of cases with different windows.
+On a rectangle the discrete Laplacian is ``A_x ⊕ A_y``. Each 1D operator is diagonalised by a
+real trigonometric transform (:mod:`cfdbench.solvers.transforms`: DCT/DST variants or the DFT,
+by the axis's end conditions), so a solve is a forward transform per axis, a division by the
+summed eigenvalues and the inverse transforms: O(n² log n) per case. Spacing only scales the
+eigenvalues, so one pair of transforms serves a batch of cases with different windows.
 """
 
 from __future__ import annotations
@@ -11,39 +12,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-END_DIAGONALS = {"neumann": -1.0, "dirichlet_faces": -2.0, "dirichlet_cells": -3.0}
+from cfdbench.solvers.transforms import END_DIAGONALS, AxisTransform, second_difference
 
-
-def second_difference(n: int, kind: str | tuple[str, str]) -> Tensor:
-    """Unit-spacing 1D second-difference matrix (n x n, float64).
-
-    ``kind`` names the condition at both ends, or ``(low end, high end)`` for a mix:
-      - ``"neumann"``: zero gradient (cell-centred pressure at a wall; an outflow velocity);
-      - ``"dirichlet_faces"``: the values lie between two fixed boundary faces;
-      - ``"dirichlet_cells"``: cell-centred values, zero value half a cell beyond the end
-        (tangential velocity at a wall; pressure at an outlet held at p = 0);
-      - ``"periodic"``: circulant (both ends only).
-    """
-    low, high = (kind, kind) if isinstance(kind, str) else kind
-    a = -2.0 * torch.eye(n, dtype=torch.float64)
-    idx = torch.arange(n - 1)
-    a[idx, idx + 1] = 1.0
-    a[idx + 1, idx] = 1.0
-    if "periodic" in (low, high):
-        if low != high:
-            raise ValueError("a periodic axis is periodic at both ends")
-        a[0, -1] += 1.0
-        a[-1, 0] += 1.0
-        return a
-    for end, row in ((low, 0), (high, -1)):
-        if end not in END_DIAGONALS:
-            raise ValueError(f"unknown second-difference end condition {end!r}")
-        a[row, row] = END_DIAGONALS[end]
-    return a
+__all__ = ["END_DIAGONALS", "FastDiagonalSolver", "second_difference"]
 
 
 class FastDiagonalSolver:
-    """Solves ``(shift - coef * (A_x / dx² + A_y / dy²)) x = r`` for a batch of cases.
+    """Solves ``(shift - coef * (A_x / dx² + A_y / dy²)) x = r`` for a batch of cases (B, ny, nx).
 
     ``shift = 0, coef = -1`` is the Poisson problem ∇²x = r; its constant null space (all
     Neumann/periodic ends) is removed by setting the zero mode to zero, i.e. zero mean.
@@ -52,20 +27,12 @@ class FastDiagonalSolver:
 
     def __init__(self, kind_x: str | tuple[str, str], nx: int, kind_y: str | tuple[str, str], ny: int, dx: Tensor, dy: Tensor):
         dtype, device = dx.dtype, dx.device
-        lam_x, vec_x = torch.linalg.eigh(second_difference(nx, kind_x))
-        lam_y, vec_y = torch.linalg.eigh(second_difference(ny, kind_y))
-        self.vec_x = vec_x.to(dtype=dtype, device=device)
-        self.vec_y = vec_y.to(dtype=dtype, device=device)
-        self.vec_xt = self.vec_x.T.contiguous()
-        self.vec_yt = self.vec_y.T.contiguous()
-        lam_x = lam_x.to(dtype=dtype, device=device).reshape(1, 1, -1)
-        lam_y = lam_y.to(dtype=dtype, device=device).reshape(1, -1, 1)
-        # Eigenvalues of the scaled Laplacian per case: (B, ny, nx), all <= 0.
+        self.along_x = AxisTransform(kind_x, nx, dtype, device)
+        self.along_y = AxisTransform(kind_y, ny, dtype, device)
+        lam_x = self.along_x.eigenvalues.reshape(1, 1, -1)
+        lam_y = self.along_y.eigenvalues.reshape(1, -1, 1)
+        # Eigenvalues of the scaled Laplacian per case: (B, ny, nx), all <= 0, exactly 0 for a null mode.
         self.laplacian_eigenvalues = lam_x / dx.reshape(-1, 1, 1) ** 2 + lam_y / dy.reshape(-1, 1, 1) ** 2
-        # Exact zeros become round-off after eigh; clean them so the null space is recognised.
-        scale = self.laplacian_eigenvalues.abs().amax(dim=(1, 2), keepdim=True)
-        tiny = self.laplacian_eigenvalues.abs() < 1e-10 * scale
-        self.laplacian_eigenvalues = torch.where(tiny, torch.zeros_like(scale), self.laplacian_eigenvalues)
 
     @property
     def singular(self) -> bool:
@@ -81,5 +48,5 @@ class FastDiagonalSolver:
 
     def solve(self, rhs: Tensor, denominator: Tensor) -> Tensor:
         """Solve with a precomputed :meth:`denominator` (B, ny, nx) for right-hand sides (B, ny, nx)."""
-        modal = self.vec_yt @ rhs @ self.vec_x
-        return self.vec_y @ (modal / denominator) @ self.vec_xt
+        modal = self.along_y.forward(self.along_x.forward(rhs, -1), -2)
+        return self.along_x.inverse(self.along_y.inverse(modal / denominator, -2), -1)

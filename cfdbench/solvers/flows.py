@@ -28,7 +28,7 @@ class FlowSetup:
     lid_speed: float = 0.0  # tangential velocity of the top wall
     inlet_top: float | None = None  # inflow u = 1 for y below this height (None: whole inlet)
     block: tuple[float, float, float, float] | None = None  # grid-aligned solid (x0, x1, y0, y1)
-    disc: tuple[float, float, float] | None = None  # penalised cylinder (cx, cy, radius)
+    disc: tuple[float, float, float] | None = None  # immersed cylinder (cx, cy, radius)
 
     def solid_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """True where (x, y) (scale units, window coordinates) is inside a body."""

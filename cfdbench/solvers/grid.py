@@ -85,6 +85,9 @@ class StaggeredGrid:
         self.lx, self.ly = lx, ly
         self.dx = _column(lx / nx)
         self.dy = _column(ly / ny)
+        self.inv_dx, self.inv_dy = 1 / self.dx, 1 / self.dy
+        self.inv_dx2, self.inv_dy2 = self.inv_dx**2, self.inv_dy**2
+        self.centre_weight = -2 * (self.inv_dx2 + self.inv_dy2)  # the five-point Laplacian's diagonal
 
     # ------------------------------------------------------------------ shapes and coordinates
     @property
@@ -136,91 +139,132 @@ class StaggeredGrid:
         return torch.broadcast_tensors(x, y)
 
     # ------------------------------------------------------------------ ghost layers
+    def pad_u(self, u: Tensor, walls: WallVelocity, out: Tensor | None = None) -> Tensor:
+        """u with one ghost layer on every side: (B, ny + 2, nu + 2), written into ``out`` if given.
+
+        Along y (u is cell-centred there) a wall ghost is 2 * wall speed - neighbour, so the mean on
+        the wall is the wall speed (no slip, or a moving lid). Along x (u is staggered there, the
+        array holds the wall faces) the ghost extrapolates linearly; it only feeds the fixed boundary
+        faces. A channel outlet ghost copies the last face (zero gradient). Periodic axes wrap."""
+        up = self._padded(u, out)
+        inner = up[:, :, 1:-1]
+        self._cell_ghosts(inner, 1, self.bc_y, walls.bottom, walls.top)
+        self._face_ghosts(up, 2, self.bc_x)
+        return up
+
+    def pad_v(self, v: Tensor, walls: WallVelocity, out: Tensor | None = None) -> Tensor:
+        """v with one ghost layer on every side: (B, nv + 2, nx + 2) (the rules of :meth:`pad_u`, axes swapped)."""
+        vp = self._padded(v, out)
+        inner = vp[:, 1:-1]
+        self._cell_ghosts(inner, 2, self.bc_x, walls.left, walls.right)
+        self._face_ghosts(vp, 1, self.bc_y)
+        return vp
+
     @staticmethod
-    def _pad(a: Tensor, dim: int, bc: str, staggered: bool, wall_lo=None, wall_hi=None) -> Tensor:
-        """One ghost layer at both ends of ``dim``.
+    def _padded(a: Tensor, out: Tensor | None) -> Tensor:
+        shape = (a.shape[0], a.shape[1] + 2, a.shape[2] + 2)
+        if out is None or out.shape != shape:
+            out = torch.empty(shape, dtype=a.dtype, device=a.device)
+        out[:, 1:-1, 1:-1] = a
+        return out
 
-        periodic: wrap around. Wall, cell-centred along ``dim`` (the wall is half a cell
-        beyond the last value): ghost = 2 * wall value - neighbour, so the average on the wall
-        equals the wall value (no slip). Wall, staggered along ``dim`` (the array contains
-        the wall faces): linear extrapolation; it only feeds the fixed boundary faces.
-        Channel: the inlet end is a wall; the outlet ghost copies the last value (zero gradient).
-        """
-        first, last = a.narrow(dim, 0, 1), a.narrow(dim, a.shape[dim] - 1, 1)
+    @staticmethod
+    def _cell_ghosts(a: Tensor, dim: int, bc: str, wall_lo: Tensor, wall_hi: Tensor) -> None:
+        """Ghosts of a cell-centred axis ``dim`` of ``a`` (whose first and last slices are the ghosts)."""
+        n = a.shape[dim]
+        lo, first, last, hi = (a.narrow(dim, i, 1) for i in (0, 1, n - 2, n - 1))
         if bc == "periodic":
-            return torch.cat([last, a, first], dim=dim)
-        second, before_last = a.narrow(dim, 1, 1), a.narrow(dim, a.shape[dim] - 2, 1)
-        if staggered:
-            lo = 2 * first - second
-            hi = last if bc == "channel" else 2 * last - before_last
+            lo.copy_(last)
+            hi.copy_(first)
+            return
+        torch.sub(2 * _wall_values(wall_lo, dim), first, out=lo)
+        if bc == "channel":
+            hi.copy_(last)
         else:
-            lo = 2 * _wall_values(wall_lo, dim) - first
-            hi = last if bc == "channel" else 2 * _wall_values(wall_hi, dim) - last
-        return torch.cat([lo, a, hi], dim=dim)
+            torch.sub(2 * _wall_values(wall_hi, dim), last, out=hi)
 
-    def pad_u(self, u: Tensor, walls: WallVelocity) -> Tensor:
-        """u with one ghost layer on every side: (B, ny + 2, nu + 2)."""
-        u = self._pad(u, 1, self.bc_y, False, walls.bottom, walls.top)
-        return self._pad(u, 2, self.bc_x, True)
-
-    def pad_v(self, v: Tensor, walls: WallVelocity) -> Tensor:
-        """v with one ghost layer on every side: (B, nv + 2, nx + 2)."""
-        v = self._pad(v, 2, self.bc_x, False, walls.left, walls.right)
-        return self._pad(v, 1, self.bc_y, True)
+    @staticmethod
+    def _face_ghosts(a: Tensor, dim: int, bc: str) -> None:
+        """Ghosts of a staggered axis ``dim`` (the array holds the boundary faces): linear extrapolation."""
+        n = a.shape[dim]
+        lo, first, second, before_last, last, hi = (a.narrow(dim, i, 1) for i in (0, 1, 2, n - 3, n - 2, n - 1))
+        if bc == "periodic":
+            lo.copy_(last)
+            hi.copy_(first)
+            return
+        torch.sub(first + first, second, out=lo)
+        if bc == "channel":
+            hi.copy_(last)
+        else:
+            torch.sub(last + last, before_last, out=hi)
 
     # ------------------------------------------------------------------ operators
     def divergence(self, u: Tensor, v: Tensor) -> Tensor:
         """Cell-centred divergence (B, ny, nx)."""
+        return self.scaled_divergence(u, v, self.inv_dx, self.inv_dy)
+
+    def scaled_divergence(self, u: Tensor, v: Tensor, weight_x: Tensor, weight_y: Tensor) -> Tensor:
+        """``weight_x`` Δx(u) + ``weight_y`` Δy(v): the divergence with per-case factors folded in."""
         du = (u[..., 1:] - u[..., :-1]) if self.bc_x != "periodic" else (torch.roll(u, -1, 2) - u)
         dv = (v[:, 1:] - v[:, :-1]) if self.bc_y == "wall" else (torch.roll(v, -1, 1) - v)
-        return du / self.dx + dv / self.dy
+        return torch.addcmul(du * weight_x, dv, weight_y)
 
     def gradient(self, p: Tensor) -> tuple[Tensor, Tensor]:
         """Pressure gradient on the u and v faces; zero on wall and inlet faces (their velocity is
         prescribed); at a channel outlet p = 0 on the boundary face, so the gradient is -2 p / dx."""
-        if self.bc_x == "wall":
-            gx = torch.nn.functional.pad((p[..., 1:] - p[..., :-1]) / self.dx, (1, 1))
-        elif self.bc_x == "channel":
-            inner = torch.nn.functional.pad((p[..., 1:] - p[..., :-1]) / self.dx, (1, 0))
-            gx = torch.cat([inner, -2 * p[..., -1:] / self.dx], dim=2)
+        return self.gradient_differences(p, self.inv_dx, self.inv_dy)
+
+    def gradient_differences(self, p: Tensor, weight_x: Tensor, weight_y: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`gradient` with ``weight_x``, ``weight_y`` in place of 1/dx, 1/dy."""
+        if self.bc_x == "periodic":
+            gx = (p - torch.roll(p, 1, 2)) * weight_x
         else:
-            gx = (p - torch.roll(p, 1, 2)) / self.dx
-        if self.bc_y == "wall":
-            gy = torch.nn.functional.pad((p[:, 1:] - p[:, :-1]) / self.dy, (0, 0, 1, 1))
+            gx = p.new_empty(self.u_shape)
+            torch.mul(p[..., 1:] - p[..., :-1], weight_x, out=gx[..., 1:-1])
+            gx[..., 0] = 0
+            if self.bc_x == "channel":
+                torch.mul(p[..., -1:], -2 * weight_x, out=gx[..., -1:])
+            else:
+                gx[..., -1] = 0
+        if self.bc_y == "periodic":
+            gy = (p - torch.roll(p, 1, 1)) * weight_y
         else:
-            gy = (p - torch.roll(p, 1, 1)) / self.dy
+            gy = p.new_empty(self.v_shape)
+            torch.mul(p[:, 1:] - p[:, :-1], weight_y, out=gy[:, 1:-1])
+            gy[:, 0] = 0
+            gy[:, -1] = 0
         return gx, gy
 
     def laplacian(self, padded: Tensor) -> Tensor:
         """Five-point Laplacian of a padded face field, returned on the unpadded points."""
-        centre = padded[:, 1:-1, 1:-1]
-        d2x = (padded[:, 1:-1, 2:] - 2 * centre + padded[:, 1:-1, :-2]) / self.dx**2
-        d2y = (padded[:, 2:, 1:-1] - 2 * centre + padded[:, :-2, 1:-1]) / self.dy**2
-        return d2x + d2y
+        horizontal = padded[:, 1:-1, 2:] + padded[:, 1:-1, :-2]
+        vertical = padded[:, 2:, 1:-1] + padded[:, :-2, 1:-1]
+        lap = torch.addcmul(horizontal * self.inv_dx2, vertical, self.inv_dy2)
+        return torch.addcmul(lap, padded[:, 1:-1, 1:-1], self.centre_weight)
 
-    def advection(self, up: Tensor, vp: Tensor) -> tuple[Tensor, Tensor]:
-        """Convective terms ∇·(u u) in conservative form on the u and v faces.
+    def advection(self, up: Tensor, vp: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """``scale`` times the convective terms ∇·(u u) in conservative form, on the u and v faces.
 
-        On the MAC grid this central form conserves kinetic energy when the velocity is
-        discretely divergence-free (Morinishi et al. 1998). ``up``/``vp`` are padded fields.
-        """
-        # u-momentum: d(uu)/dx from cell-centre averages, d(uv)/dy from corner averages.
-        uc = 0.5 * (up[:, 1:-1, 1:] + up[:, 1:-1, :-1])
-        duu = (uc[..., 1:] ** 2 - uc[..., :-1] ** 2) / self.dx
-        u_corner = 0.5 * (up[:, 1:, 1:-1] + up[:, :-1, 1:-1])  # (B, ny + 1, nu)
-        v_corner = 0.5 * (vp[..., 1:] + vp[..., :-1])  # (B, nv + 2, nx + 1)
-        v_corner = self._rows_at_y_faces(v_corner)[..., : u_corner.shape[2]]
-        uv = u_corner * v_corner
-        duv = (uv[:, 1:] - uv[:, :-1]) / self.dy
-        # v-momentum: d(vv)/dy from cell-centre averages, d(uv)/dx from corner averages.
-        vc = 0.5 * (vp[:, 1:, 1:-1] + vp[:, :-1, 1:-1])
-        dvv = (vc[:, 1:] ** 2 - vc[:, :-1] ** 2) / self.dy
-        v_corner_x = 0.5 * (vp[:, 1:-1, 1:] + vp[:, 1:-1, :-1])  # (B, nv, nx + 1)
-        u_corner_y = 0.5 * (up[:, 1:] + up[:, :-1])  # (B, ny + 1, nu + 2)
-        u_corner_y = self._cols_at_x_faces(u_corner_y)[:, : v_corner_x.shape[1]]
-        vu = v_corner_x * u_corner_y
-        dvu = (vu[..., 1:] - vu[..., :-1]) / self.dx
-        return duu + duv, dvv + dvu
+        On the MAC grid this central form conserves kinetic energy when the velocity is discretely
+        divergence-free (Morinishi et al. 1998). ``up``/``vp`` are padded fields. Face sums stand for
+        twice the averages (the factors of 1/2 are folded into one 1/4), and the corner product u v
+        is shared by both components."""
+        quarter = 0.25 * scale
+        # u-momentum: d(uu)/dx from sums at cell centres, d(uv)/dy from corner products.
+        centre_u = up[:, 1:-1, 1:] + up[:, 1:-1, :-1]  # (B, ny, nu + 1)
+        centre_u = centre_u * centre_u
+        u_at_corners = up[:, 1:] + up[:, :-1]  # (B, ny + 1, nu + 2): at the y-faces
+        v_at_corners = vp[..., 1:] + vp[..., :-1]  # (B, nv + 2, nx + 1): at the x-faces
+        corner = self._cols_at_x_faces(u_at_corners) * self._rows_at_y_faces(v_at_corners)  # (B, ny + 1, nx + 1)
+        nu_, nv_ = self.u_shape[2], self.v_shape[1]
+        adv_u = torch.mul(centre_u[..., 1:] - centre_u[..., :-1], quarter * self.inv_dx)
+        adv_u = torch.addcmul(adv_u, corner[:, 1:, :nu_] - corner[:, :-1, :nu_], quarter * self.inv_dy)
+        # v-momentum: d(vv)/dy from sums at cell centres, d(uv)/dx from the same corner products.
+        centre_v = vp[:, 1:, 1:-1] + vp[:, :-1, 1:-1]  # (B, nv + 1, nx)
+        centre_v = centre_v * centre_v
+        adv_v = torch.mul(centre_v[:, 1:] - centre_v[:, :-1], quarter * self.inv_dy)
+        adv_v = torch.addcmul(adv_v, corner[:, :nv_, 1:] - corner[:, :nv_, :-1], quarter * self.inv_dx)
+        return adv_u, adv_v
 
     def _rows_at_y_faces(self, a: Tensor) -> Tensor:
         """Rows of a padded v-derived array at the y-faces 0..ny (ny + 1 rows)."""

@@ -61,32 +61,42 @@ class MaskedPoisson:
     def _remove_fluid_mean(self, a: Tensor) -> Tensor:
         if not self.singular:
             return a
-        count = self.fluid.sum(dim=(1, 2), keepdim=True)
-        mean = (a * self.fluid).sum(dim=(1, 2), keepdim=True) / count
+        count = _case_sums(self.fluid).reshape(-1, 1, 1)
+        mean = _case_sums(a * self.fluid).reshape(-1, 1, 1) / count
         return (a - mean) * self.fluid
 
     def solve(self, b: Tensor, max_iterations: int = 500) -> Tensor:
-        """phi with ``masked Laplacian(phi) = b`` on the fluid cells (zero fluid mean if singular)."""
+        """phi with ``masked Laplacian(phi) = b`` on the fluid cells (zero fluid mean if singular).
+
+        Each case stops at its own convergence (its iterate is frozen while the rest of the batch
+        finishes), so its solution does not depend on the cases solved with it."""
         rhs = self._remove_fluid_mean(-b * self.fluid)
         x = torch.zeros_like(rhs)
         r = rhs.clone()
         z = self._precondition(r)
         p = z.clone()
-        rz = (r * z).sum(dim=(1, 2))
-        target = TOLERANCE.get(self.grid.dtype, 1e-6) * rhs.flatten(1).norm(dim=1)
+        rz = _case_sums(r * z)
+        target = TOLERANCE.get(self.grid.dtype, 1e-6) * _case_norms(rhs)
+        active = _case_norms(r) > target
+        tiny = torch.finfo(rhs.dtype).tiny
         for iteration in range(1, max_iterations + 1):
-            ap = self.apply(p)
-            alpha = rz / (p * ap).sum(dim=(1, 2)).clamp_min(torch.finfo(rhs.dtype).tiny)
-            x = x + alpha.reshape(-1, 1, 1) * p
-            r = r - alpha.reshape(-1, 1, 1) * ap
-            if bool((r.flatten(1).norm(dim=1) <= target).all()):
-                self.iterations.append(iteration)
+            if not bool(active.any()):
+                self.iterations.append(iteration - 1)
                 return self._remove_fluid_mean(x)
+            ap = self.apply(p)
+            alpha = torch.where(active, rz / _case_sums(p * ap).clamp_min(tiny), torch.zeros_like(rz)).reshape(-1, 1, 1)
+            x = torch.addcmul(x, alpha, p)
+            r = torch.addcmul(r, alpha, ap, value=-1)
+            active = active & (_case_norms(r) > target)
             z = self._precondition(r)
-            rz_new = (r * z).sum(dim=(1, 2))
-            p = z + (rz_new / rz.clamp_min(torch.finfo(rhs.dtype).tiny)).reshape(-1, 1, 1) * p
+            rz_new = _case_sums(r * z)
+            beta = torch.where(active, rz_new / rz.clamp_min(tiny), torch.zeros_like(rz)).reshape(-1, 1, 1)
+            p = torch.addcmul(z, beta, p)
             rz = rz_new
-        residual = (r.flatten(1).norm(dim=1) / rhs.flatten(1).norm(dim=1).clamp_min(1e-300)).max().item()
+        if not bool(active.any()):
+            self.iterations.append(max_iterations)
+            return self._remove_fluid_mean(x)
+        residual = (_case_norms(r) / _case_norms(rhs).clamp_min(1e-300)).max().item()
         raise CfdbenchError(
             f"masked pressure solve did not converge in {max_iterations} iterations (relative residual {residual:.2e})"
         )
@@ -163,12 +173,23 @@ class MaskedPoisson:
         return PressureSystem(matrix, rhs, fluid, self.singular)
 
 
+def _case_sums(a: Tensor) -> Tensor:
+    """Σ over each case's (ny, nx) cells, (B,): rows first, then the row sums, so the summation order
+    is the same whatever the batch size or thread count (a one-stage reduction to one value may be
+    split across threads)."""
+    return a.sum(dim=-1).sum(dim=-1)
+
+
+def _case_norms(a: Tensor) -> Tensor:
+    return _case_sums(a * a).sqrt()
+
+
 def _dots(a: Tensor, b: Tensor) -> Tensor:
-    return (a * b).flatten(1).sum(dim=1)
+    return _case_sums(a * b)
 
 
 def _norms(a: Tensor) -> Tensor:
-    return a.flatten(1).norm(dim=1)
+    return _case_norms(a)
 
 
 def solve_with_amg(system: PressureSystem, tol: float = 1e-12) -> np.ndarray:

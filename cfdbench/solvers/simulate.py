@@ -19,7 +19,7 @@ from cfdbench.errors import CfdbenchError, SimulationDivergedError
 from cfdbench.solvers.flows import Flow, FlowSetup, get_flow
 from cfdbench.solvers.grid import StaggeredGrid, WallVelocity
 from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
-from cfdbench.solvers.obstacles import GridAlignedObstacle, PenalizedObstacle
+from cfdbench.solvers.obstacles import PERMEABILITY_PER_CELL_TIME, GridAlignedObstacle, PenalizedDisc
 from cfdbench.solvers.resample import resample_cells
 
 
@@ -51,7 +51,7 @@ class SimulatedFrames:
     dt: np.ndarray
     body_force: list[np.ndarray] = field(default_factory=list)  # (T, 2) N/m, fluid on body
     solver_fields: list[dict[str, np.ndarray]] = field(default_factory=list)
-    steps: int = 0
+    steps: np.ndarray | None = None  # (B,) solver steps of each case
 
 
 def make_cases(flow: Flow, labelled_params: Sequence[tuple[str, dict[str, float]]]) -> list[FlowCase]:
@@ -127,7 +127,8 @@ def _obstacle(grid: StaggeredGrid, cases: Sequence[FlowCase]):
     if kinds == (False, True):
         as_tensor = lambda values: torch.tensor(values, dtype=grid.dtype, device=grid.device)  # noqa: E731
         cx, cy, r = (as_tensor([s.disc[i] for s in setups]) for i in range(3))
-        return PenalizedObstacle.circle(grid, cx, cy, r)
+        cell = torch.minimum(grid.dx, grid.dy).reshape(-1)
+        return PenalizedDisc(grid, cx, cy, r, PERMEABILITY_PER_CELL_TIME * cell)  # U = 1 in scale units
     if kinds != (False, False):
         raise CfdbenchError("a case can have a grid-aligned block or a penalised disc, not both")
     return None
@@ -176,15 +177,13 @@ def simulate(
     if n_frames < 1 or frame_interval <= 0 or cfl <= 0 or spinup < 0:
         raise CfdbenchError("n_frames, frame_interval and cfl must be positive and spinup non-negative")
     solver, state = build_solver(cases, cells[0], cells[1], dtype, device)
-    steps = 0
+    steps = torch.zeros(len(cases), dtype=torch.int64, device=state.u.device)
     native, resampled, forces = [], [], []
     for frame in range(n_frames):
         duration = spinup if frame == 0 else frame_interval
         if duration > 0:
-            n_steps = max(1, math.ceil(duration / solver.stable_dt(state, cfl) - 1e-9))
-            for _ in range(n_steps):
-                state = solver.step(state, duration / n_steps)
-            steps += n_steps
+            state = solver.advance(state, duration, cfl)
+            steps += state.steps
             _check_finite(solver, state, cases)
         resampled.append(frame_fields(solver, state, frame_shape))
         if state.body_force is not None:
@@ -192,7 +191,7 @@ def simulate(
         elif solver.obstacle is not None:
             forces.append(np.zeros((len(cases), 2)))
         if solver_grid_every > 0 and frame % solver_grid_every == 0:
-            native.append((state.u.clone(), state.v.clone(), state.p.clone()))
+            native.append((state.u.clone(), state.v.clone(), solver.gauge_pressure(state.p)))
         if on_frame is not None:
             on_frame(frame)
     return _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, steps)
@@ -201,12 +200,12 @@ def simulate(
 def frame_fields(solver: NavierStokesSolver, state: FlowState, frame_shape: tuple[int, int]) -> tuple[torch.Tensor, ...]:
     """u, v, p of a state at the stored frame grid's cell centres (B, ny, nx), in scale units."""
     uc, vc = solver.grid.to_cells(state.u, state.v)
-    return tuple(resample_cells(f, frame_shape) for f in (uc, vc, state.p))
+    return tuple(resample_cells(f, frame_shape) for f in (uc, vc, solver.gauge_pressure(state.p)))
 
 
 def frames_to_si(flow: Flow, cases: Sequence[FlowCase], resampled: list, frame_interval: float, frame_shape) -> SimulatedFrames:
     """Frames from :func:`frame_fields`, one tuple per time, as the stored SI frames (fluid mask applied)."""
-    return _to_si(flow, cases, resampled, [], [], frame_interval, frame_shape, 0)
+    return _to_si(flow, cases, resampled, [], [], frame_interval, frame_shape, None)
 
 
 def _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, steps) -> SimulatedFrames:
@@ -242,4 +241,5 @@ def _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, 
                 }
             )
     dt = frame_interval * (length / velocity)
+    steps = None if steps is None else steps.cpu().numpy()
     return SimulatedFrames(u, v, p, xs, ys, masks, dt, body_force, solver_fields, steps)
