@@ -110,7 +110,7 @@ def main() -> None:
     target, repeats = (0.3, 3) if args.quick else (2.0, 3)
     print(f"timing ({args.device}, float32, {repeats} repeats of ~{target} s each) ...", flush=True)
     rows = measure(args.paper, target, repeats, args.device)
-    publish(report(rows, args.quick, args.device), RESULTS / f"channel-{args.device.split(':')[0]}.md")
+    publish(report(rows, args.quick, args.device), RESULTS / f"channel-{args.device.split(':')[0]}.md", args.quick)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,17 @@ def describe_device(device: str) -> str:
     return f"{cpu_model()} ({os.cpu_count()} logical cores, torch {torch.get_num_threads()} threads)"
 
 
-def publish(text: str, path: Path) -> None:
-    """Print the Markdown result and write it to ``path`` (under ``benchmarks/results/``)."""
+def result_path(path: Path, quick: bool) -> Path:
+    """Where a result goes: ``path`` (under ``benchmarks/results/``, committed), or for a ``--quick``
+    smoke run ``benchmarks/results/quick/`` (git-ignored), so a smoke run never replaces a measurement."""
+    return path.parent / "quick" / path.name if quick else path
+
+
+def publish(text: str, path: Path, quick: bool = False) -> None:
+    """Print the Markdown result and write it to :func:`result_path`."""
     print()
     print(text)
+    path = result_path(path, quick)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(f"written to {path}")

@@ -126,7 +126,7 @@ def main() -> None:
     print(f"timing ({args.device}, float32, {repeats} repeats of ~{target} s each) ...", flush=True)
     rows = measure(args.batch, target, repeats, args.device)
     text = report(rows, args.quick, args.device)
-    publish(text, RESULTS)
+    publish(text, RESULTS, args.quick)
 
 
 if __name__ == "__main__":

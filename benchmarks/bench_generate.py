@@ -35,7 +35,9 @@ from bench_common import describe_device, publish  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def timed_generation(card, out_dir: Path, device: str, batch_size: int, max_cases: int | None) -> list[tuple[int, float]]:
+def timed_generation(
+    card, out_dir: Path, device: str, batch_size: int, max_cases: int | None, compile: bool = False
+) -> list[tuple[int, float]]:
     """Generate ``card`` into ``out_dir``; return (cases finished, seconds since start) after each batch,
     and last (cases, total seconds including splits, statistics and manifest)."""
     marks: list[tuple[int, float]] = []
@@ -47,7 +49,7 @@ def timed_generation(card, out_dir: Path, device: str, batch_size: int, max_case
         marks.append((done, time.perf_counter() - start))
         print(f"  {done}/{total} cases after {marks[-1][1]:.1f} s", flush=True)
 
-    generate_dataset(card, out_dir, device=device, batch_size=batch_size, max_cases=max_cases, progress=progress)
+    generate_dataset(card, out_dir, device=device, batch_size=batch_size, max_cases=max_cases, progress=progress, compile=compile)
     marks.append((marks[-1][0], time.perf_counter() - start))
     return marks
 
@@ -86,19 +88,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="cases simulated together")
     parser.add_argument("--max-cases", type=int, default=None, help="only the first cases (trials)")
     parser.add_argument("--out", type=Path, default=None, help="keep the data here (default: a deleted temporary folder)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: the tube's tiny preset, two cases")
+    parser.add_argument("--compile", action="store_true", help="the solver step through torch.compile")
     args = parser.parse_args()
+    if args.quick:
+        args.dataset, args.preset, args.subset, args.max_cases = "tube", "tiny", "bc", 2
     card = load_dataset_card(args.dataset).variant(args.preset, args.subset)
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="cfdbench-bench-"))
     if args.out is not None and any(out_dir.glob("*")):
         parser.error(f"--out {out_dir} is not empty: a timing run must not reuse cases")
     print(f"generating {card.name} ({len(card.cases()[: args.max_cases or None])} cases) on {args.device} into {out_dir}")
     try:
-        marks = timed_generation(card, out_dir, args.device, args.batch_size, args.max_cases)
+        marks = timed_generation(card, out_dir, args.device, args.batch_size, args.max_cases, args.compile)
     finally:
         if args.out is None:
             shutil.rmtree(out_dir, ignore_errors=True)
     text = report(card, marks, args.device, args.batch_size)
-    publish(text, RESULTS / f"generate-{card.name}-{args.device.split(':')[0]}.md")
+    publish(text, RESULTS / f"generate-{card.name}-{args.device.split(':')[0]}.md", args.quick)
 
 
 if __name__ == "__main__":

@@ -49,9 +49,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--train-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--quick", action="store_true", help="smoke run: sizes 8 and 16, 20 training steps")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.train_size, args.steps = [8, 16], 8, 20
     rows, training_seconds = compare_linear_solvers(args.sizes, args.train_size, args.steps)
-    publish(report(rows, args.train_size, args.steps, training_seconds), RESULTS)
+    publish(report(rows, args.train_size, args.steps, training_seconds), RESULTS, args.quick)
 
 
 if __name__ == "__main__":

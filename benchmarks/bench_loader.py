@@ -45,8 +45,12 @@ import torch
 from cfdbench.data.loader import AutoregressiveDataset, FieldScaler, ParameterScaler
 from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.leaderboard.entry import cpu_model
-from cfdbench.pipeline import PREDICTED_FIELDS, dataset_path, ensure_dataset
+from cfdbench.pipeline import PLANAR_FIELDS as PREDICTED_FIELDS
+from cfdbench.pipeline import dataset_path, ensure_dataset
 from cfdbench.training.trainer import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import result_path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loader.md"
 LOADERS = ("ours", "ours-lazy", "reference")
@@ -437,8 +441,10 @@ def main() -> None:
     text = report(rows, {**dataset_context(path, samples), "load_start": load_start}, args.quick, rounds)
     print()
     print(text)
-    write_atomically(RESULTS, text)
-    print(f"written to {RESULTS}")
+    target = result_path(RESULTS, args.quick)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(target, text)
+    print(f"written to {target}")
 
 
 if __name__ == "__main__":

@@ -152,7 +152,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=None, help="default: every built-in model")
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (fp16 needs CUDA), as the trainer runs it")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="smoke run: two models, batch 4, one repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.batch, args.repeats, args.models = 4, 1, args.models or ["unet"]
     if args.child:
         print(json.dumps(measure_one(args.child, args.batch, args.device, args.repeats, args.precision)))
         return
@@ -165,9 +168,11 @@ def main() -> None:
     for name in names:
         rows.append(run_child(name, args))
         print(f"  {rows[-1]}", flush=True)
+    if args.quick and any("error" in row for row in rows):
+        sys.exit(f"a model failed: {[row for row in rows if 'error' in row]}")
     text = report(rows, args)
     suffix = "" if args.precision == "fp32" else f"-{args.precision}"
-    publish(text, RESULTS / f"models-{args.device.split(':')[0]}{suffix}.md")
+    publish(text, RESULTS / f"models-{args.device.split(':')[0]}{suffix}.md", args.quick)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ def data_generate(
     max_cases: Optional[int] = typer.Option(None, help="Only the first N cases of the sweep (quick trials)."),
     shard: Optional[str] = typer.Option(None, help="Only shard i/n of the cases (independent jobs, e.g. a SLURM array)."),
     on_diverged: str = typer.Option("stop", help="A case that blows up: stop the run, or skip it and go on."),
+    compile: bool = typer.Option(
+        False,
+        "--compile",
+        help="Fuse the solver step with torch.compile (faster; fields equal to the published bytes only to round-off).",
+    ),
 ) -> None:
     """Simulate a dataset from its card (resumes an interrupted generation).
 
@@ -106,7 +111,9 @@ def data_generate(
         raise CfdbenchError("use either torchrun or --shard, not both")
     torch_device = resolve_device(device, local_rank=rank[2] if rank else None)
     out_dir = out or data_root() / card.name
-    options = dict(fmt=fmt, device=str(torch_device), batch_size=batch_size, max_cases=max_cases, on_diverged=on_diverged)
+    options = dict(
+        fmt=fmt, device=str(torch_device), batch_size=batch_size, max_cases=max_cases, on_diverged=on_diverged, compile=compile
+    )
     if rank is not None:
         from cfdbench.data.generate import generate_on_ranks
 

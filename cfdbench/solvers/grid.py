@@ -139,64 +139,40 @@ class StaggeredGrid:
         return torch.broadcast_tensors(x, y)
 
     # ------------------------------------------------------------------ ghost layers
-    def pad_u(self, u: Tensor, walls: WallVelocity, out: Tensor | None = None) -> Tensor:
-        """u with one ghost layer on every side: (B, ny + 2, nu + 2), written into ``out`` if given.
+    def pad_u(self, u: Tensor, walls: WallVelocity) -> Tensor:
+        """u with one ghost layer on every side: (B, ny + 2, nu + 2).
 
         Along y (u is cell-centred there) a wall ghost is 2 * wall speed - neighbour, so the mean on
         the wall is the wall speed (no slip, or a moving lid). Along x (u is staggered there, the
         array holds the wall faces) the ghost extrapolates linearly; it only feeds the fixed boundary
         faces. A channel outlet ghost copies the last face (zero gradient). Periodic axes wrap."""
-        up = self._padded(u, out)
-        inner = up[:, :, 1:-1]
-        self._cell_ghosts(inner, 1, self.bc_y, walls.bottom, walls.top)
-        self._face_ghosts(up, 2, self.bc_x)
-        return up
+        return self._face_ghosts(self._cell_ghosts(u, 1, self.bc_y, walls.bottom, walls.top), 2, self.bc_x)
 
-    def pad_v(self, v: Tensor, walls: WallVelocity, out: Tensor | None = None) -> Tensor:
+    def pad_v(self, v: Tensor, walls: WallVelocity) -> Tensor:
         """v with one ghost layer on every side: (B, nv + 2, nx + 2) (the rules of :meth:`pad_u`, axes swapped)."""
-        vp = self._padded(v, out)
-        inner = vp[:, 1:-1]
-        self._cell_ghosts(inner, 2, self.bc_x, walls.left, walls.right)
-        self._face_ghosts(vp, 1, self.bc_y)
-        return vp
+        return self._face_ghosts(self._cell_ghosts(v, 2, self.bc_x, walls.left, walls.right), 1, self.bc_y)
 
     @staticmethod
-    def _padded(a: Tensor, out: Tensor | None) -> Tensor:
-        shape = (a.shape[0], a.shape[1] + 2, a.shape[2] + 2)
-        if out is None or out.shape != shape:
-            out = torch.empty(shape, dtype=a.dtype, device=a.device)
-        out[:, 1:-1, 1:-1] = a
-        return out
-
-    @staticmethod
-    def _cell_ghosts(a: Tensor, dim: int, bc: str, wall_lo: Tensor, wall_hi: Tensor) -> None:
-        """Ghosts of a cell-centred axis ``dim`` of ``a`` (whose first and last slices are the ghosts)."""
+    def _cell_ghosts(a: Tensor, dim: int, bc: str, wall_lo: Tensor, wall_hi: Tensor) -> Tensor:
+        """``a`` with a ghost at both ends of its cell-centred axis ``dim``."""
         n = a.shape[dim]
-        lo, first, last, hi = (a.narrow(dim, i, 1) for i in (0, 1, n - 2, n - 1))
+        first, last = a.narrow(dim, 0, 1), a.narrow(dim, n - 1, 1)
         if bc == "periodic":
-            lo.copy_(last)
-            hi.copy_(first)
-            return
-        torch.sub(2 * _wall_values(wall_lo, dim), first, out=lo)
-        if bc == "channel":
-            hi.copy_(last)
-        else:
-            torch.sub(2 * _wall_values(wall_hi, dim), last, out=hi)
+            return torch.cat([last, a, first], dim=dim)
+        lo = 2 * _wall_values(wall_lo, dim) - first
+        hi = last if bc == "channel" else 2 * _wall_values(wall_hi, dim) - last
+        return torch.cat([lo, a, hi], dim=dim)
 
     @staticmethod
-    def _face_ghosts(a: Tensor, dim: int, bc: str) -> None:
-        """Ghosts of a staggered axis ``dim`` (the array holds the boundary faces): linear extrapolation."""
+    def _face_ghosts(a: Tensor, dim: int, bc: str) -> Tensor:
+        """``a`` with a ghost at both ends of its staggered axis ``dim`` (the array holds the boundary faces)."""
         n = a.shape[dim]
-        lo, first, second, before_last, last, hi = (a.narrow(dim, i, 1) for i in (0, 1, 2, n - 3, n - 2, n - 1))
+        first, second, before_last, last = (a.narrow(dim, i, 1) for i in (0, 1, n - 2, n - 1))
         if bc == "periodic":
-            lo.copy_(last)
-            hi.copy_(first)
-            return
-        torch.sub(first + first, second, out=lo)
-        if bc == "channel":
-            hi.copy_(last)
-        else:
-            torch.sub(last + last, before_last, out=hi)
+            return torch.cat([last, a, first], dim=dim)
+        lo = 2 * first - second
+        hi = last if bc == "channel" else 2 * last - before_last
+        return torch.cat([lo, a, hi], dim=dim)
 
     # ------------------------------------------------------------------ operators
     def divergence(self, u: Tensor, v: Tensor) -> Tensor:
@@ -216,23 +192,18 @@ class StaggeredGrid:
 
     def gradient_differences(self, p: Tensor, weight_x: Tensor, weight_y: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`gradient` with ``weight_x``, ``weight_y`` in place of 1/dx, 1/dy."""
-        if self.bc_x == "periodic":
+        pad = torch.nn.functional.pad
+        if self.bc_x == "wall":
+            gx = pad((p[..., 1:] - p[..., :-1]) * weight_x, (1, 1))
+        elif self.bc_x == "channel":
+            inner = pad((p[..., 1:] - p[..., :-1]) * weight_x, (1, 0))
+            gx = torch.cat([inner, p[..., -1:] * (-2 * weight_x)], dim=2)
+        else:
             gx = (p - torch.roll(p, 1, 2)) * weight_x
+        if self.bc_y == "wall":
+            gy = pad((p[:, 1:] - p[:, :-1]) * weight_y, (0, 0, 1, 1))
         else:
-            gx = p.new_empty(self.u_shape)
-            torch.mul(p[..., 1:] - p[..., :-1], weight_x, out=gx[..., 1:-1])
-            gx[..., 0] = 0
-            if self.bc_x == "channel":
-                torch.mul(p[..., -1:], -2 * weight_x, out=gx[..., -1:])
-            else:
-                gx[..., -1] = 0
-        if self.bc_y == "periodic":
             gy = (p - torch.roll(p, 1, 1)) * weight_y
-        else:
-            gy = p.new_empty(self.v_shape)
-            torch.mul(p[:, 1:] - p[:, :-1], weight_y, out=gy[:, 1:-1])
-            gy[:, 0] = 0
-            gy[:, -1] = 0
         return gx, gy
 
     def laplacian(self, padded: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ forcing removes per unit time.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,10 +116,19 @@ class NavierStokesSolver:
     state (see :meth:`rest_state`); the solver never changes them.
     """
 
-    def __init__(self, grid: StaggeredGrid, nu: Tensor, walls: WallVelocity | None = None, obstacle: Obstacle | None = None):
+    def __init__(
+        self,
+        grid: StaggeredGrid,
+        nu: Tensor,
+        walls: WallVelocity | None = None,
+        obstacle: Obstacle | None = None,
+        compile: bool = False,
+    ):
         if bool((nu <= 0).any()) or not bool(torch.isfinite(nu).all()):
             raise CfdbenchError("viscosity must be positive and finite for every case")
         self.grid = grid
+        self.compiled = compile
+        self._stepper = _CompiledStep(self._rk3) if compile else self._rk3
         self.nu = nu.to(dtype=grid.dtype, device=grid.device).reshape(-1, 1, 1)
         self.walls = walls or WallVelocity.still(grid.batch, grid.dtype, grid.device)
         g = grid
@@ -137,7 +147,6 @@ class NavierStokesSolver:
         self._replaced_pressure_solve: Callable[[Tensor], Tensor] | None = None
         self._viscous_eigenvalue = (4 / g.dx**2 + 4 / g.dy**2).reshape(-1, 1, 1)
         self._explicit_viscosity_only = obstacle is not None and obstacle.requires_explicit_viscosity
-        self._work: dict[str, Tensor] = {}  # reused ghost-layer buffers
         self._unknown_u = g.embed_u(torch.ones_like(g.interior_u(g.zeros(g.u_shape))), g.zeros(g.u_shape))
         self._unknown_v = g.embed_v(torch.ones_like(g.interior_v(g.zeros(g.v_shape))), g.zeros(g.v_shape))
 
@@ -242,7 +251,7 @@ class NavierStokesSolver:
         """One RK3 step of size ``dt`` (a float, one per case (B,), or a :class:`TimeStep`)."""
         if not isinstance(dt, TimeStep):
             dt = self.time_step(dt)
-        u, v, p, impulse = self._rk3(state.u, state.v, state.p, dt)
+        u, v, p, impulse = self._stepper(state.u, state.v, state.p, dt)
         body_force = impulse / dt.dt.reshape(-1, 1) if impulse is not None else None
         return FlowState(u, v, p, state.time + float(dt.dt.max()), body_force)
 
@@ -251,9 +260,7 @@ class NavierStokesSolver:
         g = self.grid
         history_u = history_v = impulse = None
         for stage, w in enumerate(ts.stages):
-            up = g.pad_u(u, self.walls, self._work.get("up"))
-            vp = g.pad_v(v, self.walls, self._work.get("vp"))
-            self._work["up"], self._work["vp"] = up, vp
+            up, vp = g.pad_u(u, self.walls), g.pad_v(v, self.walls)
             minus_adv_u, minus_adv_v = g.advection(up, vp, scale=-1.0)
             lap_u, lap_v = g.laplacian(up), g.laplacian(vp)
             # H: what RK3 carries from sub-step to sub-step (convection, plus viscosity where explicit).
@@ -332,7 +339,7 @@ class NavierStokesSolver:
         u, v, p, force = state.u, state.v, state.p, None
         fewest, most = int(steps.min()), int(steps.max())
         for taken in range(most):
-            new_u, new_v, new_p, impulse = self._rk3(u, v, p, ts)
+            new_u, new_v, new_p, impulse = self._stepper(u, v, p, ts)
             new_force = impulse / ts.dt.reshape(-1, 1) if impulse is not None else None
             if taken < fewest:  # every case is still moving
                 u, v, p, force = new_u, new_v, new_p, new_force
@@ -363,6 +370,27 @@ class NavierStokesSolver:
         for field in (state.u, state.v):
             bad |= field.abs().flatten(1).amax(dim=1) > limit
         return bad
+
+
+class _CompiledStep:
+    """The RK3 step through ``torch.compile`` (fused element-wise kernels on CPU and CUDA), falling back
+    to the eager step with a warning if this machine cannot compile (no C++ compiler, an unsupported
+    backend). The fields agree with the eager step to round-off, not bit for bit."""
+
+    def __init__(self, step):
+        self.eager = step
+        self.compiled = torch.compile(step, dynamic=False)
+        self.failed = False
+
+    def __call__(self, *args):
+        if self.failed:
+            return self.eager(*args)
+        try:
+            return self.compiled(*args)
+        except Exception as error:  # noqa: BLE001 - any compiler failure: run eagerly instead
+            warnings.warn(f"torch.compile failed ({type(error).__name__}: {str(error)[:200]}); the solver runs eagerly")
+            self.failed = True
+            return self.eager(*args)
 
 
 def steady_residual(before: FlowState, after: FlowState, dt: Tensor | float) -> Tensor:

@@ -73,9 +73,10 @@ def _check_same(values, what: str):
 
 
 def build_solver(
-    cases: Sequence[FlowCase], cells_x: int, cells_y: int, dtype: torch.dtype, device
+    cases: Sequence[FlowCase], cells_x: int, cells_y: int, dtype: torch.dtype, device, compile: bool = False
 ) -> tuple[NavierStokesSolver, FlowState]:
-    """The batched solver for cases sharing cell counts, and their rest state with inflow."""
+    """The batched solver for cases sharing cell counts, and their rest state with inflow (``compile``:
+    the step through ``torch.compile``, see :class:`~cfdbench.solvers.navier_stokes.NavierStokesSolver`)."""
     setups = [c.setup for c in cases]
     as_tensor = lambda values: torch.tensor(values, dtype=dtype, device=device)  # noqa: E731
     bc_x = _check_same([s.bc_x for s in setups], "the x boundary type")
@@ -84,7 +85,7 @@ def build_solver(
     walls = WallVelocity.still(len(cases), dtype, device)
     walls.top = as_tensor([s.lid_speed for s in setups])
     obstacle = _obstacle(grid, cases)
-    solver = NavierStokesSolver(grid, as_tensor([s.nu for s in setups]), walls, obstacle)
+    solver = NavierStokesSolver(grid, as_tensor([s.nu for s in setups]), walls, obstacle, compile=compile)
     inflow = None
     if bc_x == "channel":
         _, y = grid.cell_coordinates()
@@ -108,11 +109,16 @@ def _break_symmetry(solver: NavierStokesSolver, state: FlowState, amplitude: flo
 
 
 def flow_solver(
-    problem: str, params: Sequence[dict[str, float]], cells: tuple[int, int], dtype: torch.dtype = torch.float64, device="cpu"
+    problem: str,
+    params: Sequence[dict[str, float]],
+    cells: tuple[int, int],
+    dtype: torch.dtype = torch.float64,
+    device="cpu",
+    compile: bool = False,
 ) -> tuple[NavierStokesSolver, FlowState]:
     """Solver and rest state for SI parameter sets of a named flow (validation, benchmarks, scripts)."""
     cases = make_cases(get_flow(problem), [(f"case-{i}", p) for i, p in enumerate(params)])
-    return build_solver(cases, cells[0], cells[1], dtype, device)
+    return build_solver(cases, cells[0], cells[1], dtype, device, compile)
 
 
 def _obstacle(grid: StaggeredGrid, cases: Sequence[FlowCase]):
@@ -170,13 +176,14 @@ def simulate(
     device: str | torch.device = "cpu",
     solver_grid_every: int = 0,
     on_frame: Callable[[int], None] | None = None,
+    compile: bool = False,
 ) -> SimulatedFrames:
     """Run ``cases`` (sharing ``cells`` = (nx, ny)) from rest; store ``n_frames`` frames every
     ``frame_interval`` scale times, the first after ``spinup`` (the rest state when 0).
     ``solver_grid_every = k > 0`` also keeps the native solver-grid fields of every k-th frame."""
     if n_frames < 1 or frame_interval <= 0 or cfl <= 0 or spinup < 0:
         raise CfdbenchError("n_frames, frame_interval and cfl must be positive and spinup non-negative")
-    solver, state = build_solver(cases, cells[0], cells[1], dtype, device)
+    solver, state = build_solver(cases, cells[0], cells[1], dtype, device, compile)
     steps = torch.zeros(len(cases), dtype=torch.int64, device=state.u.device)
     native, resampled, forces = [], [], []
     for frame in range(n_frames):
