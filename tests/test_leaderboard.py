@@ -608,3 +608,71 @@ def test_publish_wandb_offline_writes_a_run(tmp_path, monkeypatch):
     save_in_layout(tmp_path / "entries", three_models())
     run_dir = publish_wandb(tmp_path / "entries", project="cfdbench-test", runs_root=tmp_path / "runs")
     assert run_dir.is_dir() and list(run_dir.glob("*.wandb"))
+
+
+# --------------------------------------------------------------------------- hostile and minimal entries
+
+
+@pytest.mark.parametrize(
+    "where, value",
+    [
+        (("model", "name"), "fno\n"),
+        (("entry_id",), "fno--cavity-mini--20261128T190000Z\n"),
+        (("dataset", "split"), "test\n"),
+        (("task", "fields", 0), "u\n"),
+        (("dataset", "version"), "1.0.0\n## injected heading"),
+        (("model", "card"), "../../etc/passwd"),
+    ],
+)
+def test_names_with_a_trailing_newline_or_a_parent_path_are_refused(where, value):
+    """JSON Schema's `$` also matches before a final newline in Python, and paths could climb out:
+    the patterns are anchored at the true end, strings hold no control characters, paths no '..'."""
+    entry = make_entry()
+    target = entry
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    with pytest.raises(CfdbenchError, match=r"invalid leaderboard entry: \$\.") as error:
+        validate_entry(entry)
+    assert "\n" not in str(error.value)
+
+
+def _minimal_hybrid() -> dict:
+    return {
+        "pressure_solver": "DCDM",
+        "tolerance": 1e-4,
+        "iterations_mean": 12.0,
+        "divergence_rms": {"hybrid": 1e-6, "exact": 1e-7},
+        "seconds_per_rollout": {"hybrid": 3.0, "exact": 1.0},
+        "exact_rerun_nmse": 1e-12,
+    }
+
+
+def test_an_entry_with_only_the_schemas_required_hybrid_keys_renders(tmp_path):
+    """Whatever the schema accepts, the renderer shows: a hybrid block with only its required keys."""
+    entry = make_entry(model="dcdm")
+    entry["hybrid"] = _minimal_hybrid()
+    validate_entry(entry)
+    page = render_leaderboard([entry])
+    assert "dcdm (hybrid: the dataset's solver projecting with DCDM to relative residual" in page
+    with pytest.raises(CfdbenchError, match=r"\$\.hybrid"):  # and what it cannot show is refused up front
+        validate_entry({**entry, "hybrid": {**_minimal_hybrid(), "divergence_rms": {"hybrid": 1e-6}}})
+
+
+def test_hostile_strings_are_escaped_in_the_markdown_page(tmp_path):
+    """Scripts, event handlers, javascript: links, pipes and headings in an entry's free-form strings
+    reach the page as literal text: no raw HTML, no extra table cells, no new headings."""
+    entry = make_entry()
+    entry["dataset"]["version"] = "1.0|<script>alert(1)</script> # [x](javascript:alert(1))"
+    hybrid = make_entry(model="dcdm")
+    hybrid["hybrid"] = {**_minimal_hybrid(), "pressure_solver": '<img src=x onerror="alert(1)"> | ## pwned'}
+    hybrid["hybrid"]["trained_on"] = {"case": "<b>geo</b>", "test_geometry_held_out": True}
+    for e in (entry, hybrid):
+        validate_entry(e)
+    page = render_leaderboard([entry, hybrid])
+    assert "<script" not in page and "<img" not in page and "<b>" not in page
+    assert "](javascript:" not in page
+    assert "## pwned" not in page and not any(line.startswith("## pwned") for line in page.splitlines())
+    table_rows = [line for line in page.splitlines() if line.startswith("| ") and "fno" in line]
+    header = next(line for line in page.splitlines() if line.startswith("| rank"))
+    assert table_rows and all(line.replace("\\|", "").count("|") == header.count("|") for line in table_rows)

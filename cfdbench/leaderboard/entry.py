@@ -46,6 +46,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # --------------------------------------------------------------------------- validation
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
     """The draft 2020-12 validator for the v1 schema, built once (the schema itself is checked)."""
@@ -95,6 +98,8 @@ def _json_value_problem(value: Any, path: str) -> tuple[str, str] | None:
     """First value that JSON cannot hold faithfully: NaN/inf, non-string keys, foreign types."""
     if isinstance(value, float) and not math.isfinite(value):
         return path, f"{value} is not a finite number (JSON cannot store NaN or infinity)"
+    if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
+        return path, f"{_short_repr(value)} holds a control character (a newline, tab, ...): entries hold one-line strings"
     if value is None or isinstance(value, (str, bool, int, float)):
         return None
     if isinstance(value, dict):

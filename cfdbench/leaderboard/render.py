@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
+from urllib.parse import quote
 
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.metrics.channel import SCORE_LABELS
@@ -119,7 +121,7 @@ def _refinement_lines(table: Table) -> list[str]:
         refined = entry["refinement"]
         nmse, residual = refined["nmse"], refined["residual_h_minus_1"]
         lines.append(
-            f"- {entry['model']['name']}, spectral refinement of the first {refined['window_frames']}-frame window "
+            f"- {markdown_text(entry['model']['name'])}, spectral refinement of the first {refined['window_frames']}-frame window "
             f"({refined['cases']} cases): NMSE {format_number(nmse['before'])} → {format_number(nmse['after'])}; "
             f"H^-1 norm of the Navier–Stokes residual {format_number(residual['before'])} → "
             f"{format_number(residual['after'])} (true frames: {format_number(residual['truth'])})."
@@ -128,18 +130,28 @@ def _refinement_lines(table: Table) -> list[str]:
 
 
 def _hybrid_lines(table: Table) -> list[str]:
-    """Hybrid solvers (DCDM): what the learned pressure solve cost and left behind."""
+    """Hybrid solvers (DCDM): what the learned pressure solve cost and left behind. Only the schema's
+    required keys are relied on; the optional ones (budget, directions, training case) show when present."""
     lines = []
     for entry in (e for e in table.entries if e.get("hybrid")):
         h = entry["hybrid"]
         divergence, seconds = h["divergence_rms"], h["seconds_per_rollout"]
-        trained = h["trained_on"]
-        held_out = "a held-out geometry" if trained.get("test_geometry_held_out") else "the test geometry"
+        settings = [f"relative residual {format_number(h['tolerance'])}"]
+        if "max_iterations" in h:
+            settings.append(f"at most {h['max_iterations']} iterations")
+        if "memory" in h:
+            settings.append(f"{h['memory']} directions kept")
+        trained = h.get("trained_on") or {}
+        if "case" in trained:
+            held_out = "a held-out geometry" if trained.get("test_geometry_held_out") else "the test geometry"
+            settings.append(f"network trained on case {markdown_text(trained['case'])}, {held_out}")
+        budget = ""
+        if "unconverged_fraction" in h:
+            budget = f" ({format_number(100 * h['unconverged_fraction'])} % stopped by the budget)"
         lines.append(
-            f"- {entry['model']['name']} (hybrid: the dataset's solver projecting with DCDM to relative residual "
-            f"{format_number(h['tolerance'])}, at most {h['max_iterations']} iterations, {h['memory']} directions kept; "
-            f"network trained on case {trained['case']}, {held_out}): {format_number(h['iterations_mean'])} iterations "
-            f"per projection on average ({format_number(100 * h['unconverged_fraction'])} % stopped by the budget); "
+            f"- {markdown_text(entry['model']['name'])} (hybrid: the dataset's solver projecting with "
+            f"{markdown_text(h['pressure_solver'])} to {', '.join(settings)}): {format_number(h['iterations_mean'])} "
+            f"iterations per projection on average{budget}; "
             f"RMS divergence {format_number(divergence['hybrid'])} against the exact solver's "
             f"{format_number(divergence['exact'])} (U/L); {format_number(seconds['hybrid'])} s per rollout against "
             f"{format_number(seconds['exact'])} s exact; "
@@ -266,7 +278,7 @@ def _task_line(entry: dict) -> str:
     task = entry["task"]
     return (
         f"Task: {task['input_frames']} input frame(s), stride {task['stride']}, "
-        f"start frame {task['start_frame']}, fields {', '.join(task['fields'])}."
+        f"start frame {task['start_frame']}, fields {markdown_text(', '.join(task['fields']))}."
     )
 
 
@@ -294,11 +306,11 @@ def _model_rows(table: Table) -> list[_Row]:
         scores = entry["metrics"][table.block]
         model = entry["model"]
         cells = (
-            model["name"],
+            markdown_text(model["name"]),
             f"{model['parameter_count']:,}",
             *_metric_cells(scores["model"]),
             ratio_text(scores["identity"]["nmse"], scores["model"]["nmse"]),
-            f"[{entry['entry_id']}]({_link(entry)})",
+            f"[{markdown_text(entry['entry_id'])}]({quote(_link(entry), safe='/._-')})",
             _dataset_cell(entry),
             entry["date"][:10],
         )
@@ -368,7 +380,19 @@ def _link(entry: dict) -> str:
 
 def _dataset_cell(entry: dict) -> str:
     dataset = entry["dataset"]
-    return f"{dataset['version'].replace('|', '/')} `{dataset['content_hash'][:8]}`"
+    return f"{markdown_text(dataset['version'])} `{dataset['content_hash'][:8]}`"
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as literal Markdown inline text: HTML characters as entities, Markdown punctuation
+    backslash-escaped, line breaks as spaces, so an entry's strings can neither break a table, start
+    a heading, link, nor smuggle raw HTML into a renderer that passes it through."""
+    text = " ".join(str(text).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 # --------------------------------------------------------------------------- numbers
