@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from cfdbench.cards import data_root, find_channel_card, load_dataset_card, load_model_card, project_root
-from cfdbench.data.dataset_dir import content_hash
+from cfdbench.data.dataset_dir import content_hash, verify_checksums
 from cfdbench.data.generate import generate_dataset
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset, open_dataset
@@ -84,6 +84,12 @@ def ensure_dataset(
         card = load_dataset_card(name)
         generate_dataset(card, data_root() / card.name, fmt=fmt, device=device, progress=progress)
         path = data_root() / card.name
+    return verified_dataset(path)
+
+
+def verified_dataset(path: Path) -> StoredDataset:
+    """The dataset at ``path``, once its case files match their manifest's checksums (cached per file)."""
+    verify_checksums(path)
     return open_dataset(path)
 
 
@@ -97,8 +103,9 @@ def dataset_problem(name: str) -> str | None:
     return channel.problem if channel else load_dataset_card(name).problem
 
 
-def require_dataset(name: str) -> StoredDataset:
-    """Open a dataset that must already exist; the error says how to get it."""
+def require_dataset(name: str, verify: bool = True) -> StoredDataset:
+    """Open a dataset that must already exist (``verify``: its case files must match the manifest's
+    checksums); the error says how to get it."""
     path = dataset_path(name)
     if not (path / "manifest.json").is_file():
         load_dataset_card(name)  # unknown names list the valid ones
@@ -106,7 +113,7 @@ def require_dataset(name: str) -> StoredDataset:
             f"dataset '{name}' is not at {path}; generate it with `cfdbench data generate {name}` "
             f"(or set CFDBENCH_DATA to where it lives)"
         )
-    return open_dataset(path)
+    return verified_dataset(path) if verify else open_dataset(path)
 
 
 # --------------------------------------------------------------------------- configuration

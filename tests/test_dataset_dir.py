@@ -207,3 +207,50 @@ def test_generation_batches_cases_that_allow_the_same_step():
     floors = [[_cfl_floor(case, case_cells(card, case)) for case in batch] for batch in batches]
     assert all(max(a) <= min(b) for a, b in zip(floors, floors[1:]))
     assert len(set(floors[0])) > 1 or len(floors) == 1
+
+
+@pytest.mark.parametrize("sealed", [True, False])
+def test_regeneration_replaces_a_case_file_altered_after_it_was_written(tmp_path, tiny_card_path, sealed):
+    """A truncated case is never reused or sealed: it fails the digest its writer recorded (or the
+    manifest's), is simulated again, and the dataset comes back to its own bytes."""
+    from cfdbench.cards import load_dataset_card
+    from cfdbench.data.generate import generate_dataset
+    from cfdbench.data.store import list_cases
+
+    card = load_dataset_card(tiny_card_path)
+    out = generate_dataset(card, tmp_path / "d", max_cases=3).dataset_dir
+    reference = dataset_dir.content_hash(out)
+    if not sealed:  # an interrupted generation: no manifest yet, only the per-case digests
+        (out / dataset_dir.MANIFEST_FILE).unlink()
+    victim = list_cases(out)["bc-0001"]
+    with open(victim, "r+b") as handle:
+        handle.truncate(victim.stat().st_size // 2)
+    report = generate_dataset(card, out, max_cases=3)
+    assert report.replaced == ["bc-0001"] and report.generated == ["bc-0001"]
+    assert sorted(report.reused) == ["bc-0000", "bc-0002"]
+    assert dataset_dir.verify_manifest(out) == [] and dataset_dir.content_hash(out) == reference
+
+
+def test_training_and_evaluation_refuse_data_that_fail_their_checksums(tmp_path, tiny_card_path, monkeypatch):
+    """A case file edited after sealing (still readable HDF5) is refused where data are used, in one
+    line; unchanged data are hashed once and then recognised by their (size, mtime) stamps."""
+    from cfdbench.cards import load_dataset_card
+    from cfdbench.data.generate import generate_dataset
+    from cfdbench.data.store import list_cases
+    from cfdbench.pipeline import require_dataset
+
+    card = load_dataset_card(tiny_card_path)
+    out = generate_dataset(card, tmp_path / "d", max_cases=3).dataset_dir
+    require_dataset(str(out))  # first use: hashes every file
+    hashed = []
+    original = dataset_dir.file_digest
+    monkeypatch.setattr(dataset_dir, "file_digest", lambda path: hashed.append(path) or original(path))
+    require_dataset(str(out))
+    assert hashed == []  # a re-run is free
+    victim = list_cases(out)["bc-0002"]
+    data = bytearray(victim.read_bytes())
+    data[-100] ^= 0xFF  # one byte near the end (array data): the file still opens
+    victim.write_bytes(bytes(data))
+    with pytest.raises(CfdbenchError, match=r"1 case file\(s\) do not match the manifest's checksums \(cases/bc-0002.h5\)") as error:
+        require_dataset(str(out))
+    assert "\n" not in str(error.value) and hashed == [victim]

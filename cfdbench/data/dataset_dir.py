@@ -85,6 +85,50 @@ def file_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), total
 
 
+DIGESTS_DIR = ".digests"  # under cases/: one "<sha256> <bytes>" line per case, written right after the case
+
+
+def _digest_path(case: Path) -> Path:
+    return case.parent / DIGESTS_DIR / f"{case.name}.sha256"
+
+
+def record_digest(case: Path) -> tuple[str, int]:
+    """Checksum a case file just written and keep the digest beside it, so a later run can tell an
+    intact file from one altered since (truncated, edited) before reusing it."""
+    sha256, size = file_digest(case)
+    path = _digest_path(case)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, f"{sha256} {size}\n")
+    return sha256, size
+
+
+def forget_digest(case: Path) -> None:
+    _digest_path(case).unlink(missing_ok=True)
+
+
+def recorded_digest(dataset_dir: str | Path, case: Path) -> tuple[str, int] | None:
+    """The digest a case had when it was written: from its digest file, else from a manifest listing it."""
+    path = _digest_path(case)
+    if path.is_file():
+        sha256, _, size = path.read_text().strip().partition(" ")
+        if sha256 and size.isdigit():
+            return sha256, int(size)
+    manifest = Path(dataset_dir) / MANIFEST_FILE
+    if manifest.is_file():
+        try:
+            listed = read_manifest(dataset_dir)["files"].get(case.relative_to(dataset_dir).as_posix())
+        except CfdbenchError:
+            return None
+        if listed:
+            return listed["sha256"], listed["bytes"]
+    return None
+
+
+def unverified_cases(dataset_dir: str | Path, cases: dict[str, Path]) -> list[str]:
+    """Ids of ``cases`` whose bytes differ from their recorded digest, or that have none to check."""
+    return [case_id for case_id, path in cases.items() if recorded_digest(dataset_dir, path) != file_digest(path)]
+
+
 def write_manifest(dataset_dir: str | Path, info: dict[str, Any]) -> dict[str, Any]:
     """Checksum every stored case and write ``manifest.json`` atomically; return its content."""
     dataset_dir = Path(dataset_dir)
@@ -115,6 +159,54 @@ def verify_manifest(dataset_dir: str | Path) -> list[str]:
             bad.append(relative)
     stored = {p.relative_to(dataset_dir).as_posix() for p in list_cases(dataset_dir).values()}
     return sorted(bad + sorted(stored - set(listed)))
+
+
+VERIFIED_FILE = ".verified.json"  # (size, mtime) stamps of case files already checked against the manifest
+
+
+def _stamp(path: Path) -> list[int]:
+    """What changes when a case's bytes can have: sizes and modification times (of every file of a zarr store)."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    stats = [f.stat() for f in files]
+    return [len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
+
+
+def verify_checksums(dataset_dir: str | Path) -> None:
+    """Refuse a dataset whose case files differ from its manifest's checksums, in one line.
+
+    Every file is hashed once; its (size, mtime) stamp is then cached in ``.verified.json`` (when the
+    folder is writable), so later uses of unchanged data are free while an edited file, whose stamp
+    changes, is hashed again."""
+    dataset_dir = Path(dataset_dir)
+    listed = read_manifest(dataset_dir)["files"]
+    cache_path = dataset_dir / VERIFIED_FILE
+    try:
+        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    except (OSError, ValueError):
+        cache = {}
+    bad, checked = [], {}
+    for relative, expected in listed.items():
+        path = dataset_dir / relative
+        if not path.exists():
+            bad.append(relative)
+            continue
+        stamp = [*_stamp(path), expected["sha256"]]
+        if cache.get(relative) != stamp:
+            if file_digest(path) != (expected["sha256"], expected["bytes"]):
+                bad.append(relative)
+                continue
+        checked[relative] = stamp
+    if checked != cache:
+        try:
+            write_text_atomic(cache_path, json.dumps(checked, indent=1) + "\n")
+        except OSError:
+            pass  # a read-only dataset is verified on every use
+    if bad:
+        shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise CfdbenchError(
+            f"{dataset_dir}: {len(bad)} case file(s) do not match the manifest's checksums ({shown}): the data "
+            "were modified or damaged after sealing; regenerate them (`cfdbench data generate`) or download them again"
+        )
 
 
 def content_hash(dataset_dir: str | Path) -> str:

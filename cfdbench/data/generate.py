@@ -9,6 +9,7 @@ case under a final name.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,16 @@ import numpy as np
 import torch
 
 from cfdbench.cards import CaseSpec, DatasetCard
-from cfdbench.data.dataset_dir import compute_stats, make_splits, write_manifest, write_splits, write_stats
+from cfdbench.data.dataset_dir import (
+    compute_stats,
+    forget_digest,
+    make_splits,
+    record_digest,
+    unverified_cases,
+    write_manifest,
+    write_splits,
+    write_stats,
+)
 from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
 from cfdbench.errors import CfdbenchError, SimulationDivergedError, UnknownNameError
@@ -35,6 +45,7 @@ class GenerationReport:
     reused: list[str]
     seconds: float
     skipped: list[str] = field(default_factory=list)  # diverged cases left out (``on_diverged="skip"``)
+    replaced: list[str] = field(default_factory=list)  # found but failing their digest: simulated again
 
 
 def card_cases(card: DatasetCard, specs: Sequence[CaseSpec]) -> list[FlowCase]:
@@ -208,6 +219,8 @@ def generate_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_partials(out_dir)
     existing = list_cases(out_dir)
+    replaced = _discard_unverified(out_dir, {specs[i].case_id: existing[specs[i].case_id] for i in mine if specs[i].case_id in existing})
+    existing = {case_id: path for case_id, path in existing.items() if case_id not in replaced}
     todo = [i for i in mine if specs[i].case_id not in existing]
     reused = [specs[i].case_id for i in mine if specs[i].case_id in existing]
     start = time.perf_counter()
@@ -216,15 +229,37 @@ def generate_dataset(
         progress(done, len(mine))
     for batch_specs, batch_cases in _batches([specs[i] for i in todo], [cases[i] for i in todo], card, batch_size):
         for record in _simulate_or_skip(batch_specs, batch_cases, card, device, on_diverged, skipped, compile):
-            write_case(out_dir, record, card.name, fmt=fmt)
+            record_digest(write_case(out_dir, record, card.name, fmt=fmt))
         done += len(batch_specs)
         if progress:
             progress(done, len(mine))
     all_ids = [spec.case_id for spec in specs]
     if finalize and not skipped and set(all_ids) <= set(list_cases(out_dir)):
-        finalize_dataset(card, out_dir, all_ids, fmt, device, compiled=compile)
+        seal_generated(card, out_dir, all_ids, fmt, device, compile)
     generated = [specs[i].case_id for i in todo if specs[i].case_id not in skipped]
-    return GenerationReport(out_dir, generated, reused, time.perf_counter() - start, skipped)
+    return GenerationReport(out_dir, generated, reused, time.perf_counter() - start, skipped, replaced)
+
+
+def _discard_unverified(out_dir: Path, found: dict[str, Path]) -> list[str]:
+    """Delete the case files that fail their recorded digest (or have none), so they are simulated again:
+    a file altered after it was written (truncated, edited) is never reused or sealed."""
+    bad = unverified_cases(out_dir, found)
+    for case_id in bad:
+        path = found[case_id]
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        forget_digest(path)
+    return bad
+
+
+def seal_generated(card: DatasetCard, out_dir: Path, case_ids: list[str], fmt: str, device: str, compile: bool = False) -> None:
+    """Finalise a generated folder once every case verifies against the digest recorded when it was written."""
+    bad = unverified_cases(out_dir, list_cases(out_dir))
+    if bad:
+        raise CfdbenchError(
+            f"{out_dir}: {len(bad)} case file(s) changed since they were written ({', '.join(bad[:5])}"
+            f"{', ...' if len(bad) > 5 else ''}); rerun `cfdbench data generate` to simulate them again"
+        )
+    finalize_dataset(card, out_dir, case_ids, fmt, device, compiled=compile)
 
 
 def _simulate_or_skip(specs, cases, card, device, on_diverged: str, skipped: list[str], compile: bool = False) -> list[CaseRecord]:
@@ -267,7 +302,7 @@ def generate_on_ranks(card: DatasetCard, out_dir: Path, rank: tuple[int, int, in
         specs = card.cases()[: options.get("max_cases") or None]
         ids = [spec.case_id for spec in specs]
         if index == 0 and int(skipped) == 0:
-            finalize_dataset(card, out_dir, ids, options.get("fmt", "hdf5"), options.get("device", "cpu"), compiled=options.get("compile", False))
+            seal_generated(card, out_dir, ids, options.get("fmt", "hdf5"), options.get("device", "cpu"), options.get("compile", False))
         dist.barrier()
     finally:
         dist.destroy_process_group()
