@@ -26,6 +26,68 @@ def is_partial(name: str) -> bool:
     return name.startswith(".") and (".tmp-" in name or ".old-" in name)
 
 
+def writer_pid(name: str) -> int | None:
+    """The process id a temporary file name carries (``.x.tmp-1234`` -> 1234), if any."""
+    tail = name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def is_stale_partial(name: str) -> bool:
+    """A leftover of an interrupted write whose writer is gone: safe to delete (a live writer's
+    temporary file is never touched, so concurrent shards do not destroy each other's work)."""
+    if not is_partial(name):
+        return False
+    pid = writer_pid(name)
+    return pid is None or not process_alive(pid)
+
+
+@contextmanager
+def folder_lock(folder: Path, purpose: str, key: str = "all") -> Iterator[None]:
+    """Hold an advisory lock on ``folder`` for ``purpose`` (one writer per ``key``, e.g. a shard).
+
+    A second holder is refused at once with the first one's process id. The lock is the kernel's
+    (``fcntl.flock``), so it vanishes with its process: a killed writer leaves no stale lock behind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f".lock-{key.replace('/', '-of-')}"
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: run unlocked
+        yield
+        return
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            from cfdbench.errors import CfdbenchError
+
+            raise CfdbenchError(
+                f"{folder} is being written by {holder} ({purpose}); wait for it to finish or stop it, then run again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 def remove_path(path: Path) -> None:
     """Delete a file or a folder tree if it exists."""
     if path.is_dir() and not path.is_symlink():

@@ -1,6 +1,7 @@
 """Dataset folder side files: case splits, streaming statistics, manifest and content hash."""
 
 import json
+import os
 import time
 
 import numpy as np
@@ -254,3 +255,41 @@ def test_training_and_evaluation_refuse_data_that_fail_their_checksums(tmp_path,
     with pytest.raises(CfdbenchError, match=r"1 case file\(s\) do not match the manifest's checksums \(cases/bc-0002.h5\)") as error:
         require_dataset(str(out))
     assert "\n" not in str(error.value) and hashed == [victim]
+
+
+def test_a_second_generator_on_the_same_folder_is_refused_and_leaves_the_first_alone(tmp_path):
+    """An advisory lock per dataset folder (per shard): a second `data generate` names the holder and
+    stops; only temporaries of writers that are gone are cleaned up, never a live writer's."""
+    import subprocess
+    import sys
+
+    from conftest import TINY_CARD, write_card
+
+    from cfdbench.cards import load_dataset_card
+    from cfdbench.data.generate import generate_dataset
+    from cfdbench.io import folder_lock
+
+    path = write_card(tmp_path, solver={**TINY_CARD["solver"], "cells_x": 48, "cells_y": 48, "n_frames": 12})
+    out = tmp_path / "out"
+    writer = subprocess.Popen([sys.executable, "-m", "cfdbench", "data", "generate", str(path), "--out", str(out)])
+    try:
+        lock = out / ".lock-all"
+        for _ in range(600):
+            if lock.exists() and lock.read_text().startswith("process"):
+                break
+            time.sleep(0.05)
+        with pytest.raises(CfdbenchError, match=rf"{out} is being written by process {writer.pid} \(cfdbench data generate\)"):
+            generate_dataset(load_dataset_card(path), out)
+        assert writer.wait(timeout=600) == 0  # the first run was not disturbed
+    finally:
+        writer.kill()
+    assert dataset_dir.verify_manifest(out) == []
+    with folder_lock(out, "test"):  # released with its process
+        pass
+    cases = out / "cases"
+    stale, live = cases / ".bc-0000.h5.tmp-99999999", cases / f".bc-0001.h5.tmp-{os.getpid()}"
+    stale.write_text("x")
+    live.write_text("x")
+    from cfdbench.data.store import remove_partials
+
+    assert remove_partials(out) == [stale] and live.exists()

@@ -32,6 +32,7 @@ from cfdbench.data.dataset_dir import (
 from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
 from cfdbench.errors import CfdbenchError, SimulationDivergedError, UnknownNameError
+from cfdbench.io import folder_lock
 from cfdbench.solvers.flows import get_flow
 from cfdbench.solvers.simulate import FlowCase, grid_cells, make_cases, simulate
 
@@ -217,25 +218,27 @@ def generate_dataset(
     cases = card_cases(card, specs)  # validates every case before any work
     mine = [i for i in range(len(specs)) if shard is None or i % shard[1] == shard[0]]
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_partials(out_dir)
-    existing = list_cases(out_dir)
-    replaced = _discard_unverified(out_dir, {specs[i].case_id: existing[specs[i].case_id] for i in mine if specs[i].case_id in existing})
-    existing = {case_id: path for case_id, path in existing.items() if case_id not in replaced}
-    todo = [i for i in mine if specs[i].case_id not in existing]
-    reused = [specs[i].case_id for i in mine if specs[i].case_id in existing]
-    start = time.perf_counter()
-    done, skipped = len(reused), []
-    if progress:
-        progress(done, len(mine))
-    for batch_specs, batch_cases in _batches([specs[i] for i in todo], [cases[i] for i in todo], card, batch_size):
-        for record in _simulate_or_skip(batch_specs, batch_cases, card, device, on_diverged, skipped, compile):
-            record_digest(write_case(out_dir, record, card.name, fmt=fmt))
-        done += len(batch_specs)
+    with folder_lock(out_dir, "cfdbench data generate", "all" if shard is None else f"{shard[0]}/{shard[1]}"):
+        remove_partials(out_dir)
+        existing = list_cases(out_dir)
+        found = {specs[i].case_id: existing[specs[i].case_id] for i in mine if specs[i].case_id in existing}
+        replaced = _discard_unverified(out_dir, found)
+        existing = {case_id: path for case_id, path in existing.items() if case_id not in replaced}
+        todo = [i for i in mine if specs[i].case_id not in existing]
+        reused = [specs[i].case_id for i in mine if specs[i].case_id in existing]
+        start = time.perf_counter()
+        done, skipped = len(reused), []
         if progress:
             progress(done, len(mine))
-    all_ids = [spec.case_id for spec in specs]
-    if finalize and not skipped and set(all_ids) <= set(list_cases(out_dir)):
-        seal_generated(card, out_dir, all_ids, fmt, device, compile)
+        for batch_specs, batch_cases in _batches([specs[i] for i in todo], [cases[i] for i in todo], card, batch_size):
+            for record in _simulate_or_skip(batch_specs, batch_cases, card, device, on_diverged, skipped, compile):
+                record_digest(write_case(out_dir, record, card.name, fmt=fmt))
+            done += len(batch_specs)
+            if progress:
+                progress(done, len(mine))
+        all_ids = [spec.case_id for spec in specs]
+        if finalize and not skipped and set(all_ids) <= set(list_cases(out_dir)):
+            seal_generated(card, out_dir, all_ids, fmt, device, compile)
     generated = [specs[i].case_id for i in todo if specs[i].case_id not in skipped]
     return GenerationReport(out_dir, generated, reused, time.perf_counter() - start, skipped, replaced)
 

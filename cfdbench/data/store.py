@@ -33,7 +33,7 @@ import numpy as np
 
 from cfdbench.data.schema import FIELD_NAMES, FIELD_NAMES_3D, SCHEMA_VERSION, UNITS, CaseRecord
 from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
-from cfdbench.io import atomic_path, is_partial
+from cfdbench.io import atomic_path, is_stale_partial
 
 FORMATS = {"hdf5": ".h5", "zarr": ".zarr"}
 COMPRESSIONS = ("gzip",)
@@ -325,11 +325,12 @@ def list_cases(dataset_dir: str | Path, fmt: str | None = None) -> dict[str, Pat
 
 
 def remove_partials(dataset_dir: str | Path) -> list[Path]:
-    """Delete leftovers of interrupted writes (dot-named ``.tmp-``/``.old-`` entries); return them."""
+    """Delete leftovers of interrupted writes (dot-named ``.tmp-``/``.old-`` entries whose writing process
+    is gone; a live writer's are left alone); return them."""
     folder = cases_dir(dataset_dir)
     removed = []
     for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
-        if is_partial(entry.name):
+        if is_stale_partial(entry.name):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
