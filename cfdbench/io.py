@@ -88,6 +88,19 @@ def folder_lock(folder: Path, purpose: str, key: str = "all") -> Iterator[None]:
         handle.close()
 
 
+def require_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse, in one line, a write of about ``needed`` bytes into ``folder`` that the disk cannot hold
+    (checked before the write: a full disk mid-write crashes HDF5 rather than failing cleanly)."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        from cfdbench.errors import CfdbenchError
+
+        raise CfdbenchError(
+            f"not enough disk space in {folder} for {what}: it needs about {needed / 2**20:.1f} MiB, "
+            f"{free / 2**20:.1f} MiB are free; free some space or write elsewhere (--out, CFDBENCH_DATA)"
+        )
+
+
 def remove_path(path: Path) -> None:
     """Delete a file or a folder tree if it exists."""
     if path.is_dir() and not path.is_symlink():

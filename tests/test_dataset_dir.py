@@ -293,3 +293,30 @@ def test_a_second_generator_on_the_same_folder_is_refused_and_leaves_the_first_a
     from cfdbench.data.store import remove_partials
 
     assert remove_partials(out) == [stale] and live.exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    """Generation into a 96 KiB tmpfs: the cases that fit are stored whole, the first that does not is
+    refused before it is written (a full disk mid-write crashes HDF5), in one line, exit status 2."""
+    import shutil
+    import subprocess
+
+    from conftest import assert_one_line_error, run_entry_point, write_card
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root and mount(8)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"this machine does not allow mounting a tmpfs: {mounted.stderr.strip()}")
+    try:
+        card = write_card(tmp_path)
+        result = run_entry_point("data", "generate", str(card), "--out", str(mount / "d"), cwd=tmp_path)
+        assert_one_line_error(result, "not enough disk space", "MiB are free")
+        cases = mount / "d" / "cases"
+        names = [p.name for p in cases.iterdir()] if cases.exists() else []
+        assert not [n for n in names if ".tmp-" in n or ".old-" in n]  # nothing half-written under any name
+        assert not (mount / "d" / "manifest.json").exists()
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

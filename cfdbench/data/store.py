@@ -33,7 +33,7 @@ import numpy as np
 
 from cfdbench.data.schema import FIELD_NAMES, FIELD_NAMES_3D, SCHEMA_VERSION, UNITS, CaseRecord
 from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
-from cfdbench.io import atomic_path, is_stale_partial
+from cfdbench.io import atomic_path, is_stale_partial, require_space
 
 FORMATS = {"hdf5": ".h5", "zarr": ".zarr"}
 COMPRESSIONS = ("gzip",)
@@ -292,13 +292,23 @@ def write_case(
         raise UnknownNameError("compression", str(compression), list(COMPRESSIONS))
     final = case_path(dataset_dir, record.case_id, fmt)
     final.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "zarr":
-        from cfdbench.data.zarr_store import write_zarr_case
+    require_space(final.parent, _stored_bytes(record) + 2**20, f"case {record.case_id}")
+    try:
+        if fmt == "zarr":
+            from cfdbench.data.zarr_store import write_zarr_case
 
-        write_zarr_case(final, record, dataset_name, compression)
-    else:
-        _write_hdf5_case(final, record, dataset_name, compression)
+            write_zarr_case(final, record, dataset_name, compression)
+        else:
+            _write_hdf5_case(final, record, dataset_name, compression)
+    except OSError as error:  # the temporary file is gone already; nothing is left under the final name
+        raise CfdbenchError(f"could not write case {record.case_id} to {final.parent}: {error.strerror or error}") from error
     return final
+
+
+def _stored_bytes(record: CaseRecord) -> int:
+    """The arrays a case file holds, uncompressed: what its write needs on disk at most."""
+    arrays = [record.x, record.y, record.mask, *record.fields.values(), *record.solver_fields.values()]
+    return int(sum(np.asarray(a).nbytes for a in arrays))
 
 
 def list_cases(dataset_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:
