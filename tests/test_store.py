@@ -2,6 +2,8 @@
 
 import re
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -192,11 +194,14 @@ def test_interrupted_write_leaves_no_case(tmp_path, monkeypatch, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_leftover_temporaries_are_ignored_and_removable(tmp_path, fmt):
     final = write_case(tmp_path, make_record(), "tiny", fmt=fmt)
-    leftover = temporary_path(final.with_name(f"bc-0002{final.suffix}"))
-    (shutil.copytree if final.is_dir() else shutil.copy)(final, leftover)  # what a killed writer leaves
+    ours = temporary_path(final.with_name(f"bc-0003{final.suffix}"))  # a live writer's (this process)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = final.with_name(f".bc-0002{final.suffix}.tmp-{int(dead.stdout)}")  # what a killed writer leaves
+    for partial in (ours, leftover):
+        (shutil.copytree if final.is_dir() else shutil.copy)(final, partial)
     assert list(list_cases(tmp_path)) == ["bc-0001"]
     assert remove_partials(tmp_path) == [leftover]
-    assert not leftover.exists() and final.exists()
+    assert not leftover.exists() and final.exists() and ours.exists()
 
 
 def test_list_cases_sorted_and_refuses_duplicates(tmp_path):
