@@ -7,6 +7,8 @@ only complete files behind.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -38,8 +40,15 @@ leaderboard_app = typer.Typer(help="Submit, verify, build and publish leaderboar
 app.add_typer(data_app, name="data")
 app.add_typer(leaderboard_app, name="leaderboard")
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """Rich console; off a terminal (a pipe, a log file) tables are not cut at 80 columns."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, width=width)
+
+
+console = _console()
+err_console = _console(stderr=True)
 _state = {"debug": False}
 
 
@@ -293,7 +302,21 @@ def data_list() -> None:
         path = data_root() / name
         stored = str(path) if (path / "manifest.json").is_file() else "[dim]not generated[/]"
         table.add_row(name, card.problem, str(len(card.cases())), str(card.solver.n_frames), stored)
+    for path in _generated_variants(set(dataset_names())):
+        info = json.loads((path / "manifest.json").read_text()).get("info", {})
+        frames = (info.get("generator") or {}).get("n_frames", "?")
+        table.add_row(path.name, str(info.get("problem", "?")), str(info.get("n_cases", "?")), str(frames), str(path))
     console.print(table)
+
+
+def _generated_variants(card_names: set[str]) -> list[Path]:
+    """Generated datasets under the data root that are not a card of their own (presets and subsets
+    such as dam-tiny, cavity-bc), so that `data list` shows everything `train --dataset` accepts."""
+    from cfdbench.cards import data_root
+
+    root = data_root()
+    found = sorted(p for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
+    return [p for p in found if p.name not in card_names]
 
 
 # --------------------------------------------------------------------------- models
@@ -364,8 +387,8 @@ def _training_flags(precision, grad_clip, early_stopping, compile_model, wandb, 
 
 @app.command("train")
 def train_command(
-    model: str = typer.Option("fno", help=MODEL_HELP),
-    dataset: str = typer.Option("cavity-mini", help="Dataset name or folder."),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP + " [default: fno]"),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name or folder. [default: cavity-mini]"),
     epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the (global) batch size."),
     lr: Optional[float] = typer.Option(None, help="Override the learning rate."),
@@ -379,23 +402,27 @@ def train_command(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's local GPU)."),
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<time>-<model>-<dataset>)."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder exactly where it stopped."),
+    resume: Optional[Path] = typer.Option(
+        None, help="Continue the run in this folder exactly where it stopped (its settings are kept; only --epochs may change)."
+    ),
 ) -> None:
     """Train a model on a stored dataset; writes the best checkpoint, the full state and the history.
 
     Data-parallel on several processes or GPUs: `torchrun --nproc_per_node N -m cfdbench train ...`."""
-    from cfdbench.pipeline import resume_config, train_on_ranks
+    from cfdbench.pipeline import check_resume_flags, resume_config, train_on_ranks
 
+    overrides = _overrides(None, batch_size, lr, seed) | _training_flags(
+        precision, grad_clip, early_stopping, compile_model, wandb, wandb_online
+    )
     if resume is not None:
         config = resume_config(resume, device, epochs)
+        check_resume_flags(resume, config, model, dataset, overrides, set_, run_dir)
         folder = resume
     else:
         from cfdbench.pipeline import resolve_device, resolve_run_config
 
-        overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(
-            precision, grad_clip, early_stopping, compile_model, wandb, wandb_online
-        )
-        config = resolve_run_config(model, dataset, resolve_device(device), overrides, settings=set_)
+        overrides["epochs"] = epochs
+        config = resolve_run_config(model or "fno", dataset or "cavity-mini", resolve_device(device), overrides, settings=set_)
         folder = run_dir
     result, folder = train_on_ranks(config, folder, resume is not None)
     if result is not None:
@@ -477,6 +504,9 @@ def _evaluate_linear_solvers(
         console.print(f"published to {render_track(board)}")
 
 
+CPU_EPOCHS_NOTE = 50  # a main job with at least this many epochs on a CPU says how to shorten it
+
+
 @app.command("run")
 def run_command(
     model: str = typer.Option("fno", help=MODEL_HELP),
@@ -500,7 +530,12 @@ def run_command(
 
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
     torch_device = resolve_device(device)
-    resolve_run_config(model, dataset, torch_device, overrides, steps, set_)  # reject bad input before any work
+    config = resolve_run_config(model, dataset, torch_device, overrides, steps, set_)  # reject bad input before any work
+    if torch_device.type == "cpu" and config.training.get("epochs", 0) >= CPU_EPOCHS_NOTE:
+        console.print(
+            f"[yellow]note:[/] {config.training['epochs']} epochs ({model}'s setting for {dataset}) can take long on a CPU; "
+            "--epochs N shortens the run (the bar shows the time remaining)"
+        )
     check_model_for_dataset(model, dataset, refine)
     if not (dataset_path(dataset) / "manifest.json").is_file():
         progress, update = _generation_progress()
@@ -643,10 +678,39 @@ def main() -> None:
             raise
         err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as err:  # the file system refused: read-only folder, a file where a folder should be, ...
+        if _state["debug"]:
+            raise
+        err_console.print(f"[red]error:[/] {_os_error_line(err)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except SystemExit as exit_:
         if exit_.code == 130:
-            err_console.print("interrupted; completed work is kept (rerun to resume)")
+            err_console.print(_interrupted_message(sys.argv[1:]))
         raise
+
+
+def _os_error_line(err: OSError) -> str:
+    """One line for a refusal of the file system, naming the path and what to check."""
+    import errno
+
+    path = getattr(err, "filename", None)
+    if path and err.errno in (errno.EEXIST, errno.ENOTDIR):
+        return f"{path}: a file is in the way where a folder is needed; move it or choose another path"
+    if path and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{path}: {err.strerror.lower()}; choose a folder you can write to"
+    return f"{err.strerror or err}{f': {path}' if path else ''} (check the path and its permissions)"
+
+
+def _interrupted_message(argv: list[str]) -> str:
+    """What Ctrl-C kept and how to continue, for the command that was interrupted."""
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:1] == ["train"] or words[:1] == ["run"]:
+        data = "the generated cases are kept (a rerun resumes the data); " if words[:1] == ["run"] else ""
+        return (
+            f"interrupted; {data}training stopped at its last saved epoch: continue it with "
+            "`cfdbench train --resume <run folder>` (a rerun starts a new run folder)"
+        )
+    return "interrupted; completed work is kept (rerun the same command to resume)"
 
 
 if __name__ == "__main__":

@@ -274,6 +274,38 @@ def resume_config(run_dir: Path, device: str = "auto", epochs: int | None = None
     return config
 
 
+def check_resume_flags(
+    run_dir: Path,
+    config: RunConfig,
+    model: str | None,
+    dataset: str | None,
+    overrides: dict[str, Any],
+    settings: list[str],
+    new_run_dir: Path | None = None,
+) -> None:
+    """Refuse, in one line, flags given with ``--resume`` that contradict the run being resumed: a
+    resumed run keeps its saved model, data and settings (flags that repeat them are accepted)."""
+    conflicts = []
+    if model is not None and model != config.model:
+        conflicts.append(f"--model {model} (it trains {config.model})")
+    if dataset is not None and dataset != config.dataset and dataset_path(dataset).resolve() != dataset_path(config.dataset).resolve():
+        conflicts.append(f"--dataset {dataset} (it trains on {config.dataset})")
+    if new_run_dir is not None and Path(new_run_dir).resolve() != Path(run_dir).resolve():
+        conflicts.append(f"--run-dir {new_run_dir} (it lives in {run_dir})")
+    for key, value in overrides.items():
+        if value is not None and config.training.get(key) != value:
+            conflicts.append(f"--{key.replace('_', '-')} {value} (it has {config.training.get(key)})")
+    for section, key, value in parse_settings(settings):
+        saved = (config.model_hparams if section == "model" else config.training).get(key)
+        if saved != value:
+            conflicts.append(f"--set {section}.{key}={value} (it has {saved})")
+    if conflicts:
+        raise CfdbenchError(
+            f"cannot resume {run_dir} with {'; '.join(conflicts)}: a resumed run keeps its settings "
+            "(only --epochs may change); start a new run for others"
+        )
+
+
 def train_on_ranks(config: RunConfig, run_dir: Path | None, resume: bool = False) -> tuple[TrainResult | None, Path]:
     """``cfdbench train`` on one process or, under torchrun, on every rank (DDP); returns rank 0's
     result (None on the other ranks) and the run folder all ranks share."""
@@ -440,6 +472,7 @@ def evaluate_checkpoint(
     torch_device = resolve_device(device)
     data = require_dataset(dataset)
     model, extra = load_checkpoint(checkpoint, map_location=torch_device)
+    check_checkpoint_fits(model, data, checkpoint)
     if refine:
         check_refinable(type(model), data.manifest.get("info", {}).get("problem"), data.name)
     training = extra.get("train_config", {})
@@ -472,6 +505,23 @@ def _cost(model: NeuralOperator, dataset: StoredDataset, evaluation: Evaluation)
         cost["solver_seconds_per_rollout"] = solver
         cost["speedup_vs_solver"] = solver / max(cost["seconds_per_rollout"], 1e-12)
     return cost
+
+
+def check_checkpoint_fits(model: NeuralOperator, data: StoredDataset, checkpoint: Path) -> None:
+    """Refuse, in one line, a checkpoint trained on data of another shape: other parameters, fields
+    or frame grid than the dataset it is evaluated on."""
+    if model.hybrid_solver:
+        return  # a hybrid re-runs the dataset's own solver; check_applicable says what it supports
+    theirs = operator_meta(AutoregressiveDataset(data, "train", fields=model.meta.fields))
+    for what, ours, other in (
+        ("case parameters", model.meta.parameter_names or model.meta.n_params, theirs.parameter_names or theirs.n_params),
+        ("frame grid", tuple(model.meta.grid_shape), tuple(theirs.grid_shape)),
+    ):
+        if ours != other:
+            raise CfdbenchError(
+                f"{checkpoint} was trained on data with {what} {ours}, but {data.name} has {other}: "
+                "evaluate it on the dataset it was trained for (or one of the same shape)"
+            )
 
 
 def check_model_for_dataset(model: str, dataset: str, refine: bool = False) -> None:

@@ -152,3 +152,33 @@ def test_ctrl_c_during_generation_keeps_complete_cases_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(kept)} reused" in resumed.stdout
     assert len(list_cases(out)) == 5 and (out / "manifest.json").is_file()
+
+
+def test_tables_are_not_cut_off_a_terminal(tmp_path):
+    """Piped into a file, `cfdbench models` keeps whole names (Rich's default is 80 columns)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run([sys.executable, "-m", "cfdbench", "models"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "auto-deeponet-cnn" in result.stdout and "…" not in result.stdout
+
+
+def test_data_list_shows_generated_variants(tmp_path):
+    card = write_card(tmp_path)
+    assert cfdbench("data", "generate", str(card), "--out", str(tmp_path / "cavity-tiny"), data=tmp_path).returncode == 0
+    listing = cfdbench("data", "list", data=tmp_path).stdout
+    row = next(line for line in listing.splitlines() if "cavity-tiny" in line)
+    assert "cavity" in row and " 5 " in row and " 8 " in row  # problem, cases, frames from its manifest
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["data", "generate", "cavity"], "rerun the same command to resume"),
+        (["train", "--dataset", "cavity-mini"], "cfdbench train --resume"),
+        (["run"], "a rerun resumes the data"),
+    ],
+)
+def test_ctrl_c_says_how_to_continue(argv, fragment):
+    from cfdbench.cli import _interrupted_message
+
+    assert fragment in _interrupted_message(argv)

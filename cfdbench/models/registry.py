@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -149,14 +151,64 @@ def build_model(name: str, meta: OperatorMeta, **hparams: Any) -> NeuralOperator
         raise CfdbenchError(
             f"model '{name}' predicts one frame per call; training.output_frames must be 1, got {meta.output_frames}"
         )
+    _check_hparam_values(name, hparams)
+    _check_fits_in_memory(cls, name, meta, hparams)
     try:
         model = cls(meta, **hparams)
     except TypeError as err:
         raise CfdbenchError(f"cannot build model '{name}' with {sorted(hparams)}: {err}") from None
+    except (RuntimeError, ValueError) as err:  # the sizes make no network: negative, zero, inconsistent
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CfdbenchError(f"cannot build model '{name}' with {hparams}: {message}") from None
     if not isinstance(getattr(model, "meta", None), OperatorMeta):
         raise CfdbenchError(f"model '{name}': its __init__ must call super().__init__(meta, **hyper-parameters)")
     model.hparams = {**hparams, **model.hparams}  # what it was built with, whatever the class recorded
     return model
+
+
+SIZE_WORDS = ("channels", "width", "modes", "hidden", "layers", "depth", "dim", "heads", "features", "blocks")
+
+
+def _check_hparam_values(name: str, hparams: dict[str, Any]) -> None:
+    """Refuse values no network can be built or trained with: non-finite numbers, negative integers,
+    and sizes (channels, widths, modes, layers, ...) below 1 (modes [0, 0] would train a model that
+    cannot learn)."""
+    for key, value in hparams.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                continue
+            if isinstance(item, float) and not math.isfinite(item):
+                raise CfdbenchError(f"model '{name}': {key} must be a finite number, got {value!r}")
+            if isinstance(item, int) and item < 0:
+                raise CfdbenchError(f"model '{name}': {key} must not be negative, got {value!r}")
+            if any(word in key for word in SIZE_WORDS) and item < 1:
+                raise CfdbenchError(f"model '{name}': {key} is a size and must be at least 1, got {value!r}")
+
+
+def _check_fits_in_memory(cls: type, name: str, meta: OperatorMeta, hparams: dict[str, Any]) -> None:
+    """Build the model on the meta device (no memory) and refuse one whose weights, gradients and
+    Adam state (4 copies) cannot fit this machine's memory, saying how much it would need."""
+    try:
+        with torch.device("meta"):
+            probe = cls(meta, **hparams)
+    except Exception:  # noqa: BLE001 - models that cannot be built on the meta device are checked when built
+        return
+    elements = sum(p.numel() * (2 if p.is_complex() else 1) for p in probe.parameters())
+    needed = 4 * elements * 4  # float32 weights, gradients and two Adam moments
+    available = _physical_memory()
+    if available and needed > available:
+        raise CfdbenchError(
+            f"model '{name}' with {hparams} has {elements:.3g} parameters: training it needs about "
+            f"{needed / 2**30:.3g} GiB, this machine has {available / 2**30:.3g} GiB; choose smaller sizes"
+        )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def save_checkpoint(model: NeuralOperator, path: Path, **extra: Any) -> Path:

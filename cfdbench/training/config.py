@@ -3,12 +3,15 @@ line override them, and unknown keys are refused."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from cfdbench.errors import CfdbenchError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Beyond these a setting is a typo (1e23 epochs) rather than a plan.
+UPPER_BOUNDS = {"epochs": 10**6, "batch_size": 2**20, "eval_batch_size": 2**20, "input_frames": 10**4, "output_frames": 10**4, "stride": 10**4}
 WANDB_MODES = ("off", "offline", "online")
 
 
@@ -50,13 +53,22 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
+        """Refuse settings no run can use, before any work: every number finite, the counts positive
+        and within :data:`UPPER_BOUNDS`."""
         positive = ("epochs", "batch_size", "eval_batch_size", "lr", "input_frames", "output_frames", "stride")
+        for name in (*positive, "step_size", "gamma", "weight_decay", "grad_clip", "early_stopping", "max_minutes"):
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise CfdbenchError(f"training setting {name} must be a finite number, got {value}")
         for name in (*positive, "step_size", "gamma"):
             if not getattr(self, name) > 0:
                 raise CfdbenchError(f"training setting {name} must be positive, got {getattr(self, name)}")
         for name in ("weight_decay", "grad_clip", "early_stopping", "max_minutes"):
             if getattr(self, name) < 0:
                 raise CfdbenchError(f"training setting {name} must be >= 0, got {getattr(self, name)}")
+        for name, limit in UPPER_BOUNDS.items():
+            if getattr(self, name) > limit:
+                raise CfdbenchError(f"training setting {name} = {getattr(self, name)} is beyond {limit:g}; no run needs that many")
         for name, value, choices in (
             ("optimizer", self.optimizer, ("adam", "adamw")),
             ("scheduler", self.scheduler, ("step", "cosine", "none")),

@@ -1,0 +1,149 @@
+"""Bad input as a user meets it: every case ends in one ``error:`` line and exit status 2, and
+nothing is written where it should not be.
+
+The cases below are the suite's bad-input table; ``docs/bad-input.md`` is generated from them
+(``CFDBENCH_WRITE_DOCS=1 python -m pytest tests/test_bad_input.py`` rewrites it) and
+:func:`test_the_documented_table_is_current` fails when the page and the behaviour part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from conftest import assert_one_line_error, run_entry_point, write_card
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One refused command: what is wrong, the arguments (``{tmp}``: a fresh folder, ``{data}``:
+    the tiny dataset, ``{run}``: a trained run folder) and a fragment the message must contain."""
+
+    what: str
+    args: tuple[str, ...]
+    fragment: str
+    prepare: Callable[[Path], None] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def _a_file(name: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / name).write_text("not a folder\n")
+
+
+def _malformed_card(tmp: Path) -> None:
+    (tmp / "broken.yaml").write_text("name: broken\nsolver: {cells_x: 16\nfields: [u, v]\n")
+
+
+def _other_parameters_dataset(tmp: Path) -> None:
+    """Five small cylinder flows (eight case parameters against the cavity's five), generated."""
+    args = ("data", "generate", "cylinder", "--preset", "tiny", "--out", str(tmp / "other"))
+    assert run_entry_point(*args, cwd=tmp).returncode == 0
+
+
+CASES = [
+    BadInput("output folder is a file (data generate)", ("data", "generate", "{card}", "--out", "{tmp}/taken"), "taken", _a_file("taken")),
+    BadInput("output folder is a file (data export)", ("data", "export", "{data}", "--format", "the-well", "--out", "{tmp}/taken"), "taken", _a_file("taken")),
+    BadInput("run folder is a file (train)", ("train", "--dataset", "{data}", "--epochs", "1", "--run-dir", "{tmp}/taken"), "taken", _a_file("taken")),
+    BadInput("output folder is a file (leaderboard build)", ("leaderboard", "build", "--entries", "{tmp}", "--out", "{tmp}/taken"), "taken", _a_file("taken")),
+    BadInput("CFDBENCH_DATA is a file", ("data", "info", "cavity-mini"), "is a file, not a folder", _a_file("root"), (("CFDBENCH_DATA", "{tmp}/root"),)),
+    BadInput("malformed card YAML", ("data", "generate", "{tmp}/broken.yaml"), "not valid YAML at line", _malformed_card),
+    BadInput("negative model size", ("train", "--dataset", "{data}", "--set", "model.hidden_channels=-4"), "hidden_channels"),
+    BadInput("non-finite model setting", ("train", "--dataset", "{data}", "--set", "model.hidden_channels=.nan"), "finite"),
+    BadInput("overflowing model setting", ("train", "--dataset", "{data}", "--set", "model.hidden_channels=1e400"), "finite"),
+    BadInput("model larger than memory", ("train", "--dataset", "{data}", "--set", "model.hidden_channels=100000"), "GiB"),
+    BadInput("zero Fourier modes", ("train", "--dataset", "{data}", "--set", "model.modes=[0,0]"), "at least 1"),
+    BadInput("non-finite gradient clip", ("train", "--dataset", "{data}", "--grad-clip", "nan"), "grad_clip"),
+    BadInput("absurd epoch count", ("train", "--dataset", "{data}", "--set", "training.epochs=1e23"), "epochs"),
+    BadInput("checkpoint on data with other parameters", ("evaluate", "--checkpoint", "{run}/checkpoint.pt", "--dataset", "{tmp}/other"), "case parameters", _other_parameters_dataset),
+    BadInput("resume with another model", ("train", "--resume", "{run}", "--model", "unet"), "--model unet"),
+    BadInput("resume with another learning rate", ("train", "--resume", "{run}", "--lr", "0.5"), "--lr 0.5"),
+    BadInput("resume on other data", ("train", "--resume", "{run}", "--dataset", "cavity-mini"), "--dataset cavity-mini"),
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A one-epoch FNO run on the tiny dataset (its checkpoint and config.json)."""
+    folder = tmp_path_factory.mktemp("run") / "fno"
+    args = ("train", "--dataset", str(tiny_dataset.path), "--epochs", "1", "--set", "model.hidden_channels=4",
+            "--set", "model.modes=[2,2]", "--device", "cpu", "--run-dir", str(folder))  # fmt: skip
+    result = run_entry_point(*args, cwd=folder.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+def _run_case(case: BadInput, tmp: Path, data: Path, run: Path) -> tuple[list[str], object]:
+    if case.prepare:
+        case.prepare(tmp)
+    fill = {"tmp": str(tmp), "data": str(data), "run": str(run), "card": str(write_card(tmp))}
+    args = [arg.format(**fill) for arg in case.args]
+    env = {"CFDBENCH_DATA": str(tmp / "data"), **{k: v.format(**fill) for k, v in case.env}}
+    return args, run_entry_point(*args, cwd=tmp, env=env)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.what)
+def test_bad_input_is_one_line(case, tmp_path, tiny_dataset, trained_run):
+    before = sorted(p.name for p in trained_run.iterdir())
+    _, result = _run_case(case, tmp_path, tiny_dataset.path, trained_run)
+    assert_one_line_error(result, case.fragment)
+    assert sorted(p.name for p in trained_run.iterdir()) == before, "a refused command changed the run folder"
+    assert not (tmp_path / "data").exists(), "a refused command generated data"
+    if (tmp_path / "taken").exists():
+        assert (tmp_path / "taken").read_text() == "not a folder\n", "the file in the way was changed"
+
+
+def _row(case: BadInput, args: list[str], result, tmp: Path, data: Path, run: Path) -> str:
+    def plain(text: str) -> str:
+        for path, name in ((str(run), "<run>"), (str(data), "<data>"), (str(tmp), "<tmp>")):
+            text = text.replace(path, name)
+        text = re.sub(r"\d+(\.\d+)?(e[+-]?\d+)? GiB", "N GiB", text)  # depends on the machine
+        return text.replace("|", "\\|")
+
+    message = result.stderr.strip().splitlines()[0]
+    command = " ".join(["cfdbench", *args])
+    env = " ".join(f"{k}={v.format(tmp=tmp)}" for k, v in case.env)
+    return f"| {case.what} | `{plain((env + ' ' if env else '') + command)}` | {result.returncode} | {plain(message)} |"
+
+
+def _table(tmp_root: Path, data: Path, run: Path) -> str:
+    rows = []
+    for index, case in enumerate(CASES):
+        tmp = tmp_root / f"case{index}"
+        tmp.mkdir()
+        args, result = _run_case(case, tmp, data, run)
+        rows.append(_row(case, args, result, tmp, data, run))
+    header = [
+        "# Bad input: what each refusal says",
+        "",
+        "Generated by `tests/test_bad_input.py` from the cases it checks (rewrite with",
+        "`CFDBENCH_WRITE_DOCS=1 python -m pytest tests/test_bad_input.py`); every one exits with",
+        "status 2 after one `error:` line and leaves no file behind. `<data>` is a small generated",
+        "dataset, `<run>` a trained run folder, `<tmp>` an empty folder; sizes that depend on the",
+        "machine read `N GiB`. `cfdbench --debug ...` shows the traceback instead.",
+        "",
+        "| input | command | exit | message |",
+        "|---|---|---:|---|",
+    ]
+    return "\n".join(header + rows) + "\n"
+
+
+def test_the_documented_table_is_current(tmp_path, tiny_dataset, trained_run):
+    table = _table(tmp_path, tiny_dataset.path, trained_run)
+    if os.environ.get("CFDBENCH_WRITE_DOCS"):
+        DOC.write_text(table)
+    assert DOC.is_file() and DOC.read_text() == table, "docs/bad-input.md is stale: rerun with CFDBENCH_WRITE_DOCS=1"
+
+
+def test_resume_accepts_flags_that_repeat_the_run(tiny_dataset, trained_run, tmp_path):
+    """Only contradictions are refused: repeating the run's own model and data resumes it."""
+    config = json.loads((trained_run / "config.json").read_text())
+    result = run_entry_point("train", "--resume", str(trained_run), "--model", config["model"], "--epochs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
