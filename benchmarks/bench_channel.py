@@ -30,7 +30,7 @@ from cfdbench.solvers.channel import ChannelGrid, ChannelSolver
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import environment_lines, publish  # noqa: E402
 from bench_flows import cavity_reference  # noqa: E402
-from bench_solver import steps_per_second  # noqa: E402
+from bench_solver import alternate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL_GRIDS = ((16, 64, 16), (32, 64, 32), (48, 96, 32))
@@ -64,8 +64,9 @@ def measure(paper: bool, target: float, repeats: int, device: str) -> list[dict]
     for grid, dt in grids(paper):
         cells = grid.nx * grid.ny * grid.nz
         side = round(math.sqrt(cells))
-        channel = steps_per_second(channel_stepper(grid, dt, device), target, repeats)
-        cavity = steps_per_second(cavity_reference((side, side), 1, device), target, repeats)
+        sides = {"channel": channel_stepper(grid, dt, device), "cavity": cavity_reference((side, side), 1, device)}
+        seconds_per_step = alternate(sides, target, repeats)  # channel, cavity, channel, ...: medians
+        channel, cavity = 1 / seconds_per_step["channel"], 1 / seconds_per_step["cavity"]
         row = {"grid": grid, "cells": cells, "step": 1 / channel, "channel": channel * cells}
         row.update(side=side, cavity=cavity * side**2)
         rows.append(row)
@@ -105,8 +106,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="~0.3 s per repeat instead of ~2 s")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for both sides")
     parser.add_argument("--paper", action="store_true", help="also the paper grid 192x128x128 (for a GPU)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     target, repeats = (0.3, 3) if args.quick else (2.0, 3)
     print(f"timing ({args.device}, float32, {repeats} repeats of ~{target} s each) ...", flush=True)
     rows = measure(args.paper, target, repeats, args.device)

@@ -33,7 +33,7 @@ from cfdbench.solvers.simulate import build_solver, flow_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import environment_lines, publish  # noqa: E402
-from bench_solver import steps_per_second  # noqa: E402
+from bench_solver import alternate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flows.md"
 DATASETS = ("cavity", "tube", "dam", "cylinder")
@@ -53,7 +53,7 @@ def batch_cases(dataset: str, batch: int):
 
 def stepper(solver, state) -> Callable[[int], None]:
     """A function advancing ``state`` by k steps of the CFL-limited step at the initial speed."""
-    dt = float(solver.stable_dt(state, CFL))
+    dt = solver.time_step(solver.stable_dt(state, CFL))  # per case, computed once
 
     def advance(steps: int) -> None:
         nonlocal state
@@ -79,8 +79,10 @@ def measure(batch: int, target: float, repeats: int, device: str) -> list[dict]:
     for dataset in DATASETS:
         cases, cells = batch_cases(dataset, batch)
         for size in sorted({1, batch}):
-            flow = steps_per_second(stepper(*build_solver(cases[:size], *cells, torch.float32, device)), target, repeats)
-            cavity = steps_per_second(cavity_reference(cells, size, device), target, repeats)
+            sides = {"flow": stepper(*build_solver(cases[:size], *cells, torch.float32, device))}
+            sides["cavity"] = cavity_reference(cells, size, device)
+            seconds_per_step = alternate(sides, target, repeats)  # flow, cavity, flow, cavity, ...: medians
+            flow, cavity = 1 / seconds_per_step["flow"], 1 / seconds_per_step["cavity"]
             per_step = cells[0] * cells[1] * size
             row = {"dataset": dataset, "cells": cells, "cases": size, "flow": flow * per_step, "cavity": cavity * per_step}
             rows.append(row)
@@ -121,7 +123,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="~0.2 s per repeat instead of ~1.5 s")
     parser.add_argument("--batch", type=int, default=8, help="cases in the batched measurement")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for both sides")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     target, repeats = (0.2, 3) if args.quick else (1.5, 3)
     print(f"timing ({args.device}, float32, {repeats} repeats of ~{target} s each) ...", flush=True)
     rows = measure(args.batch, target, repeats, args.device)

@@ -154,6 +154,7 @@ def test_cli_generates_a_channelwrite_channel_card(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 3 min alone on 2 cores; sharing them with other jobs it has taken > 10 min
 def test_tiny_preset_generates_turbulence_on_a_cpu(tmp_path):
     """The `cfdbench data generate channel180 --preset tiny` card end to end (minutes on a CPU)."""
     card = find_channel_card("channel180-tiny")
