@@ -147,3 +147,39 @@ def test_resume_accepts_flags_that_repeat_the_run(tiny_dataset, trained_run, tmp
     result = run_entry_point("train", "--resume", str(trained_run), "--model", config["model"], "--epochs", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
+
+
+@pytest.fixture
+def read_only_folder(tmp_path) -> Path:
+    """A read-only file system at ``tmp_path/ro`` (root ignores permission bits, so chmod cannot
+    make a folder read-only for it); skipped where this machine does not allow mounting one."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"this machine does not allow mounting a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("data", "generate", "{card}", "--out", "{ro}/d"),
+        ("data", "export", "{data}", "--format", "cfdbench-raw", "--out", "{ro}/e"),
+        ("train", "--dataset", "{data}", "--epochs", "1", "--run-dir", "{ro}/run"),
+        ("leaderboard", "build", "--entries", "{tmp}", "--out", "{ro}/board"),
+    ],
+    ids=["data generate", "data export", "train", "leaderboard build"],
+)
+def test_a_read_only_output_folder_is_one_line(args, read_only_folder, tmp_path, tiny_dataset):
+    fill = {"ro": str(read_only_folder), "tmp": str(tmp_path), "data": str(tiny_dataset.path), "card": str(write_card(tmp_path))}
+    result = run_entry_point(*(a.format(**fill) for a in args), cwd=tmp_path, env={"CFDBENCH_DATA": str(tmp_path / "data")})
+    assert_one_line_error(result, str(read_only_folder), "choose a folder you can write to")
