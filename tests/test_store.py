@@ -269,3 +269,17 @@ def test_record_validation(change, message):
 def test_reserved_attribute_names_are_refused(tmp_path):
     with pytest.raises(CfdbenchError, match="reserved"):
         write_case(tmp_path, make_record(attrs={"dt": 1.0}), "tiny")
+
+
+def test_zarr_cases_open_as_an_xarray_datatree(tmp_path):
+    """Every group of a zarr case names its dimensions (zarr v3 metadata), with The Well's
+    axis order, so that ``xr.open_datatree(case, engine="zarr")`` reads the whole tree."""
+    xr = pytest.importorskip("xarray")
+    record = make_record()
+    tree = xr.open_datatree(write_case(tmp_path, record, "tiny", fmt="zarr"), engine="zarr", consolidated=False)
+    coords = tree["dimensions"]
+    velocity = tree["t1_fields"]["velocity"]
+    assert velocity.dims == ("sample", "time", *record.axes, "component")
+    assert velocity.shape[2:-1] == tuple(coords[axis].size for axis in record.axes)
+    np.testing.assert_array_equal(tree["t0_fields"]["pressure"].values[0, 0], store._reverse_space(record.fields["p"], 2)[0])
+    assert tree["scalars"]["vel_top"].values == np.float32(record.params["vel_top"])

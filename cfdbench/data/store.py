@@ -111,11 +111,15 @@ def case_path(dataset_dir: str | Path, case_id: str, fmt: str = "hdf5") -> Path:
 
 
 class TreeWriter(Protocol):
-    """What :func:`write_tree` needs from a backend: groups with attributes, arrays with attributes."""
+    """What :func:`write_tree` needs from a backend: groups with attributes, arrays with attributes
+    and named dimensions (zarr v3 stores them, so that xarray can open the tree; HDF5's
+    dimension scales would change the bytes of every published file, so its writer ignores them)."""
 
     def group(self, path: str, attrs: dict[str, Any]) -> None: ...
 
-    def array(self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None) -> None: ...
+    def array(
+        self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None, dims: tuple[str, ...] = ()
+    ) -> None: ...
 
 
 def write_tree(writer: TreeWriter, record: CaseRecord, dataset_name: str, well_only: bool = False) -> None:
@@ -172,7 +176,7 @@ def root_attrs(record: CaseRecord, dataset_name: str) -> dict[str, Any]:
 def _write_dimensions(writer: TreeWriter, record: CaseRecord) -> None:
     writer.group("dimensions", {"spatial_dims": list(record.axes)})
     for name, values in (("time", record.time), *((axis, getattr(record, axis)) for axis in record.axes)):
-        writer.array(f"dimensions/{name}", values.astype(np.float32), {**_CONSTANT, "units": UNITS[name]})
+        writer.array(f"dimensions/{name}", values.astype(np.float32), {**_CONSTANT, "units": UNITS[name]}, dims=(name,))
 
 
 def _write_boundary_conditions(writer: TreeWriter, record: CaseRecord) -> None:
@@ -183,8 +187,8 @@ def _write_boundary_conditions(writer: TreeWriter, record: CaseRecord) -> None:
         mask[[0, -1]] = True
         name = f"boundary_conditions/{axis}_{kind}"
         writer.group(name, {"associated_dims": [axis], "associated_fields": [], "bc_type": kind, **_CONSTANT})
-        writer.array(f"{name}/mask", mask, {})
-        writer.array(f"{name}/values", np.zeros(0, dtype=np.float32), {})
+        writer.array(f"{name}/mask", mask, {}, dims=(axis,))
+        writer.array(f"{name}/values", np.zeros(0, dtype=np.float32), {}, dims=("value",))
 
 
 def _write_scalars(writer: TreeWriter, record: CaseRecord) -> None:
@@ -199,6 +203,7 @@ def _write_fields(writer: TreeWriter, record: CaseRecord) -> None:
     """Pressure and the constant fluid mask as t0 fields, velocity (u, v[, w]) as a t1 field; chunks of one frame."""
     n = record.n_dims
     well_shape = record.shape[::-1]
+    space = tuple(record.axes)  # The Well's order: x first
     components = [record.fields[name] for name in record.field_names if name != "p"]
     velocity = _reverse_space(np.stack(components, axis=-1), n, vector=True)[None]
     mask = _reverse_space(record.mask.astype(np.float32), n)[None]
@@ -206,11 +211,14 @@ def _write_fields(writer: TreeWriter, record: CaseRecord) -> None:
     writer.group("t0_fields", {"field_names": ["pressure", "mask"] if has_pressure else ["mask"]})
     if has_pressure:  # CFDBench's release has no pressure: such cases store velocity only
         pressure = _reverse_space(record.fields["p"], n)[None]
-        writer.array("t0_fields/pressure", pressure, {**_VARYING, **_dims(n), "units": UNITS["p"]}, chunks=(1, 1, *well_shape))
-    writer.array("t0_fields/mask", mask, {**_VARYING, **_dims(n), "time_varying": False, "units": UNITS["mask"]})
+        attrs = {**_VARYING, **_dims(n), "units": UNITS["p"]}
+        writer.array("t0_fields/pressure", pressure, attrs, chunks=(1, 1, *well_shape), dims=("sample", "time", *space))
+    mask_attrs = {**_VARYING, **_dims(n), "time_varying": False, "units": UNITS["mask"]}
+    writer.array("t0_fields/mask", mask, mask_attrs, dims=("sample", *space))
     writer.group("t1_fields", {"field_names": ["velocity"]})
     chunks = (1, 1, *well_shape, len(components))
-    writer.array("t1_fields/velocity", velocity, {**_VARYING, **_dims(n), "units": UNITS["u"]}, chunks=chunks)
+    dims = ("sample", "time", *space, "component")
+    writer.array("t1_fields/velocity", velocity, {**_VARYING, **_dims(n), "units": UNITS["u"]}, chunks=chunks, dims=dims)
     writer.group("t2_fields", {"field_names": []})
 
 
@@ -221,7 +229,13 @@ def _dims(n_dims: int) -> dict[str, list[bool]]:
 def _write_solver_grid(writer: TreeWriter, record: CaseRecord) -> None:
     writer.group("solver_grid", {"field_names": list(record.solver_fields)})
     for name, values in record.solver_fields.items():
-        writer.array(f"solver_grid/{name}", values, record.solver_field_attrs.get(name, {}))
+        dims = tuple(f"{name}_{axis}" for axis in _solver_axes(values.ndim))  # each on its own grid
+        writer.array(f"solver_grid/{name}", values, record.solver_field_attrs.get(name, {}), dims=dims)
+
+
+def _solver_axes(ndim: int) -> tuple[str, ...]:
+    """Axis labels of a solver-grid array: (T, y, x), (T, z, y, x), or positions for other shapes."""
+    return {3: ("t", "y", "x"), 4: ("t", "z", "y", "x")}.get(ndim, tuple(f"dim{i}" for i in range(ndim)))
 
 
 # --------------------------------------------------------------------------- HDF5 writing
@@ -245,7 +259,9 @@ class _Hdf5Writer:
         for key, value in attrs.items():
             node.attrs[key] = _h5_attr(value)
 
-    def array(self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None) -> None:
+    def array(
+        self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None, dims: tuple[str, ...] = ()
+    ) -> None:
         # No creation times in the file: the same case gives the same bytes, so the manifest's
         # checksums (and the dataset's content hash) are reproducible.
         options: dict[str, Any] = {"track_times": False}

@@ -47,7 +47,9 @@ class _ZarrWriter:
         node = self.root.require_group(path) if path else self.root
         node.attrs.update({key: _json_attr(value) for key, value in attrs.items()})
 
-    def array(self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None) -> None:
+    def array(
+        self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None, dims: tuple[str, ...] = ()
+    ) -> None:
         data = np.asarray(data)
         array = self.root.create_array(
             path,
@@ -56,6 +58,7 @@ class _ZarrWriter:
             chunks=chunks or "auto",
             compressors=self.compressors,
             attributes={key: _json_attr(value) for key, value in attrs.items()},
+            dimension_names=dims if data.ndim else None,
         )
         if data.size:
             array[...] = data
