@@ -7,6 +7,7 @@ this module holds the one implementation they share.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +24,7 @@ from cfdbench.evaluation.hybrid import check_hybrid
 from cfdbench.evaluation.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
 from cfdbench.evaluation.refinement import check_refinable, refine_test_cases
 from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout
-from cfdbench.io import write_json_atomic
+from cfdbench.io import folder_lock, write_json_atomic
 from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import (
@@ -239,16 +240,17 @@ def train_stage(
     valid_data = AutoregressiveDataset(dataset, "valid", fields=fields, normalization=train_data.normalization, **window)
     model = build_model(config.model, operator_meta(train_data), **config.model_hparams)
     check_model(model.to(ranks.device), train_data, ranks.device)  # before the run folder exists
-    if ranks.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", asdict(config))
-    own_tracker = tracker is None
-    tracker = tracker or Tracker(run_dir, asdict(config), train_config.wandb if ranks.is_main else "off")
-    try:
-        result = train(model, train_data, valid_data, train_config, run_dir, ranks.device, show_progress, resume, ranks, tracker)
-    finally:
-        if own_tracker:
-            tracker.finish()
+    # One trainer per run folder: a second `train --resume` on it is refused, naming the first.
+    with folder_lock(run_dir, "training", "training") if ranks.is_main else nullcontext():
+        if ranks.is_main:
+            write_json_atomic(run_dir / "config.json", asdict(config))
+        own_tracker = tracker is None
+        tracker = tracker or Tracker(run_dir, asdict(config), train_config.wandb if ranks.is_main else "off")
+        try:
+            result = train(model, train_data, valid_data, train_config, run_dir, ranks.device, show_progress, resume, ranks, tracker)
+        finally:
+            if own_tracker:
+                tracker.finish()
     if not ranks.is_main:
         return model, result, train_data.normalization
     best, extra = load_checkpoint(result.checkpoint, map_location=ranks.device)

@@ -183,3 +183,18 @@ def test_a_read_only_output_folder_is_one_line(args, read_only_folder, tmp_path,
     fill = {"ro": str(read_only_folder), "tmp": str(tmp_path), "data": str(tiny_dataset.path), "card": str(write_card(tmp_path))}
     result = run_entry_point(*(a.format(**fill) for a in args), cwd=tmp_path, env={"CFDBENCH_DATA": str(tmp_path / "data")})
     assert_one_line_error(result, str(read_only_folder), "choose a folder you can write to")
+
+
+def test_a_run_folder_has_one_trainer(trained_run, tmp_path):
+    """A second trainer on a run folder that one is writing (two `train --resume` at once) is refused,
+    naming the holder, and leaves the run as it was."""
+    from cfdbench.io import folder_lock
+
+    def files() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in trained_run.iterdir() if not p.name.startswith(".lock-")}
+
+    before = files()
+    with folder_lock(trained_run, "training", "training"):  # as a running trainer holds it
+        result = run_entry_point("train", "--resume", str(trained_run), "--epochs", "2", cwd=tmp_path)
+    assert_one_line_error(result, "is being written by process", "training")
+    assert files() == before
