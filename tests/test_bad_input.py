@@ -3,7 +3,7 @@ nothing is written where it should not be.
 
 The cases below are the suite's bad-input table; ``docs/bad-input.md`` is generated from them
 (``CFDBENCH_WRITE_DOCS=1 python -m pytest tests/test_bad_input.py`` rewrites it) and
-:func:`test_the_documented_table_is_current` fails when the page and the behaviour part.
+:func:`test_every_bad_input_is_one_line_as_documented` fails when the page and the behaviour part.
 """
 
 from __future__ import annotations
@@ -88,17 +88,6 @@ def _run_case(case: BadInput, tmp: Path, data: Path, run: Path) -> tuple[list[st
     return args, run_entry_point(*args, cwd=tmp, env=env)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.what)
-def test_bad_input_is_one_line(case, tmp_path, tiny_dataset, trained_run):
-    before = sorted(p.name for p in trained_run.iterdir())
-    _, result = _run_case(case, tmp_path, tiny_dataset.path, trained_run)
-    assert_one_line_error(result, case.fragment)
-    assert sorted(p.name for p in trained_run.iterdir()) == before, "a refused command changed the run folder"
-    assert not (tmp_path / "data").exists(), "a refused command generated data"
-    if (tmp_path / "taken").exists():
-        assert (tmp_path / "taken").read_text() == "not a folder\n", "the file in the way was changed"
-
-
 def _row(case: BadInput, args: list[str], result, tmp: Path, data: Path, run: Path) -> str:
     def plain(text: str) -> str:
         for path, name in ((str(run), "<run>"), (str(data), "<data>"), (str(tmp), "<tmp>")):
@@ -117,7 +106,13 @@ def _table(tmp_root: Path, data: Path, run: Path) -> str:
     for index, case in enumerate(CASES):
         tmp = tmp_root / f"case{index}"
         tmp.mkdir()
+        before = sorted(p.name for p in run.iterdir())
         args, result = _run_case(case, tmp, data, run)
+        assert_one_line_error(result, case.fragment)
+        assert sorted(p.name for p in run.iterdir()) == before, f"{case.what}: a refused command changed the run folder"
+        assert not (tmp / "data").exists(), f"{case.what}: a refused command generated data"
+        if (tmp / "taken").exists():
+            assert (tmp / "taken").read_text() == "not a folder\n", f"{case.what}: the file in the way was changed"
         rows.append(_row(case, args, result, tmp, data, run))
     header = [
         "# Bad input: what each refusal says",
@@ -134,7 +129,9 @@ def _table(tmp_root: Path, data: Path, run: Path) -> str:
     return "\n".join(header + rows) + "\n"
 
 
-def test_the_documented_table_is_current(tmp_path, tiny_dataset, trained_run):
+def test_every_bad_input_is_one_line_as_documented(tmp_path, tiny_dataset, trained_run):
+    """Each case ends in one error line (exit 2) that names its problem, changes nothing, and reads
+    as docs/bad-input.md says."""
     table = _table(tmp_path, tiny_dataset.path, trained_run)
     if os.environ.get("CFDBENCH_WRITE_DOCS"):
         DOC.write_text(table)
