@@ -162,6 +162,10 @@ def test_tiny_preset_generates_turbulence_on_a_cpu(tmp_path):
     spinup = yaml.safe_load((tmp_path / "tiny" / "spinup.json").read_text())
     assert 120 < spinup["wall_units"]["re_tau"] < 240  # near 180: turbulent, not relaminarised
     assert spinup["wall_units"]["bulk_u_plus"] < 25  # laminar flow at this gradient would reach 60
+    from cfdbench.data.dataset_dir import content_hash
+    from cfdbench.leaderboard.submit import published_hash
+
+    assert content_hash(tmp_path / "tiny") == published_hash("channel180-tiny"), "bump the card's version and republish its hash"
 
 
 def test_channel_rollouts_are_scored_by_their_statistics(tmp_path, monkeypatch):
