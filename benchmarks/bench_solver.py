@@ -1,7 +1,7 @@
 """CPU speed of the batched cavity solver: per step against the same scheme in NumPy, and to a steady
 state against an independent explicit NumPy/SciPy solver.
 
-Usage: ``python benchmarks/bench_solver.py [--quick] [--grids 64 128 256] [--threads 1]``
+Usage: ``python benchmarks/bench_solver.py [--quick] [--grids 64 128 256] [--steady-grids ...] [--threads 1]``
 
 Every comparison measures both sides in the same run, alternating them (A B A B ...) and taking
 medians, on one thread per side unless ``--threads`` says otherwise (then both sides get that many:
@@ -14,7 +14,7 @@ torch's intra-op threads, and NumPy's BLAS through the environment of a fresh pr
    batch, eager and through ``torch.compile``, against the same-scheme NumPy solver on one case (it
    runs cases one after another, so its per-case rate is its 16-case rate too).
 3. **Wall time per case to the steady cavity** (max |Δu|/Δt < 1e-4 U/L, checked every 10 steps on both
-   sides) at Re 100 and 400: 16 float32 cases in one batch (eager and compiled) against the explicit
+   sides, each at its largest stable step) at Re 100 and 400: 16 float32 cases in one batch (eager and compiled) against the explicit
    NumPy/SciPy solver of ``explicit_numpy_solver.py`` (AB2, DCT pressure, float64: NumPy's own
    precision; float32 cannot resolve 1e-4 U/L at its step on the finer grids). Compiled runs take
    their kernels from the compile cache of step 2 (a first compile adds ~15 s per grid and batch).
@@ -47,7 +47,10 @@ from numpy_reference_solver import NumpyCavitySolver  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 AGREEMENT_TOLERANCE = 1e-10
 STEADY_TOLERANCE = 1e-4
-CFL = 1.0
+CFL = 1.0  # per-step rates
+# To a steady state each side takes its largest stable step: the explicit NumPy solver its own, RK3 with
+# Crank–Nicolson viscosity CFL 1.5 (the explicit-viscous scan's limit; √3 is pure advection's).
+STEADY_CFL = 1.5
 
 
 def cavity(reynolds: float) -> dict[str, float]:
@@ -144,7 +147,7 @@ def torch_to_steady(n: int, reynolds: float, batch: int, compile: bool) -> tuple
     """(wall seconds per case, steps) for ``batch`` float32 cavities to the steady tolerance."""
     start = time.perf_counter()
     solver, state = flow_solver("cavity", [cavity(reynolds)] * batch, (n, n), torch.float32, compile=compile)
-    step = solver.time_step(solver.stable_dt(state, CFL))
+    step = solver.time_step(solver.stable_dt(state, STEADY_CFL))
     steps = 0
     while True:
         for _ in range(9):
@@ -227,7 +230,7 @@ def report(rate_rows: list[dict], steady_rows: list[dict], threaded: list[dict],
         "",
         f"## Wall time per case to the steady cavity (max |Δu|/Δt < {STEADY_TOLERANCE:g} U/L)",
         "",
-        "16 float32 cases in one batch (CFL 1; viscosity explicit where RK3 allows it at that step) against one",
+        f"16 float32 cases in one batch (CFL {STEADY_CFL:g}; viscosity explicit where RK3 allows it at that step) against one",
         "explicit AB2/DCT NumPy case (float64, its largest stable step); compiled kernels from the compile cache.",
         "",
         "| Re | grid | NumPy explicit s (steps) | eager s per case (steps) | compiled s per case | NumPy / eager | NumPy / compiled |",
@@ -255,6 +258,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small grids, short repeats (what the test runs)")
     parser.add_argument("--grids", type=int, nargs="+", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steady-grids", type=int, nargs="+", default=None, help="grids of the time-to-steady rows (default: --grids)")
     parser.add_argument("--rates-only", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -268,7 +272,7 @@ def main() -> None:
     rate_rows = rates(grids, target, repeats)
     threaded = [threaded_row(grids[0], 2, args.quick)] if args.threads == 1 else []
     print("time to steady ...", flush=True)
-    steady_rows = steady(grids[:1] if args.quick else grids, [100.0] if args.quick else [100.0, 400.0], 1 if args.quick else 2)
+    steady_rows = steady(args.steady_grids or (grids[:1] if args.quick else grids), [100.0] if args.quick else [100.0, 400.0], 1 if args.quick else 2)
     text = report(rate_rows, steady_rows, threaded, args.quick, args.threads)
     publish(text, RESULTS / "solver.md", args.quick)
 
