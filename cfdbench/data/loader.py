@@ -5,8 +5,9 @@ stride after the window, together with the case's mask and (normalised) paramete
 are normalised with the dataset's training-split statistics.
 
 Memory: each frame is held once, normalised in place in one preallocated tensor (or, in lazy
-mode, read from disk per batch), never as materialised (input, target) pairs; batches are
-gathered by one ``index_select``.
+mode, read from disk per batch by a :class:`~cfdbench.data.frame_reader.FrameReader`, files
+kept open, then normalised and masked as one block), never as
+materialised (input, target) pairs; batches are gathered by one ``index_select``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfdbench.data.frame_reader import DEFAULT_MAX_OPEN_FILES, FrameReader
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
 
@@ -135,7 +137,7 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
 
     ``cache``: ``None`` (auto) holds every frame of the split in memory when it fits in
     ``max_cache_bytes``, ``True`` forces that, ``False`` reads the needed frames from disk for
-    each batch (one read per case per batch).
+    each batch (``max_open_files`` bounds the case files kept open).
     """
 
     def __init__(
@@ -149,6 +151,7 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         max_cache_bytes: int = DEFAULT_CACHE_BYTES,
         normalization: "Normalization | None" = None,
         output_frames: int = 1,
+        max_open_files: int = DEFAULT_MAX_OPEN_FILES,
     ):
         if min(input_frames, stride, output_frames) < 1:
             raise CfdbenchError(
@@ -176,6 +179,7 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         frame_bytes = 4 * len(self.fields) * int(np.prod(self.frame_shape))
         self.cached = (self.total_frames * frame_bytes <= max_cache_bytes) if cache is None else cache
         self._frames = self._load_all_frames() if self.cached else None
+        self._reader = None if self.cached else FrameReader(dataset, self.case_ids, self.fields, len(self.frame_shape), max_open_files)
 
     # ------------------------------------------------------------------ indexing
     @property
@@ -209,11 +213,12 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         self.sample_start = torch.cat([torch.arange(int(n)) for n in starts_per_case]).long()
         return np.asarray(params, dtype=np.float64)
 
-    def _prepare(self, frames: Tensor, case: int) -> Tensor:
-        """Normalise raw frames (n, C, *shape) of one case and zero them outside its fluid, in place."""
+    def _prepare(self, frames: Tensor, mask: Tensor) -> Tensor:
+        """Normalise raw frames (n, C, *shape) and zero them outside the fluid (``mask`` broadcasts
+        against them: one case's (1, *shape) or each frame's (n, 1, *shape)), in place."""
         trailing = (1,) * len(self.frame_shape)
         mean, std = self.scaler.mean.reshape(-1, *trailing), self.scaler.std.reshape(-1, *trailing)
-        return frames.sub_(mean).div_(std).mul_(self.masks[case])
+        return frames.sub_(mean).div_(std).mul_(mask)
 
     def _load_all_frames(self) -> Tensor:
         """All frames of the split's cases, prepared, in one preallocated (total_frames, C, H, W) tensor."""
@@ -222,7 +227,7 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
             first, n = int(self.frame_offset[c]), int(self.n_frames[c])
             with self.dataset.open_case(case_id) as case:
                 frames[first : first + n] = torch.from_numpy(case.read(self.fields, slice(None)))
-            self._prepare(frames[first : first + n], c)
+            self._prepare(frames[first : first + n], self.masks[c])
         return frames
 
     def __len__(self) -> int:
@@ -240,14 +245,11 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         if self._frames is not None:
             flat = (self.frame_offset[case][:, None] + frames).reshape(-1)
             return self._frames.index_select(0, flat).view(*frames.shape, len(self.fields), *self.frame_shape)
-        out = torch.empty((*frames.shape, len(self.fields), *self.frame_shape))
-        for c in torch.unique(case).tolist():
-            rows = torch.nonzero(case == c).squeeze(1)
-            needed, where = torch.unique(frames[rows], return_inverse=True)  # each frame read once
-            with self.dataset.open_case(self.case_ids[c]) as handle:
-                block = self._prepare(torch.from_numpy(handle.read(self.fields, needed.numpy())), c)
-            out[rows] = block[where]
-        return out
+        # Read in file order straight into the batch's layout, then normalised and masked as one block.
+        per_sample = frames.shape[1]
+        block = self._reader.read(case.repeat_interleave(per_sample), frames.reshape(-1))
+        block = block.view(*frames.shape, len(self.fields), *self.frame_shape)
+        return self._prepare(block, self.masks.index_select(0, case).unsqueeze(1))
 
     def __getitem__(self, index: int | Sequence[int] | Tensor) -> dict[str, Tensor]:
         single = isinstance(index, (int, np.integer))
