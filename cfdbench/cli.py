@@ -370,6 +370,7 @@ def _overrides(epochs, batch_size, lr, seed) -> dict:
     return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
 
 
+NUM_WORKERS_HELP = "Processes reading the batches (0: none); the batches and their order are the same for any count."
 SET_HELP = "Any model or training setting, e.g. --set training.grad_clip=1.0 --set model.modes=[12,12] (repeatable)."
 
 
@@ -401,6 +402,7 @@ def train_command(
     wandb_online: bool = typer.Option(False, "--wandb-online", help="Log to Weights & Biases online."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's local GPU)."),
+    num_workers: Optional[int] = typer.Option(None, help=NUM_WORKERS_HELP),
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<time>-<model>-<dataset>)."),
     resume: Optional[Path] = typer.Option(
         None, help="Continue the run in this folder exactly where it stopped (its settings are kept; only --epochs may change)."
@@ -415,13 +417,13 @@ def train_command(
         precision, grad_clip, early_stopping, compile_model, wandb, wandb_online
     )
     if resume is not None:
-        config = resume_config(resume, device, epochs)
+        config = resume_config(resume, device, epochs, num_workers)
         check_resume_flags(resume, config, model, dataset, overrides, set_, run_dir)
         folder = resume
     else:
         from cfdbench.pipeline import resolve_device, resolve_run_config
 
-        overrides["epochs"] = epochs
+        overrides |= {"epochs": epochs, "num_workers": num_workers}
         config = resolve_run_config(model or "fno", dataset or "cavity-mini", resolve_device(device), overrides, settings=set_)
         folder = run_dir
     result, folder = train_on_ranks(config, folder, resume is not None)
@@ -441,6 +443,7 @@ def evaluate_command(
     start_frame: int = typer.Option(0, help="First frame of the input window."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: the checkpoint's folder)."),
+    num_workers: int = typer.Option(0, help=NUM_WORKERS_HELP),
     track: str = typer.Option("flows", help="flows (score a checkpoint) or linear-solvers (DCDM against CG and AMG)."),
     size: list[int] = typer.Option([16, 32, 64], "--size", help="linear-solvers: grid sizes (repeatable)."),
     train_size: int = typer.Option(32, help="linear-solvers: grid size DCDM is trained at."),
@@ -464,7 +467,9 @@ def evaluate_command(
         raise CfdbenchError("--checkpoint is required to score a model on a flow dataset")
 
     folder = run_dir or checkpoint.parent
-    _, entry = evaluate_checkpoint(checkpoint, dataset, split, steps, start_frame, device, folder, _refine_settings(refine))
+    _, entry = evaluate_checkpoint(
+        checkpoint, dataset, split, steps, start_frame, device, folder, _refine_settings(refine), num_workers
+    )
     save_entry(entry, folder / "entry.json")
     _print_results(entry)
     console.print(f"entry and plots in {folder}")
@@ -518,6 +523,7 @@ def run_command(
     steps: int = typer.Option(20, help="Rollout steps."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     runs_root: Path = typer.Option(Path("runs"), help="Folder for run folders."),
+    num_workers: Optional[int] = typer.Option(None, help=NUM_WORKERS_HELP),
     publish: bool = typer.Option(False, help="Also submit the entry to leaderboard/entries/<dataset>/."),
     precision: Optional[str] = typer.Option(None, help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
     wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases, offline (no account needed)."),
@@ -529,6 +535,7 @@ def run_command(
     from cfdbench.pipeline import check_model_for_dataset, dataset_path, ensure_dataset, resolve_device, resolve_run_config, run
 
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
+    overrides["num_workers"] = num_workers
     torch_device = resolve_device(device)
     config = resolve_run_config(model, dataset, torch_device, overrides, steps, set_)  # reject bad input before any work
     if torch_device.type == "cpu" and config.training.get("epochs", 0) >= CPU_EPOCHS_NOTE:

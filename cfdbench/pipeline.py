@@ -257,9 +257,10 @@ def train_stage(
     return best, result, Normalization.from_dict(extra["normalization"])
 
 
-def resume_config(run_dir: Path, device: str = "auto", epochs: int | None = None) -> RunConfig:
+def resume_config(run_dir: Path, device: str = "auto", epochs: int | None = None, num_workers: int | None = None) -> RunConfig:
     """The saved configuration of a run to resume, on ``device``; only its epoch count may change,
-    and not under a cosine schedule (which was sized for the original count)."""
+    and not under a cosine schedule (which was sized for the original count), and its reader
+    processes (``num_workers``: the batches are the same for any count)."""
     import json
 
     path = Path(run_dir) / "config.json"
@@ -273,6 +274,9 @@ def resume_config(run_dir: Path, device: str = "auto", epochs: int | None = None
         if saved.scheduler == "cosine":
             raise CfdbenchError(f"cannot resume {run_dir} with --epochs {epochs}: its cosine schedule spans {saved.epochs}")
         config.training["epochs"] = epochs
+    if num_workers is not None:
+        config.training["num_workers"] = num_workers
+        TrainConfig.from_dict(config.training)
     return config
 
 
@@ -350,10 +354,12 @@ def evaluate_stage(
     run_dir: Path,
     split: str = "test",
     refine: RefineSettings | None = None,
+    num_workers: int = 0,
 ) -> Evaluation:
     """One-step and rollout scores (model and identity), curves JSON and figures in ``run_dir``;
-    with ``refine``, also SFNO's spectral refinement of each case's first window."""
-    one_step = evaluate_one_step(model, dataset, normalization, task, split)
+    with ``refine``, also SFNO's spectral refinement of each case's first window. ``num_workers``
+    processes read the one-step batches."""
+    one_step = evaluate_one_step(model, dataset, normalization, task, split, num_workers=num_workers)
     result = evaluate_rollout(model, dataset, normalization, task, split)
     curves, artifacts = write_rollout_artifacts(
         result, model.registered_name, dataset.name, normalization.field_names, run_dir, split
@@ -466,6 +472,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     run_dir: Path | None = None,
     refine: RefineSettings | None = None,
+    num_workers: int = 0,
 ) -> tuple[Evaluation, dict[str, Any]]:
     """Score a checkpoint on a stored dataset: (evaluation, entry). Plots go to ``run_dir``, or to a
     temporary folder that is removed (as for ``cfdbench leaderboard verify``)."""
@@ -490,7 +497,7 @@ def evaluate_checkpoint(
     with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
         folder = Path(run_dir or scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        evaluation = evaluate_stage(model, normalization, data, task, folder, split, refine)
+        evaluation = evaluate_stage(model, normalization, data, task, folder, split, refine, num_workers)
     return evaluation, build_entry(model, data, evaluation, config, None, split)
 
 
@@ -605,7 +612,7 @@ def run(
     try:
         trained, result, normalization = train_stage(config, data, run_dir, show_progress, tracker=tracker)
         task = RolloutTask(train_config.input_frames, train_config.stride, rollout_steps, config.start_frame)
-        evaluation = evaluate_stage(trained, normalization, data, task, run_dir, refine=refine)
+        evaluation = evaluate_stage(trained, normalization, data, task, run_dir, refine=refine, num_workers=train_config.num_workers)
         curves = {f"{who}_nmse": evaluation.curves[who]["nmse"]["mean"] for who in ("model", "identity")}
         figures = {name: run_dir / file for name, file in evaluation.artifacts.items() if file.endswith(".png")}
         tracker.log_media(curves, figures)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfdbench.data.batches import BatchLoader, Batches, FixedBatches
 from cfdbench.data.frame_reader import DEFAULT_MAX_OPEN_FILES, FrameReader
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
@@ -268,9 +269,12 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         }
         return {k: v[0] for k, v in batch.items()} if single else batch
 
-    def loader(self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> Iterator:
-        """A ``DataLoader`` whose items are whole batches gathered in one indexing step."""
-        generator = torch.Generator().manual_seed(seed)
-        base = torch.utils.data.RandomSampler(self, generator=generator) if shuffle else torch.utils.data.SequentialSampler(self)
-        sampler = torch.utils.data.BatchSampler(base, batch_size, drop_last=drop_last)
-        return torch.utils.data.DataLoader(self, sampler=sampler, batch_size=None)
+    def loader(
+        self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False, num_workers: int = 0, pin_memory: bool = False
+    ) -> Batches:
+        """Whole batches, each gathered in one indexing step, in an order drawn in this process
+        (``num_workers`` processes only read them: the same batches for any number; see ``batches.py``)."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(len(self))
+        if drop_last:
+            order = order[: len(order) - len(order) % batch_size]
+        return Batches(BatchLoader(self, FixedBatches(order, batch_size), num_workers, pin_memory))

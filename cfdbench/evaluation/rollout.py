@@ -400,16 +400,17 @@ def evaluate_one_step(
     task: RolloutTask,
     split: str = "test",
     batch_size: int = 32,
+    num_workers: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """Mean per-sample metrics of single predictions over every (window -> next frame) pair of a split;
-    None where a prediction held NaN or Inf (scored as diverged, never dropped)."""
+    """Mean per-sample metrics of single predictions over every (window -> next frame) pair of a split
+    (read by ``num_workers`` processes); None where a prediction held NaN or Inf (scored as diverged, never dropped)."""
     model.eval()
     device = model.device
     samples = AutoregressiveDataset(
         dataset, split, task.input_frames, task.stride, normalization.field_names, normalization=normalization
     )
     scores = {who: MetricAccumulator(dataset.n_spatial_dims) for who in PREDICTORS}
-    for batch in samples.loader(batch_size, shuffle=False):
+    for batch in samples.loader(batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"):
         mask = batch["mask"]
         pred = predict_batch(model, batch, device).cpu()[:, : len(normalization.field_names)]  # a window model's first frame
         to_physical = partial(normalization.fields.denormalize, channel_dim=1)  # (B, C, ...)

@@ -11,7 +11,7 @@ from cfdbench.errors import CfdbenchError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Beyond these a setting is a typo (1e23 epochs) rather than a plan.
-UPPER_BOUNDS = {"epochs": 10**6, "batch_size": 2**20, "eval_batch_size": 2**20, "input_frames": 10**4, "output_frames": 10**4, "stride": 10**4}
+UPPER_BOUNDS = {"num_workers": 1024, "epochs": 10**6, "batch_size": 2**20, "eval_batch_size": 2**20, "input_frames": 10**4, "output_frames": 10**4, "stride": 10**4}
 WANDB_MODES = ("off", "offline", "online")
 
 
@@ -40,6 +40,7 @@ class TrainConfig:
     early_stopping: int = 0  # stop after this many epochs without a better validation NMSE
     max_minutes: float = 0.0  # stop after the epoch during which this much training time has passed
     wandb: str = "off"  # Weights & Biases: off, offline (no account needed) or online
+    num_workers: int = 0  # processes reading batches (0: the training process); same batches for any count
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
@@ -63,7 +64,7 @@ class TrainConfig:
         for name in (*positive, "step_size", "gamma"):
             if not getattr(self, name) > 0:
                 raise CfdbenchError(f"training setting {name} must be positive, got {getattr(self, name)}")
-        for name in ("weight_decay", "grad_clip", "early_stopping", "max_minutes"):
+        for name in ("weight_decay", "grad_clip", "early_stopping", "max_minutes", "num_workers"):
             if getattr(self, name) < 0:
                 raise CfdbenchError(f"training setting {name} must be >= 0, got {getattr(self, name)}")
         for name, limit in UPPER_BOUNDS.items():

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from cfdbench.data.batches import BatchLoader, FixedBatches, RankBatches, to_device
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.metrics import MetricAccumulator, metric_names
@@ -92,20 +93,29 @@ def check_model(model: NeuralOperator, data: AutoregressiveDataset, device: torc
         )
 
 
+def validation_batches(data: AutoregressiveDataset, batch_size: int, ranks: distributed.Ranks, num_workers: int = 0) -> BatchLoader:
+    """This rank's validation batches: every ``world``-th sample of the split, in order."""
+    mine = torch.arange(ranks.rank, len(data), ranks.world_size)
+    return BatchLoader(data, FixedBatches(mine, batch_size), num_workers, pin_memory=ranks.device.type == "cuda")
+
+
 @torch.no_grad()
 def validate(
-    model: NeuralOperator, data: AutoregressiveDataset, batch_size: int, ranks: distributed.Ranks | None = None
+    model: NeuralOperator,
+    data: AutoregressiveDataset,
+    batch_size: int,
+    ranks: distributed.Ranks | None = None,
+    batches: BatchLoader | None = None,
 ) -> dict[str, float]:
     """One-step metrics on a split in physical units (the evaluator's metric code), each rank
-    scoring every ``world``-th sample and the per-sample sums reduced over ranks."""
+    scoring every ``world``-th sample (``batches``: those of :func:`validation_batches`) and the
+    per-sample sums reduced over ranks."""
     ranks = ranks or distributed.Ranks(device=model.device)
     model.eval()
     names = metric_names(len(data.frame_shape))
     scores = MetricAccumulator(len(data.frame_shape))
-    mine = torch.arange(ranks.rank, len(data), ranks.world_size)
-    for first in range(0, len(mine), batch_size):
-        batch = data[mine[first : first + batch_size]]
-        pred = predict_batch(model, batch, ranks.device).float().cpu()
+    for batch, _ in batches or validation_batches(data, batch_size, ranks):
+        pred = predict_batch(model, to_device(batch, ranks.device), ranks.device).float().cpu()
         to_physical = partial(data.scaler.denormalize, channel_dim=2)  # (B, m, C, ...) in 2D and 3D
         pred, target = (to_physical(x.unflatten(1, (data.output_frames, -1))).flatten(0, 1) for x in (pred, batch["target"]))
         scores.update(pred, target, batch["mask"].repeat_interleave(data.output_frames, dim=0))
@@ -140,7 +150,7 @@ def _progress_bar(show: bool) -> Progress:
     )
 
 
-RESUMABLE_CHANGES = ("epochs", "early_stopping", "max_minutes", "wandb", "compile")  # may differ on --resume
+RESUMABLE_CHANGES = ("epochs", "early_stopping", "max_minutes", "wandb", "compile", "num_workers")  # may differ on --resume
 
 
 def run_identity(model: NeuralOperator, train_data: AutoregressiveDataset, config: TrainConfig) -> dict:
@@ -193,7 +203,12 @@ class _Loop:
         if self.precision != "fp32":
             precision.keep_spectral_float32(model)
         self.rank_batch = distributed.check_batch_size(config.batch_size, ranks.world_size)
-        self.steps_per_epoch = sum(1 for _ in distributed.rank_batches(len(train_data), config.batch_size, ranks, config.seed, 1))
+        # The batch order is drawn here, in the main process; worker processes only read the batches.
+        pinned = ranks.device.type == "cuda"
+        schedule = RankBatches(len(train_data), config.batch_size, ranks, config.seed)
+        self.train_batches = BatchLoader(train_data, schedule, config.num_workers, pin_memory=pinned)
+        self.valid_batches = validation_batches(valid_data, config.eval_batch_size, ranks, config.num_workers)
+        self.steps_per_epoch = len(schedule)
         self.optimizer = _optimizer(model, config)
         self.scheduler = _scheduler(self.optimizer, config, self.steps_per_epoch)
         self.scaler = precision.grad_scaler(self.precision, ranks.device)
@@ -225,7 +240,7 @@ class _Loop:
                 if self.ranks.device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(self.ranks.device)
                 train_loss = self._epoch(epoch, progress, lambda loss: bar_view.update(bar, advance=1, epoch=epoch, loss=loss))
-                valid = validate(self.model, self.valid_data, self.config.eval_batch_size, self.ranks)
+                valid = validate(self.model, self.valid_data, self.config.eval_batch_size, self.ranks, self.valid_batches)
                 bar_view.update(bar, valid=valid["nmse"])
                 spent = time.perf_counter() - start
                 out_of_time = distributed.broadcast_object(0 < self.config.max_minutes * 60 <= spent, self.ranks)
@@ -246,10 +261,9 @@ class _Loop:
         """One pass over the training samples; returns the mean per-sample loss over all ranks."""
         self.model.train()
         total = torch.zeros(2, dtype=torch.float64)  # loss sum, samples
-        for indices, global_batch in distributed.rank_batches(
-            len(self.train_data), self.config.batch_size, self.ranks, self.config.seed, epoch
-        ):
-            batch = self.train_data[indices]
+        self.train_batches.set_epoch(epoch)
+        for batch, global_batch in self.train_batches:
+            batch = to_device(batch, self.ranks.device)
             losses = self._step(batch, global_batch, epoch, progress.step)
             progress.step += 1
             total += torch.tensor([float(losses.sum()), len(losses)], dtype=torch.float64)

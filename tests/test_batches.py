@@ -1,0 +1,82 @@
+"""Worker processes only read: the batches of 0 and 2 workers, and of 2 DDP ranks, are the same tensors
+in the same order, so resumed and distributed runs stay exact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import run_entry_point
+
+from cfdbench.data.batches import BatchLoader, RankBatches
+from cfdbench.data.loader import AutoregressiveDataset
+from cfdbench.data.view import open_dataset
+from cfdbench.errors import CorruptCaseError
+from cfdbench.training.distributed import Ranks
+
+
+def epochs_of_batches(samples, ranks: Ranks, workers: int, epochs=(1, 2), batch_size: int = 6) -> list[list[tuple[dict, int]]]:
+    """Every (batch, global size) of each epoch, from one persistent loader."""
+    loader = BatchLoader(samples, RankBatches(len(samples), batch_size, ranks, seed=7), workers)
+    drawn = []
+    for epoch in epochs:
+        loader.set_epoch(epoch)
+        drawn.append(list(loader))
+    return drawn
+
+
+def assert_same_batches(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_two_workers_give_bitwise_the_batches_of_none(tiny_dataset, cache):
+    samples = AutoregressiveDataset(tiny_dataset, "train", cache=cache)
+    none, two = (epochs_of_batches(samples, Ranks(), workers) for workers in (0, 2))
+    assert [len(epoch) for epoch in none] == [len(epoch) for epoch in two] == [4, 4]  # 21 samples in batches of 6
+    assert not torch.equal(none[0][0][0]["case"], none[1][0][0]["case"])  # each epoch has its own order
+    for epoch_none, epoch_two in zip(none, two):
+        for (batch_a, size_a), (batch_b, size_b) in zip(epoch_none, epoch_two):
+            assert size_a == size_b
+            assert_same_batches(batch_a, batch_b)
+
+
+def test_ddp_ranks_with_workers_share_the_single_process_global_batches(tiny_dataset):
+    """Rank r of 2 takes rows r, r+2, ... of each global batch (distributed.rank_batches): with 2
+    workers per rank, their union is bitwise the global batch one process without workers reads."""
+    samples = AutoregressiveDataset(tiny_dataset, "train", cache=False)
+    single = epochs_of_batches(samples, Ranks(), 0)
+    ranks = [epochs_of_batches(samples, Ranks(rank=r, world_size=2), 2) for r in range(2)]
+    for epoch, batches in enumerate(single):
+        for step, (batch, size) in enumerate(batches):
+            parts = [ranks[r][epoch][step] for r in range(2)]
+            assert parts[0][1] == parts[1][1] == size
+            for key, value in batch.items():
+                assert torch.equal(value[0::2], parts[0][0][key]) and torch.equal(value[1::2], parts[1][0][key]), key
+
+
+def test_an_error_in_a_worker_arrives_as_its_one_line(tiny_dataset, tmp_path):
+    samples = AutoregressiveDataset(open_dataset(tiny_dataset.path), "train", cache=False)  # its own copy: altered below
+    case = samples.dataset.case_path(samples.case_ids[0])
+    broken = tmp_path / case.name
+    broken.write_bytes(case.read_bytes()[: case.stat().st_size // 2])
+    samples.dataset._cases[samples.case_ids[0]] = broken  # the file behind case 0 is now truncated
+    loader = BatchLoader(samples, RankBatches(len(samples), 21, Ranks(), seed=0), num_workers=1)
+    with pytest.raises(CorruptCaseError) as error:
+        list(loader)
+    assert "\n" not in str(error.value) and str(broken) in str(error.value)
+
+
+def test_train_with_workers_records_them_and_matches_none(tiny_dataset, tmp_path):
+    common = ["train", "--model", "fno", "--dataset", str(tiny_dataset.path), "--epochs", "1", "--batch-size", "6"]
+    common += ["--device", "cpu", "--set", "model.modes=[4,4]", "--set", "model.hidden_channels=8"]
+    for workers in (0, 2):
+        result = run_entry_point(*common, "--num-workers", str(workers), "--run-dir", str(tmp_path / f"w{workers}"), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((tmp_path / "w2" / "config.json").read_text())
+    assert config["training"]["num_workers"] == 2
+    losses = [[r["train_loss"] for r in json.loads((tmp_path / f"w{w}" / "history.json").read_text())] for w in (0, 2)]
+    assert losses[0] == losses[1]  # the same batches in the same order: the same floats
