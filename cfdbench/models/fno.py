@@ -13,6 +13,7 @@ import torch
 from neuralop.models import FNO
 from torch import Tensor
 
+from cfdbench.layers.spectral_conv import SpectralConv
 from cfdbench.models.base import NeuralOperator, OperatorMeta, broadcast_params
 from cfdbench.models.registry import register_model
 
@@ -21,7 +22,8 @@ def neuralop_fno(
     meta: OperatorMeta, n_modes: tuple[int, ...], hidden_channels: int, n_layers: int, projection_channels: int, padding
 ) -> FNO:
     """neuraloperator's FNO as cfdbench configures it: [window, mask, parameters] plus grid channels
-    in, one 1x1 lifting convolution (CFDBench's), linear skips, no channel MLP, the fields out."""
+    in, one 1x1 lifting convolution (CFDBench's), linear skips, no channel MLP, the fields out; its
+    spectral layers are :class:`SpectralConv` (neuraloperator 2.0.0's is wrong on odd-length axes)."""
     return FNO(
         n_modes=n_modes,
         in_channels=meta.image_channels,  # + the grid channels the FNO adds
@@ -34,6 +36,7 @@ def neuralop_fno(
         use_channel_mlp=False,
         fno_skip="linear",
         domain_padding=padding,
+        conv_module=SpectralConv,
     )
 
 
