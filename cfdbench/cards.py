@@ -477,6 +477,7 @@ class ModelCard:
     per_dataset: dict[str, dict[str, dict[str, Any]]]
     reference_parameter_count: int | None
     path: Path | None = None
+    builds: dict[str, Any] | None = None  # the class the model block constructs, and a library class's exact arguments
 
     def resolve(self, dataset: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(model kwargs, training settings) for a dataset: defaults updated by its overrides."""
@@ -484,7 +485,8 @@ class ModelCard:
         return {**self.model, **override.get("model", {})}, {**self.training, **override.get("training", {})}
 
 
-MODEL_CARD_KEYS = {"name", "description", "reference", "cfdbench_parameter_count", "model", "training", "datasets"}
+MODEL_CARD_KEYS = {"name", "description", "reference", "cfdbench_parameter_count", "model", "builds", "training", "datasets"}
+BUILDS_KEYS = {"class", "sized_on", "arguments"}
 
 
 def model_card_names() -> list[str]:
@@ -507,6 +509,9 @@ def load_model_card(name: str) -> ModelCard | None:
         extra = set(override or {}) - {"model", "training"}
         if extra:
             raise CfdbenchError(f"{path}: datasets.{dataset} has unknown keys {sorted(extra)}; valid: model, training")
+    builds = raw.get("builds")
+    if builds is not None and (not isinstance(builds, dict) or "class" not in builds or set(builds) - BUILDS_KEYS):
+        raise CfdbenchError(f"{path}: builds must be a mapping with a class (and optionally sized_on, arguments)")
     try:
         return ModelCard(
             name=str(raw["name"]),
@@ -516,6 +521,7 @@ def load_model_card(name: str) -> ModelCard | None:
             per_dataset=dict(raw.get("datasets", {}) or {}),
             reference_parameter_count=raw.get("cfdbench_parameter_count"),
             path=path,
+            builds=builds,
         )
     except (KeyError, TypeError) as err:
         raise CfdbenchError(f"{path}: malformed model card ({err})") from None

@@ -332,16 +332,12 @@ def models_list(
     from dataclasses import replace
 
     from cfdbench.cards import find_channel_card, load_dataset_card, load_model_card
-    from cfdbench.models.base import OperatorMeta
-    from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, model_names
+    from cfdbench.models.registry import build_model, build_summary, builtin_model_names, card_meta, get_model_class, model_names
 
-    card = load_dataset_card(dataset)
-    metas = {2: (card.name, OperatorMeta(("u", "v"), 1, len(card.parameters), card.frame_shape, tuple(card.parameters)))}
-    channel = find_channel_card("channel180")
-    if channel is not None:  # 3D models are sized on the channel's coarse frames
-        shape = (channel.coarse.nz, channel.coarse.ny, channel.coarse.nx)
-        metas[3] = (channel.name, OperatorMeta(("u", "v", "w"), 1, 3, shape, ("re_tau", "length_x", "length_z"), 3))
-    table = Table("model", "task", "parameters", "sized on", "CFDBench's / paper's", "source")
+    metas = {2: (load_dataset_card(dataset).name, card_meta(dataset))}
+    if find_channel_card("channel180") is not None:  # 3D models are sized on the channel's coarse frames
+        metas[3] = ("channel180", card_meta("channel180"))
+    table = Table("model", "task", "parameters", "sized on", "CFDBench's / paper's", "builds", "source")
     builtins = builtin_model_names()
     for name in model_names():
         dims = [d for d in get_model_class(name).spatial_dims if d in metas]
@@ -359,7 +355,8 @@ def models_list(
         if model.hybrid_solver:
             task = "hybrid solver (learned pressure solve)"
         source = f"models/{name}.yaml" if model_card else "plug-in"
-        table.add_row(name, task, f"{model.parameter_count():,}", sized_on, f"{reference:,}" if reference else "-", source)
+        reference = f"{reference:,}" if reference else "-"
+        table.add_row(name, task, f"{model.parameter_count():,}", sized_on, reference, build_summary(model), source)
     console.print(table)
 
 

@@ -151,3 +151,26 @@ def test_strong_models_beat_identity_on_the_tiny_cavity(name, tiny_dataset, tmp_
     model_nmse = validate(best, valid_data, 32)["nmse"]
     identity_nmse = validate(identity, valid_data, 32)["nmse"]
     assert model_nmse < identity_nmse, f"{name}: NMSE {model_nmse:.3g} vs identity {identity_nmse:.3g}"
+
+
+@pytest.mark.parametrize("name", builtin_model_names())
+def test_card_states_what_it_builds(name):
+    """Each card's ``builds``: the class its model block constructs and, for a library's class (the
+    FNOs: neuraloperator's, with n_modes in its own count), the exact arguments passed to it."""
+    from dataclasses import replace
+
+    from cfdbench.models.registry import card_meta
+
+    card = load_model_card(name)
+    assert card.builds, f"models/{name}.yaml states no builds"
+    dataset = card.builds.get("sized_on", "cavity" if 2 in get_model_class(name).spatial_dims else "channel180")
+    hparams, training = card.resolve(dataset)
+    window = {key: int(training.get(key, 1)) for key in ("input_frames", "output_frames")}
+    model = build_model(name, replace(card_meta(dataset), **window), **hparams)
+    cls, arguments = model.library_call()
+    assert card.builds["class"] == cls
+    if "arguments" in card.builds:
+        as_yaml = {k: list(v) if isinstance(v, tuple) else v for k, v in arguments.items()}
+        assert card.builds["arguments"] == as_yaml
+    else:  # cfdbench's own class: the model block is what it was given
+        assert card.model.items() <= model.hparams.items()

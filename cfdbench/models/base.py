@@ -93,6 +93,13 @@ class NeuralOperator(nn.Module):
 
     registered_name: str = "unregistered"
 
+    def library_call(self) -> tuple[str, dict[str, Any]]:
+        """The class this model is built as and its constructor arguments, what a model card's
+        ``builds`` states: by default the model's own class and hyper-parameters (besides ``meta``);
+        a model that wraps a library's class (the FNOs) names that class and the arguments it passed."""
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}", dict(self.hparams)
+
     def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
         """Autoregressive models: the next frame (B, C, H, W) from the input window."""
         raise NotImplementedError(f"{type(self).__name__} must implement predict (or predict_at with autoregressive = False)")

@@ -9,6 +9,8 @@ the mask is applied to the output.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from neuralop.models import FNO
 from torch import Tensor
@@ -18,26 +20,28 @@ from cfdbench.models.base import NeuralOperator, OperatorMeta, broadcast_params
 from cfdbench.models.registry import register_model
 
 
-def neuralop_fno(
+def fno_arguments(
     meta: OperatorMeta, n_modes: tuple[int, ...], hidden_channels: int, n_layers: int, projection_channels: int, padding
-) -> FNO:
-    """neuraloperator's FNO as cfdbench configures it: [window, mask, parameters] plus grid channels
-    in, one 1x1 lifting convolution (CFDBench's), linear skips, no channel MLP, the fields out; its
-    spectral layers are :class:`SpectralConv` (neuraloperator 2.0.0's is wrong on odd-length axes)."""
-    return FNO(
-        n_modes=n_modes,
-        in_channels=meta.image_channels,  # + the grid channels the FNO adds
-        out_channels=meta.n_fields,
-        hidden_channels=hidden_channels,
-        n_layers=n_layers,
-        lifting_channel_ratio=0,
-        projection_channel_ratio=projection_channels / hidden_channels,
-        positional_embedding="grid",  # coordinates in [0, 1]
-        use_channel_mlp=False,
-        fno_skip="linear",
-        domain_padding=padding,
-        conv_module=SpectralConv,
-    )
+) -> dict[str, Any]:
+    """neuraloperator's ``FNO`` arguments as cfdbench configures it: [window, mask, parameters] plus
+    grid channels in, one 1x1 lifting convolution (CFDBench's), linear skips, no channel MLP, the
+    fields out; its spectral layers are :class:`SpectralConv` (neuraloperator 2.0.0's is wrong on
+    odd-length axes). ``n_modes`` counts as neuraloperator does: all kept frequencies per axis, of
+    which n // 2 + 1 non-negative ones along the last (real-FFT) axis."""
+    return {
+        "n_modes": tuple(n_modes),
+        "in_channels": meta.image_channels,  # + the grid channels the FNO adds
+        "out_channels": meta.n_fields,
+        "hidden_channels": hidden_channels,
+        "n_layers": n_layers,
+        "lifting_channel_ratio": 0,
+        "projection_channel_ratio": projection_channels / hidden_channels,
+        "positional_embedding": "grid",  # coordinates in [0, 1]
+        "use_channel_mlp": False,
+        "fno_skip": "linear",
+        "domain_padding": padding,
+        "conv_module": SpectralConv,
+    }
 
 
 class _FNOOperator(NeuralOperator):
@@ -45,6 +49,12 @@ class _FNOOperator(NeuralOperator):
 
     residual = False
     net: FNO
+    fno_kwargs: dict[str, Any]
+
+    def library_call(self) -> tuple[str, dict[str, Any]]:
+        """neuraloperator's FNO and the arguments this model passed it (the spectral layer by name)."""
+        conv = self.fno_kwargs["conv_module"]
+        return "neuralop.models.FNO", {**self.fno_kwargs, "conv_module": f"{conv.__module__}.{conv.__qualname__}"}
 
     def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
         out = self.net(torch.cat([inputs, mask, broadcast_params(params, inputs)], dim=1))
@@ -77,7 +87,8 @@ class FNO2d(_FNOOperator):
         )
         self.residual = residual
         n_modes = (2 * modes[0], 2 * modes[1] - 2)  # neuraloperator keeps n//2+1 along the rfft axis
-        self.net = neuralop_fno(meta, n_modes, hidden_channels, n_layers, projection_channels, domain_padding or None)
+        self.fno_kwargs = fno_arguments(meta, n_modes, hidden_channels, n_layers, projection_channels, domain_padding or None)
+        self.net = FNO(**self.fno_kwargs)
 
 
 @register_model("fno-cfdbench")
@@ -121,4 +132,5 @@ class FNO3d(_FNOOperator):
         )
         self.residual = residual
         padding = [0.0, wall_padding, 0.0] if wall_padding else None
-        self.net = neuralop_fno(meta, tuple(modes), hidden_channels, n_layers, projection_channels, padding)
+        self.fno_kwargs = fno_arguments(meta, tuple(modes), hidden_channels, n_layers, projection_channels, padding)
+        self.net = FNO(**self.fno_kwargs)

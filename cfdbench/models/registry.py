@@ -232,3 +232,29 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
     model.to(map_location)
     extra = {k: v for k, v in payload.items() if k not in ("config", "state_dict")}
     return model, extra
+
+
+def card_meta(dataset: str) -> OperatorMeta:
+    """Model metadata sized on a dataset card, as ``cfdbench models`` and the model cards' ``builds``
+    size models: (u, v) frames of a 2D card with its parameters, or (u, v, w) on a channel card's
+    coarse volumes with its three parameters."""
+    from cfdbench.cards import find_channel_card, load_dataset_card
+
+    channel = find_channel_card(dataset)
+    if channel is not None:
+        shape = (channel.coarse.nz, channel.coarse.ny, channel.coarse.nx)
+        return OperatorMeta(("u", "v", "w"), 1, 3, shape, ("re_tau", "length_x", "length_z"), 3)
+    card = load_dataset_card(dataset)
+    return OperatorMeta(("u", "v"), 1, len(card.parameters), card.frame_shape, tuple(card.parameters))
+
+
+def build_summary(model: NeuralOperator) -> str:
+    """The class a model is built as; for a spectral model its modes in both conventions, the
+    library's ``n_modes`` and, where they differ, the model's ``modes`` (CFDBench's count)."""
+    cls, arguments = model.library_call()
+    if "n_modes" not in arguments:
+        return cls
+    n_modes = tuple(arguments["n_modes"])
+    modes = tuple(model.hparams.get("modes", n_modes))
+    same = modes == n_modes
+    return f"{cls}(n_modes={n_modes})" + ("" if same else f" from modes={modes} (CFDBench's count)")
