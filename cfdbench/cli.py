@@ -256,15 +256,34 @@ def data_export(
     console.print(f"[green]{format}[/] at {report.out}: {len(report.written)} cases written, {len(report.reused)} kept")
 
 
+DATASET_HELP = "Dataset name, folder, or URL (s3://bucket/name, https://..., hf://datasets/...)."
+
+
 @data_app.command("info")
-def data_info(name: str = typer.Argument(..., help="Dataset name or folder.")) -> None:
+def data_info(name: str = typer.Argument(..., help=DATASET_HELP)) -> None:
     """Card summary, stored cases, splits, statistics, and a checksum verification."""
     from cfdbench.data.dataset_dir import content_hash, verify_manifest
+    from cfdbench.data.remote import RemoteDataset
     from cfdbench.pipeline import require_dataset
 
     dataset = require_dataset(name, verify=False)  # the table below says which files fail
+    if isinstance(dataset, RemoteDataset):
+        _remote_info(dataset)
+        return
+    table = _info_table(dataset)
+    bad = verify_manifest(dataset.path)
+    table.add_row("checksums", "[green]all match[/]" if not bad else f"[red]{len(bad)} mismatched: {', '.join(bad[:5])}[/]")
+    table.add_row("content hash", content_hash(dataset.path) + ("" if not bad else " (of the manifest; the files differ)"))
+    console.print(table)
+    if bad:
+        raise CfdbenchError(f"{len(bad)} case file(s) of {dataset.name} fail their checksum: {', '.join(bad[:5])}")
+
+
+def _info_table(dataset) -> Table:
+    """Version, format, cases, splits, the first case's frames, grid and parameters, statistics."""
     info = dataset.manifest.get("info", {})
-    table = Table(title=f"{dataset.name} ({dataset.path})", show_header=False)
+    where = getattr(dataset, "url", dataset.path)
+    table = Table(title=f"{dataset.name} ({where})", show_header=False)
     table.add_row("version", str(info.get("version", "?")))
     table.add_row("format", str(info.get("format", "?")))
     table.add_row("cases", str(len(dataset)))
@@ -277,12 +296,36 @@ def data_info(name: str = typer.Argument(..., help="Dataset name or folder.")) -
     for field, stats in (dataset.stats or {}).items():
         if isinstance(stats, dict) and "mean" in stats:
             table.add_row(f"{field} mean / std", f"{stats['mean']:.4g} / {stats['std']:.4g}")
-    bad = verify_manifest(dataset.path)
-    table.add_row("checksums", "[green]all match[/]" if not bad else f"[red]{len(bad)} mismatched: {', '.join(bad[:5])}[/]")
-    table.add_row("content hash", content_hash(dataset.path) + ("" if not bad else " (of the manifest; the files differ)"))
+    return table
+
+
+def _remote_info(dataset) -> None:
+    """`data info URL`: the table, with how many cases the local cache holds (each verified when fetched)."""
+    from cfdbench.data.dataset_dir import content_hash
+
+    table = _info_table(dataset)
+    table.add_row("checksums", f"each case is checked against the manifest when fetched; {dataset.cached_cases()} in the cache")
+    table.add_row("local cache", str(dataset.path))
+    table.add_row("content hash", content_hash(dataset.path))
     console.print(table)
-    if bad:
-        raise CfdbenchError(f"{len(bad)} case file(s) of {dataset.name} fail their checksum: {', '.join(bad[:5])}")
+
+
+@data_app.command("push")
+def data_push(
+    name: str = typer.Argument(..., help="A sealed local dataset: name or folder."),
+    url: str = typer.Argument(..., help="Where to upload it: s3://bucket/prefix/name (or any writable fsspec URL)."),
+) -> None:
+    """Upload a sealed dataset (checked against its manifest first); the manifest goes last, so a
+    half-pushed dataset is never taken for a complete one."""
+    from cfdbench.data.dataset_dir import content_hash
+    from cfdbench.data.remote import push_dataset
+    from cfdbench.pipeline import require_dataset
+
+    dataset = require_dataset(name, verify=False)  # push verifies the files itself
+    with Progress(TextColumn("[bold]push[/]"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
+        task = bar.add_task("push", total=None)
+        sent = push_dataset(dataset.path, url, lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"[green]pushed[/] {dataset.name} to {url}: {sent / 2**20:.1f} MiB, content hash {content_hash(dataset.path)}")
 
 
 @data_app.command("list")
@@ -386,7 +429,7 @@ def _training_flags(precision, grad_clip, early_stopping, compile_model, wandb, 
 @app.command("train")
 def train_command(
     model: Optional[str] = typer.Option(None, help=MODEL_HELP + " [default: fno]"),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name or folder. [default: cavity-mini]"),
+    dataset: Optional[str] = typer.Option(None, help=DATASET_HELP + " [default: cavity-mini]"),
     epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the (global) batch size."),
     lr: Optional[float] = typer.Option(None, help="Override the learning rate."),
@@ -434,7 +477,7 @@ def train_command(
 @app.command("evaluate")
 def evaluate_command(
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint written by `cfdbench train` (flows track)."),
-    dataset: str = typer.Option("cavity-mini", help="Dataset name or folder."),
+    dataset: str = typer.Option("cavity-mini", help=DATASET_HELP),
     split: str = typer.Option("test", help="Split to score."),
     steps: int = typer.Option(20, help="Rollout steps."),
     start_frame: int = typer.Option(0, help="First frame of the input window."),
@@ -512,7 +555,7 @@ CPU_EPOCHS_NOTE = 50  # a main job with at least this many epochs on a CPU says 
 @app.command("run")
 def run_command(
     model: str = typer.Option("fno", help=MODEL_HELP),
-    dataset: str = typer.Option("cavity-mini", help="Dataset card name (generated if missing) or folder."),
+    dataset: str = typer.Option("cavity-mini", help="Dataset card name (generated if missing), folder, or URL (s3://bucket/name, ...)."),
     epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the batch size."),
     lr: Optional[float] = typer.Option(None, help="Override the learning rate."),
@@ -529,6 +572,7 @@ def run_command(
     refine: bool = typer.Option(False, "--refine", help="sfno: also refine each test window on its Navier-Stokes residual."),
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
+    from cfdbench.data.remote import is_url
     from cfdbench.pipeline import check_model_for_dataset, dataset_path, ensure_dataset, resolve_device, resolve_run_config, run
 
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
@@ -541,7 +585,7 @@ def run_command(
             "--epochs N shortens the run (the bar shows the time remaining)"
         )
     check_model_for_dataset(model, dataset, refine)
-    if not (dataset_path(dataset) / "manifest.json").is_file():
+    if not is_url(dataset) and not (dataset_path(dataset) / "manifest.json").is_file():
         progress, update = _generation_progress()
         with progress:
             ensure_dataset(dataset, device=str(torch_device), progress=update)
@@ -644,7 +688,7 @@ def leaderboard_verify(
     checkpoint: Path = typer.Option(..., help="The checkpoint the entry was evaluated from."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     rtol: float = typer.Option(1e-4, help="Relative tolerance on every metric and curve value."),
-    dataset: Optional[str] = typer.Option(None, help="Local copy of the data (default: the entry's dataset by name)."),
+    dataset: Optional[str] = typer.Option(None, help="The data: a folder or URL (default: the entry's dataset by name)."),
 ) -> None:
     """Re-run an entry's evaluation from its checkpoint; fail when any number differs beyond --rtol."""
     from cfdbench.leaderboard.submit import verify_entry

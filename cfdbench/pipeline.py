@@ -18,6 +18,7 @@ from cfdbench.cards import data_root, find_channel_card, load_dataset_card, load
 from cfdbench.data.dataset_dir import content_hash, verify_checksums
 from cfdbench.data.generate import generate_dataset
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
+from cfdbench.data.remote import is_url, open_remote
 from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
 from cfdbench.evaluation.hybrid import check_hybrid
@@ -72,7 +73,10 @@ def ensure_dataset(
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> StoredDataset:
-    """Open a dataset, generating it from its card first when it is not there (or incomplete)."""
+    """Open a dataset, generating it from its card first when it is not there (or incomplete); a URL
+    is opened as it is (its cases are verified as they are fetched)."""
+    if is_url(name):
+        return open_remote(name)
     path = dataset_path(name)
     if not (path / "manifest.json").is_file():
         channel = find_channel_card(name)
@@ -97,6 +101,8 @@ def verified_dataset(path: Path) -> StoredDataset:
 def dataset_problem(name: str) -> str | None:
     """The flow a dataset holds (cavity, tube, dam, cylinder, channel), from its stored manifest or
     else its card; None when neither says."""
+    if is_url(name):
+        return open_remote(name).manifest.get("info", {}).get("problem")
     path = dataset_path(name)
     if (path / "manifest.json").is_file():
         return open_dataset(path).manifest.get("info", {}).get("problem")
@@ -106,7 +112,9 @@ def dataset_problem(name: str) -> str | None:
 
 def require_dataset(name: str, verify: bool = True) -> StoredDataset:
     """Open a dataset that must already exist (``verify``: its case files must match the manifest's
-    checksums); the error says how to get it."""
+    checksums; at a URL, each case is verified as it is fetched); the error says how to get it."""
+    if is_url(name):
+        return open_remote(name)
     path = dataset_path(name)
     if not (path / "manifest.json").is_file():
         load_dataset_card(name)  # unknown names list the valid ones
@@ -294,7 +302,7 @@ def check_resume_flags(
     conflicts = []
     if model is not None and model != config.model:
         conflicts.append(f"--model {model} (it trains {config.model})")
-    if dataset is not None and dataset != config.dataset and dataset_path(dataset).resolve() != dataset_path(config.dataset).resolve():
+    if dataset is not None and not _same_dataset(dataset, config.dataset):
         conflicts.append(f"--dataset {dataset} (it trains on {config.dataset})")
     if new_run_dir is not None and Path(new_run_dir).resolve() != Path(run_dir).resolve():
         conflicts.append(f"--run-dir {new_run_dir} (it lives in {run_dir})")
@@ -310,6 +318,13 @@ def check_resume_flags(
             f"cannot resume {run_dir} with {'; '.join(conflicts)}: a resumed run keeps its settings "
             "(only --epochs may change); start a new run for others"
         )
+
+
+def _same_dataset(a: str, b: str) -> bool:
+    """Whether two dataset arguments name the same data: equal, or local paths to one folder."""
+    if a == b or is_url(a) or is_url(b):
+        return a == b
+    return dataset_path(a).resolve() == dataset_path(b).resolve()
 
 
 def train_on_ranks(config: RunConfig, run_dir: Path | None, resume: bool = False) -> tuple[TrainResult | None, Path]:
@@ -521,10 +536,11 @@ def check_checkpoint_fits(model: NeuralOperator, data: StoredDataset, checkpoint
     or frame grid than the dataset it is evaluated on."""
     if model.hybrid_solver:
         return  # a hybrid re-runs the dataset's own solver; check_applicable says what it supports
-    theirs = operator_meta(AutoregressiveDataset(data, "train", fields=model.meta.fields))
+    with data.open_case(data.split("train")[0]) as case:  # one case's metadata (a remote dataset fetches just it)
+        names, grid = tuple(case.params), tuple(case.shape)
     for what, ours, other in (
-        ("case parameters", model.meta.parameter_names or model.meta.n_params, theirs.parameter_names or theirs.n_params),
-        ("frame grid", tuple(model.meta.grid_shape), tuple(theirs.grid_shape)),
+        ("case parameters", model.meta.parameter_names or model.meta.n_params, names or len(names)),
+        ("frame grid", tuple(model.meta.grid_shape), grid),
     ):
         if ours != other:
             raise CfdbenchError(

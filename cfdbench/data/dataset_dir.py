@@ -171,6 +171,43 @@ def _stamp(path: Path) -> list[int]:
     return [len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
 
 
+def _read_stamps(dataset_dir: Path) -> dict:
+    try:
+        path = dataset_dir / VERIFIED_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_stamps(dataset_dir: Path, stamps: dict) -> None:
+    try:
+        write_text_atomic(dataset_dir / VERIFIED_FILE, json.dumps(stamps, indent=1) + "\n")
+    except OSError:
+        pass  # a read-only dataset is verified on every use
+
+
+def is_verified(dataset_dir: str | Path, relative: str, expected: dict) -> bool:
+    """Whether one case file matches ``expected`` (its manifest entry): by its stamp when it was
+    verified before and has not changed since, else by hashing it (and stamping it when it matches)."""
+    dataset_dir = Path(dataset_dir)
+    path = dataset_dir / relative
+    stamps = _read_stamps(dataset_dir)
+    if stamps.get(relative) == [*_stamp(path), expected["sha256"]]:
+        return True
+    if file_digest(path) != (expected["sha256"], expected["bytes"]):
+        return False
+    mark_verified(dataset_dir, relative, expected["sha256"])
+    return True
+
+
+def mark_verified(dataset_dir: str | Path, relative: str, sha256: str) -> None:
+    """Record that a case file was just checked against its digest ``sha256`` (size-and-mtime stamp)."""
+    dataset_dir = Path(dataset_dir)
+    stamps = _read_stamps(dataset_dir)
+    stamps[relative] = [*_stamp(dataset_dir / relative), sha256]
+    _write_stamps(dataset_dir, stamps)
+
+
 def verify_checksums(dataset_dir: str | Path) -> None:
     """Refuse a dataset whose case files differ from its manifest's checksums, in one line.
 
@@ -179,11 +216,7 @@ def verify_checksums(dataset_dir: str | Path) -> None:
     changes, is hashed again."""
     dataset_dir = Path(dataset_dir)
     listed = read_manifest(dataset_dir)["files"]
-    cache_path = dataset_dir / VERIFIED_FILE
-    try:
-        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    except (OSError, ValueError):
-        cache = {}
+    cache = _read_stamps(dataset_dir)
     bad, checked = [], {}
     for relative, expected in listed.items():
         path = dataset_dir / relative
@@ -197,10 +230,7 @@ def verify_checksums(dataset_dir: str | Path) -> None:
                 continue
         checked[relative] = stamp
     if checked != cache:
-        try:
-            write_text_atomic(cache_path, json.dumps(checked, indent=1) + "\n")
-        except OSError:
-            pass  # a read-only dataset is verified on every use
+        _write_stamps(dataset_dir, checked)
     if bad:
         shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
         raise CfdbenchError(

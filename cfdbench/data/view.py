@@ -112,12 +112,18 @@ def _resolve(path_or_name: str | Path) -> Path:
 
 
 def open_dataset(path_or_name: str | Path, fmt: str | None = None) -> StoredDataset:
-    """Open a dataset folder (a path, or a name resolved under ``data_root()``).
+    """Open a dataset folder (a path, or a name resolved under ``data_root()``), or a dataset at an
+    fsspec URL (``s3://bucket/cavity-mini``, ``https://...``, ``hf://datasets/...``), whose cases are
+    fetched into a verified local cache as they are read (``cfdbench.data.remote``).
 
     Raises :class:`DatasetNotFoundError` saying how to get the dataset when it is not there.
     """
     if fmt is not None:
         check_format(fmt)
+    from cfdbench.data.remote import is_url, open_remote
+
+    if is_url(path_or_name):
+        return open_remote(str(path_or_name))
     path = _resolve(path_or_name)
     if not (path / CASES_DIR).is_dir():
         name = Path(path_or_name).name
