@@ -96,6 +96,9 @@ def data_generate(
         "--compile",
         help="Fuse the solver step with torch.compile (faster; fields equal to the published bytes only to round-off).",
     ),
+    zarr_shards: bool = typer.Option(
+        False, "--zarr-shards", help="With --format zarr: each array one object (a few large objects per case, for object stores)."
+    ),
 ) -> None:
     """Simulate a dataset from its card (resumes an interrupted generation).
 
@@ -108,6 +111,8 @@ def data_generate(
 
     channel = find_channel_card(name)
     if channel is not None:
+        if zarr_shards:
+            raise CfdbenchError("--zarr-shards is not available for channel datasets yet: their published zarr bytes are unsharded")
         _generate_channel(channel, subset, preset, out, fmt or "zarr", device, (max_cases, shard, distributed_rank()))
         return
     fmt = fmt or "hdf5"
@@ -121,7 +126,8 @@ def data_generate(
     torch_device = resolve_device(device, local_rank=rank[2] if rank else None)
     out_dir = out or data_root() / card.name
     options = dict(
-        fmt=fmt, device=str(torch_device), batch_size=batch_size, max_cases=max_cases, on_diverged=on_diverged, compile=compile
+        fmt=fmt, device=str(torch_device), batch_size=batch_size, max_cases=max_cases, on_diverged=on_diverged, compile=compile,
+        zarr_shards=zarr_shards,
     )
     if rank is not None:
         from cfdbench.data.generate import generate_on_ranks

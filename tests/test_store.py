@@ -283,3 +283,24 @@ def test_zarr_cases_open_as_an_xarray_datatree(tmp_path):
     assert velocity.shape[2:-1] == tuple(coords[axis].size for axis in record.axes)
     np.testing.assert_array_equal(tree["t0_fields"]["pressure"].values[0, 0], store._reverse_space(record.fields["p"], 2)[0])
     assert tree["scalars"]["vel_top"].values == np.float32(record.params["vel_top"])
+
+
+def test_sharded_zarr_is_a_few_objects_read_like_any_case_and_by_xarray_alone(tmp_path):
+    """``zarr_shards``: each array is one object (no per-frame chunk files), the frames read back
+    exactly through cfdbench, and xarray opens the tree and each group without cfdbench's help."""
+    xr = pytest.importorskip("xarray")
+    record = make_record()
+    plain = write_case(tmp_path / "plain", record, "tiny", fmt="zarr")
+    sharded = write_case(tmp_path / "sharded", record, "tiny", fmt="zarr", zarr_shards=True)
+    chunk_objects = {case: [p for p in case.rglob("*") if p.is_file() and p.name != "zarr.json"] for case in (plain, sharded)}
+    arrays = [p for p in sharded.rglob("zarr.json") if '"node_type": "array"' in p.read_text()]
+    assert len(chunk_objects[sharded]) <= len(arrays) < len(chunk_objects[plain])  # at most one object per array
+    with open_case(sharded) as case:
+        np.testing.assert_array_equal(case.read(("u", "v", "p"), [T - 1, 0, 3]), np.stack([record.fields[f][[T - 1, 0, 3]] for f in "uvp"], 1))
+    tree = xr.open_datatree(sharded, engine="zarr", consolidated=False)
+    assert tree["t1_fields"]["velocity"].dims == ("sample", "time", *record.axes, "component")
+    pressure = xr.open_zarr(sharded, group="t0_fields", consolidated=False)["pressure"]
+    assert pressure.dims == ("sample", "time", *record.axes)
+    np.testing.assert_array_equal(pressure.isel(sample=0, time=2).values, store._reverse_space(record.fields["p"], 2)[2])
+    with pytest.raises(CfdbenchError, match="sharding is a zarr layout"):
+        write_case(tmp_path / "h5", record, "tiny", fmt="hdf5", zarr_shards=True)

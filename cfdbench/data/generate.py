@@ -196,6 +196,7 @@ def generate_dataset(
     on_diverged: str = "stop",
     finalize: bool = True,
     compile: bool = False,
+    zarr_shards: bool = False,
 ) -> GenerationReport:
     """Simulate every missing case of ``card`` into ``out_dir`` and finalise the dataset folder.
 
@@ -206,10 +207,13 @@ def generate_dataset(
     raises on a blow-up, ``"skip"`` leaves the diverging cases out (they are reported; a
     dataset with skipped cases is not finalised). ``progress(done, total)`` follows each batch.
     ``compile`` fuses the solver step with ``torch.compile``: faster, and equal to the eager (published)
-    bytes only to round-off, which the case files and the manifest record.
+    bytes only to round-off, which the case files and the manifest record. ``zarr_shards`` stores each
+    zarr array as one object (a few large objects per case, for object stores).
     """
     if fmt not in ("hdf5", "zarr"):
         raise UnknownNameError("format", fmt, ["hdf5", "zarr"])
+    if zarr_shards and fmt != "zarr":
+        raise CfdbenchError(f"--zarr-shards is a zarr layout; the {fmt} format has none (use --format zarr)")
     if on_diverged not in ("stop", "skip"):
         raise UnknownNameError("on-diverged policy", on_diverged, ["stop", "skip"])
     if batch_size < 1:
@@ -232,7 +236,7 @@ def generate_dataset(
             progress(done, len(mine))
         for batch_specs, batch_cases in _batches([specs[i] for i in todo], [cases[i] for i in todo], card, batch_size):
             for record in _simulate_or_skip(batch_specs, batch_cases, card, device, on_diverged, skipped, compile):
-                record_digest(write_case(out_dir, record, card.name, fmt=fmt))
+                record_digest(write_case(out_dir, record, card.name, fmt=fmt, zarr_shards=zarr_shards))
             done += len(batch_specs)
             if progress:
                 progress(done, len(mine))

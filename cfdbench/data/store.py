@@ -298,13 +298,17 @@ def write_case(
     dataset_name: str,
     fmt: str = "hdf5",
     compression: str | None = None,
+    zarr_shards: bool = False,
 ) -> Path:
     """Store one case atomically under ``<dataset_dir>/cases/`` and return its final path.
 
     An existing case of the same id and format is replaced only once the new one is complete.
     ``compression="gzip"`` compresses the arrays (off by default: per-frame reads stay cheap).
+    ``zarr_shards`` stores each zarr array as one object (``zarr_store.py``).
     """
     check_format(fmt)
+    if zarr_shards and fmt != "zarr":
+        raise CfdbenchError(f"sharding is a zarr layout; the {fmt} format has none (use --format zarr)")
     if compression is not None and compression not in COMPRESSIONS:
         raise UnknownNameError("compression", str(compression), list(COMPRESSIONS))
     final = case_path(dataset_dir, record.case_id, fmt)
@@ -314,7 +318,7 @@ def write_case(
         if fmt == "zarr":
             from cfdbench.data.zarr_store import write_zarr_case
 
-            write_zarr_case(final, record, dataset_name, compression)
+            write_zarr_case(final, record, dataset_name, compression, zarr_shards)
         else:
             _write_hdf5_case(final, record, dataset_name, compression)
     except OSError as error:  # the temporary file is gone already; nothing is left under the final name

@@ -4,6 +4,12 @@ A case is ``cases/<case_id>.zarr``, a zarr v3 directory store whose groups, arra
 attributes and chunking mirror the HDF5 file exactly (see ``store.py``). Zarr suits object
 stores and parallel writers; HDF5 stays the default because The Well's tooling reads it.
 
+``sharded=True`` stores each array as one object (zarr's sharding codec: a shard spanning the
+whole array, holding the same one-frame chunks and an index of where each one is), so that a
+case is a few large objects instead of one per frame and field: object stores and the Hub
+throttle many small requests. Readers need nothing new; zarr and xarray read both layouts.
+It is off by default, which keeps the bytes of published zarr datasets (channel180).
+
 Writes are atomic at the directory level: the case is written to a dot-named temporary
 directory, and only when it is complete does it take the final name (a previous version is
 first moved aside, then deleted).
@@ -39,9 +45,10 @@ def _json_attr(value: Any) -> Any:
 class _ZarrWriter:
     """The :class:`~cfdbench.data.store.TreeWriter` of a zarr group."""
 
-    def __init__(self, root: zarr.Group, compression: str | None):
+    def __init__(self, root: zarr.Group, compression: str | None, sharded: bool = False):
         self.root = root
         self.compressors = [GzipCodec()] if compression == "gzip" else None
+        self.sharded = sharded
 
     def group(self, path: str, attrs: dict[str, Any]) -> None:
         node = self.root.require_group(path) if path else self.root
@@ -51,11 +58,13 @@ class _ZarrWriter:
         self, path: str, data: np.ndarray, attrs: dict[str, Any], chunks: tuple[int, ...] | None = None, dims: tuple[str, ...] = ()
     ) -> None:
         data = np.asarray(data)
+        shards = data.shape if self.sharded and data.ndim and data.size else None  # one object per array (0-d: one already)
         array = self.root.create_array(
             path,
             shape=data.shape,
             dtype=data.dtype,
-            chunks=chunks or "auto",
+            chunks=chunks or (data.shape if shards else "auto"),
+            shards=shards,
             compressors=self.compressors,
             attributes={key: _json_attr(value) for key, value in attrs.items()},
             dimension_names=dims if data.ndim else None,
@@ -74,12 +83,12 @@ def _replace_directory(new: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
-def write_zarr_case(final: Path, record: CaseRecord, dataset_name: str, compression: str | None = None) -> None:
+def write_zarr_case(final: Path, record: CaseRecord, dataset_name: str, compression: str | None = None, sharded: bool = False) -> None:
     """Write a case into a temporary directory beside ``final``, flush it, then rename it into place."""
     tmp = temporary_path(final)
     try:
         root = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
-        write_tree(_ZarrWriter(root, compression), record, dataset_name)
+        write_tree(_ZarrWriter(root, compression, sharded), record, dataset_name)
         fsync_path(tmp)
         _replace_directory(tmp, final)
     except BaseException:
