@@ -36,6 +36,7 @@ from cfdbench.evaluation.metrics.channel import mkm_gates, profiles_in_wall_unit
 from cfdbench.io import write_json_atomic
 from cfdbench.solvers.channel import ChannelSolver, ChannelState, load_checkpoint, save_checkpoint
 from cfdbench.solvers.channel_filter import ChannelFilter
+from cfdbench.solvers.transforms import one_cpu_thread
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 STATISTICS_EVERY = 0.2  # δ/u_τ between DNS samples of the running statistics
@@ -225,7 +226,8 @@ def generate_channel_dataset(
         return GenerationReport(out_dir, [], case_ids, time.perf_counter() - started)
     generator = ChannelGenerator(card, out_dir, device, progress)
     if not set(case_ids) <= set(stored):
-        frames, profiles = generator.trajectories()
+        with one_cpu_thread(device):  # the filter and statistics too: bytes independent of the thread count
+            frames, profiles = generator.trajectories()
         statistics = {"time": float(card.frame_interval * (card.frames - 1)), **turbulence_report(card, profiles)}
         write_json_atomic(out_dir / "statistics.json", statistics)
         for record in generator.records(frames, statistics):

@@ -34,6 +34,7 @@ from torch import Tensor
 from cfdbench.errors import CfdbenchError, SimulationDivergedError
 from cfdbench.io import atomic_path
 from cfdbench.solvers.navier_stokes import RK3_ALPHA, RK3_GAMMA, RK3_ZETA
+from cfdbench.solvers.transforms import one_cpu_thread
 
 # Refused beyond these (wall units): the usual limits of a second-order channel DNS.
 DNS_LIMITS = {"first_centre_y_plus": 1.0, "dx_plus": 20.0, "dz_plus": 10.0, "centre_dy_plus": 12.0}
@@ -358,7 +359,11 @@ class ChannelSolver:
         return (u * self.cell).sum(dim=(1, 2, 3)) / (2.0 * self.grid.nx * self.grid.nz)
 
     def step(self, state: ChannelState, dt: float) -> ChannelState:
-        """One RK3 step of size ``dt``."""
+        """One RK3 step of size ``dt``, on one thread on a CPU (bytes independent of the thread count)."""
+        with one_cpu_thread(self.device):
+            return self._step(state, dt)
+
+    def _step(self, state: ChannelState, dt: float) -> ChannelState:
         u, v, w, p = state.u, state.v, state.w, state.p
         previous = None
         for stage in range(3):

@@ -77,11 +77,12 @@ def second_difference(n: int, kind: str | tuple[str, str]) -> Tensor:
 
 
 @contextmanager
-def _one_cpu_thread(x: Tensor) -> Iterator[None]:
-    """Run a CPU FFT on one thread. Threaded FFTs split their lines by thread and batch size, which
-    changes the last bits of some lines; on one thread every line gets the same arithmetic whatever
-    the batch, so a case's fields do not depend on the cases batched with it or on the thread count."""
-    if x.device.type != "cpu" or torch.compiler.is_compiling() or torch.get_num_threads() == 1:
+def one_cpu_thread(device: torch.device | str) -> Iterator[None]:
+    """Run CPU work on one thread. Threaded FFTs and reductions split their work by thread count and
+    batch size, which changes the last bits of some results; on one thread every line gets the same
+    arithmetic whatever the batch, so a case's fields do not depend on the cases batched with it or
+    on the thread count (a chaotic flow, the 3D channel, amplifies any such bit into a new flow)."""
+    if torch.device(device).type != "cpu" or torch.compiler.is_compiling() or torch.get_num_threads() == 1:
         yield  # (compiled steps agree with the eager ones to round-off only, so they keep their threads)
         return
     threads = torch.get_num_threads()
@@ -93,12 +94,12 @@ def _one_cpu_thread(x: Tensor) -> Iterator[None]:
 
 
 def rfft(x: Tensor, dim: int, n: int | None = None) -> Tensor:
-    with _one_cpu_thread(x):
+    with one_cpu_thread(x.device):
         return torch.fft.rfft(x, n=n, dim=dim)
 
 
 def irfft(x: Tensor, dim: int, n: int) -> Tensor:
-    with _one_cpu_thread(x):
+    with one_cpu_thread(x.device):
         return torch.fft.irfft(x, n=n, dim=dim)
 
 
