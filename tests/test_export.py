@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from peer_envs import venv_python
 
 from cfdbench.cards import load_dataset_card
 from cfdbench.data.cfdbench_release import read_case
@@ -19,8 +20,9 @@ from cfdbench.data.convert import convert_release
 from cfdbench.data.export import export_dataset
 from cfdbench.data.generate import generate_dataset
 from cfdbench.data.legacy import legacy_frames
+from cfdbench.data.store import case_path
 from cfdbench.data.view import open_dataset
-from cfdbench.data.well_format import check_well_dataset, check_well_file
+from cfdbench.data.well_format import check_well_data, check_well_dataset, check_well_file, outlier_steps
 from cfdbench.errors import CfdbenchError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,6 +118,33 @@ def test_the_well_export_passes_the_schema_checker(tiny_cylinder, tmp_path):
     if len(tiny_cylinder.split("train")) == 1:  # stats over every cell of the training split
         assert stats["mean"]["velocity"][0] == pytest.approx(velocity[..., 0].astype(np.float64).mean(), rel=1e-6)
     assert (root / "README.md").read_text().startswith(f"# {tiny_cylinder.name}")
+    assert stats["mean"]["mask"] < 1 and stats["std"]["mask"] > 0  # the disc: The Well normalises constant fields too
+
+
+def test_the_well_export_meets_the_well_checkers(tiny_cylinder, tmp_path):
+    """The rules The Well's check_thewell_formatting.py and check_thewell_data.py apply (its pip
+    package ships neither): time is flagged time_varying, so its expected shape is (T,); bc_type
+    is upper-case; no NaN or constant frames. A file in cfdbench's stored layout fails the first two."""
+    export_dataset(tiny_cylinder.path, tmp_path / "well", "the-well")
+    files = sorted((tmp_path / "well" / "datasets" / tiny_cylinder.name / "data").glob("*/*.hdf5"))
+    for path in files:
+        with h5py.File(path, "r") as f:
+            time = f["dimensions/time"]
+            assert time.attrs["time_varying"] and not time.attrs["sample_varying"] and time.shape == (time.shape[-1],)
+            assert {str(bc.attrs["bc_type"]) for bc in f["boundary_conditions"].values()} == {"OPEN", "WALL"}
+        assert check_well_file(path) == [] and check_well_data(path) == []
+    stored = case_path(tiny_cylinder.path, tiny_cylinder.case_ids[0])  # cfdbench's own case file
+    assert any("dimensions/time has shape" in p for p in check_well_file(stored))
+    assert any("not upper-case" in p for p in check_well_data(stored))
+
+
+def test_resumed_export_rewrites_files_the_checkers_reject(tiny_dataset, tmp_path):
+    export_dataset(tiny_dataset.path, tmp_path / "well", "the-well")
+    path = next((tmp_path / "well" / "datasets" / tiny_dataset.name / "data" / "train").glob("*.hdf5"))
+    with h5py.File(path, "a") as f:
+        f["dimensions/time"].attrs["time_varying"] = False  # as earlier exports wrote it
+    again = export_dataset(tiny_dataset.path, tmp_path / "well", "the-well")
+    assert again.written == [path.stem] and check_well_file(path) == []
 
 
 def test_schema_checker_finds_broken_files(tiny_dataset, tmp_path):
@@ -134,6 +163,29 @@ def test_schema_checker_finds_broken_files(tiny_dataset, tmp_path):
     assert any("t0_fields/pressure has shape" in p for p in problems)
     assert any("is not a dataset in scalars/" in p for p in problems)
     assert check_well_dataset(path.parents[2])  # and the folder check reports them
+
+
+def test_data_checker_finds_what_the_well_flags(tiny_dataset, tmp_path):
+    """NaN frames, constant frames after the first and a lower-case bc_type are issues; a frame whose
+    mean lies far from the others' is an outlier, which The Well reports without counting it."""
+    export_dataset(tiny_dataset.path, tmp_path / "well", "the-well")
+    first, second = sorted((tmp_path / "well" / "datasets" / tiny_dataset.name / "data" / "train").glob("*.hdf5"))[:2]
+    with h5py.File(first, "a") as f:
+        f["t0_fields/pressure"][0, 2] = np.nan
+        f["t0_fields/pressure"][0, 3] = 7.0
+        next(iter(f["boundary_conditions"].values())).attrs["bc_type"] = "wall"
+    problems = check_well_data(first)
+    assert len(problems) == 3 and any("not upper-case" in p for p in problems)
+    assert "pressure[0] of trajectory 0: NaN in steps [2]" in problems
+    assert "pressure[0] of trajectory 0: constant frames at steps [3]" in problems
+    assert check_well_dataset(first.parents[2])
+    with h5py.File(second, "a") as f:  # one pattern in every frame, step 5 shifted by 1
+        pattern = np.random.default_rng(0).random(f["t0_fields/pressure"].shape[2:], dtype=np.float32)
+        f["t0_fields/pressure"][0] = pattern + (np.arange(f["t0_fields/pressure"].shape[1]) == 5)[:, None, None]
+    assert check_well_data(second) == []
+    # 8 frames cannot hold a 5-sigma mean (at most (n - 1) / sqrt(n) = 2.5 sigma): ask for 2
+    assert outlier_steps(second, sigmas=2.0)[("pressure", 0, 0)] == [5]
+    assert ("pressure", 0, 0) not in outlier_steps(second)
 
 
 def test_legacy_padding_and_parameter_order(tmp_path):
@@ -194,3 +246,45 @@ def test_export_cli_refuses_unknown_format_in_one_line(tiny_dataset, tmp_path):
     result = subprocess.run([*command, "--format", "the-well", "--out", str(tmp_path / "w")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert check_well_dataset(tmp_path / "w" / "datasets" / tiny_dataset.name) == []
+
+
+THE_WELL = ["torch==2.13.0", "the-well==1.2.0"]  # one pip command: the torch pin constrains The Well's
+PROBE = Path(__file__).parent / "peer_scripts" / "the_well_probe.py"
+
+
+@pytest.mark.slow
+def test_the_well_package_reads_the_export(tiny_cylinder, tmp_path):
+    """The Well's own WellDataset(path=...) opens the export (in a virtual environment of its own)
+    and returns cfdbench's values: channels [pressure, u, v] on The Well's (x, y) grid, the mask as
+    a constant field, the parameters as constant scalars; z-scores from stats.yaml; and its
+    catalogue-name constructors refuse a dataset outside its catalogue."""
+    python = venv_python("the-well-1.2.0", THE_WELL)
+    export_dataset(tiny_cylinder.path, tmp_path / "well", "the-well")
+    root = tmp_path / "well" / "datasets" / tiny_cylinder.name
+    result = subprocess.run([str(python), str(PROBE), str(root), str(tmp_path / "probe.npz")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    probe = np.load(tmp_path / "probe.npz")
+    for split in ("train", "valid", "test"):
+        case_ids = sorted(tiny_cylinder.split(split))
+        assert list(probe[f"{split}/files"]) == [f"{c}.hdf5" for c in case_ids]
+        with tiny_cylinder.open_case(case_ids[0]) as case:
+            frames = case.read(("p", "u", "v"), slice(0, 2)).transpose(0, 3, 2, 1)  # (T, nx, ny, C): The Well's order
+            mask, params, x, y = case.mask.T, case.params, case.x, case.y
+        np.testing.assert_array_equal(probe[f"{split}/input_fields"][0], frames[0])
+        np.testing.assert_array_equal(probe[f"{split}/output_fields"][0], frames[1])
+        np.testing.assert_array_equal(probe[f"{split}/constant_fields"][..., 0], mask.astype(np.float32))
+        np.testing.assert_array_equal(probe[f"{split}/constant_scalars"], np.float32(list(params.values())))
+        grid = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1).astype(np.float32)
+        np.testing.assert_array_equal(probe[f"{split}/space_grid"], grid)
+        steps = [tiny_cylinder.open_case(c).n_frames - 1 for c in case_ids]  # one-step pairs per file
+        assert int(probe[f"{split}/len"]) == sum(steps)
+    stats = yaml.safe_load((root / "stats.yaml").read_text())
+    mean = np.array([stats["mean"]["pressure"], *stats["mean"]["velocity"]], dtype=np.float32)
+    std = np.array([stats["std"]["pressure"], *stats["std"]["velocity"]], dtype=np.float32)
+    np.testing.assert_allclose(
+        probe["train_normalized/input_fields"], (probe["train/input_fields"] - mean) / std, rtol=1e-5, atol=1e-5
+    )
+    for way in ("WellDataset", "WellDataModule"):
+        assert str(probe[f"refusal/{way}"]).startswith(
+            f"AssertionError: Dataset name {tiny_cylinder.name} not in the expected list"
+        )

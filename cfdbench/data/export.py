@@ -18,6 +18,7 @@ Each case is written atomically and existing ones are kept, so an interrupted ex
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from cfdbench.data.dataset_dir import SPLIT_NAMES, compute_stats
 from cfdbench.data.schema import CaseRecord
 from cfdbench.data.store import write_well_file
 from cfdbench.data.view import StoredDataset, open_dataset
+from cfdbench.data.well_format import check_well_file
 from cfdbench.errors import CfdbenchError, UnknownNameError
 from cfdbench.io import atomic_path, write_json_atomic, write_text_atomic
 
@@ -120,17 +122,33 @@ def export_well(ds: StoredDataset, out: Path, problem: str) -> ExportReport:
     for split in SPLIT_NAMES:
         for case_id in ds.split(split):
             final = root / "data" / split / f"{case_id}.hdf5"
-            if final.is_file():
+            if final.is_file() and not check_well_file(final):  # an older export's file is rewritten
                 report.reused.append(case_id)
                 continue
             with ds.open_case(case_id) as case:
-                write_well_file(final, case.to_record(include_solver_fields=False), ds.name)
+                write_conforming_well_file(final, case.to_record(include_solver_fields=False), ds.name)
             report.written.append(case_id)
     fields = ("u", "v", "p") if all("p" in stored for _, stored in layouts) else ("u", "v")
     write_text_atomic(root / "stats.yaml", yaml.safe_dump(well_stats(ds, fields), sort_keys=False))
     write_text_atomic(root / f"{ds.name}.yaml", yaml.safe_dump(well_metadata(root, ds, fields), sort_keys=False))
     write_text_atomic(root / "README.md", well_readme(ds, _card_for(ds, problem), fields))
     return report
+
+
+def write_conforming_well_file(final: Path, record: CaseRecord, dataset_name: str) -> None:
+    """One case as The Well's checkers want it, atomically: cfdbench's Well tree, with
+    ``dimensions/time`` flagged ``time_varying`` (The Well's format checker derives its expected
+    shape (T,) from that flag) and ``bc_type`` upper-case (its data checker flags lower case; its
+    reader upper-cases anyway). cfdbench's own case files keep the older flags: changing them would
+    change the bytes, hence the published hashes, of every stored dataset."""
+    import h5py
+
+    with atomic_path(final) as tmp:
+        write_well_file(tmp, record, dataset_name)
+        with h5py.File(tmp, "r+") as f:
+            f["dimensions/time"].attrs["time_varying"] = True
+            for condition in f["boundary_conditions"].values():
+                condition.attrs["bc_type"] = str(condition.attrs["bc_type"]).upper()
 
 
 def _layout(ds: StoredDataset, case_id: str) -> tuple[tuple[int, int], tuple[str, ...]]:
@@ -141,7 +159,8 @@ def _layout(ds: StoredDataset, case_id: str) -> tuple[tuple[int, int], tuple[str
 
 def well_stats(ds: StoredDataset, fields: tuple[str, ...]) -> dict[str, dict]:
     """The Well's ``stats.yaml``: statistic -> field -> value (a list per component for vectors),
-    over every cell of the training split, population moments in float64."""
+    over every cell of the training split, population moments in float64; the constant mask gets
+    ``mean``, ``std`` and ``rms`` too, which The Well's normalisations read for constant fields."""
     per_component = compute_stats(ds.path, ds.split("train"), fields, fluid_only=False)
     stats: dict[str, dict] = {}
     for key in ("mean", "std", "rms", "mean_delta", "std_delta", "rms_delta"):
@@ -150,7 +169,20 @@ def well_stats(ds: StoredDataset, fields: tuple[str, ...]) -> dict[str, dict]:
             if set(components) <= set(fields):
                 values = [float(per_component[c][key]) for c in components]
                 stats[key][name] = values if len(values) > 1 else values[0]
+    for key, value in _mask_stats(ds).items():
+        stats[key]["mask"] = value
     return stats
+
+
+def _mask_stats(ds: StoredDataset) -> dict[str, float]:
+    """Mean, std and rms of the 0/1 fluid mask over the training cases' cells (fluid fraction f:
+    mean f, std sqrt(f (1 - f)), rms sqrt(f))."""
+    fluid = cells = 0
+    for case_id in ds.split("train"):
+        with ds.open_case(case_id) as case:
+            fluid, cells = fluid + int(case.mask.sum()), cells + case.mask.size
+    fraction = fluid / cells
+    return {"mean": fraction, "std": math.sqrt(fraction * (1 - fraction)), "rms": math.sqrt(fraction)}
 
 
 def well_metadata(root: Path, ds: StoredDataset, fields: tuple[str, ...]) -> dict:
