@@ -61,13 +61,14 @@ def test_ddp_ranks_with_workers_share_the_single_process_global_batches(tiny_dat
 def test_an_error_in_a_worker_arrives_as_its_one_line(tiny_dataset, tmp_path):
     samples = AutoregressiveDataset(open_dataset(tiny_dataset.path), "train", cache=False)  # its own copy: altered below
     case = samples.dataset.case_path(samples.case_ids[0])
-    broken = tmp_path / case.name
-    broken.write_bytes(case.read_bytes()[: case.stat().st_size // 2])
-    samples.dataset._cases[samples.case_ids[0]] = broken  # the file behind case 0 is now truncated
+    copy = tmp_path / case.name
+    copy.write_bytes(case.read_bytes())
+    samples.dataset._cases[samples.case_ids[0]] = copy
     loader = BatchLoader(samples, RankBatches(len(samples), 21, Ranks(), seed=0), num_workers=1)
+    copy.write_bytes(case.read_bytes()[: case.stat().st_size // 2])  # truncated once the loader exists: the worker finds it
     with pytest.raises(CorruptCaseError) as error:
         list(loader)
-    assert "\n" not in str(error.value) and str(broken) in str(error.value)
+    assert "\n" not in str(error.value) and str(copy) in str(error.value)
 
 
 def test_train_with_workers_records_them_and_matches_none(tiny_dataset, tmp_path):
