@@ -79,6 +79,7 @@ from cfdbench.evaluation.metrics.physics import (  # noqa: E402
     strouhal,
 )
 from cfdbench.evaluation.metrics.pointwise import boundary_band  # noqa: E402
+from cfdbench.evaluation.metrics.spectral import BANDS  # noqa: E402
 
 
 def test_well_and_pdebench_metrics_match_direct_formulas():
@@ -89,7 +90,7 @@ def test_well_and_pdebench_metrics_match_direct_formulas():
         p, y = pred[b][:, fluid].numpy(), target[b][:, fluid].numpy()
         vrmse = [np.sqrt(np.mean((p[c] - y[c]) ** 2) / (np.var(y[c], ddof=1) + 1e-7)) for c in range(2)]
         nrmse = [np.sqrt(np.mean((p[c] - y[c]) ** 2) / (np.mean(y[c] ** 2) + 1e-7)) for c in range(2)]
-        crmse = np.sqrt(np.mean((p.mean(axis=1) - y.mean(axis=1)) ** 2))
+        crmse = np.mean(np.abs((p - y).sum(axis=1))) / fluid.numel()  # PDEBench's: mean over fields, all cells
         assert values["vrmse"][b] == pytest.approx(np.mean(vrmse))
         assert values["nrmse"][b] == pytest.approx(np.mean(nrmse))
         assert values["crmse"][b] == pytest.approx(crmse)
@@ -112,11 +113,37 @@ def test_boundary_band_rings_walls_and_obstacles():
     pred, target, _ = synthetic(batch=1)
     err = ((pred - target) ** 2)[0].numpy()
     direct = np.sqrt(err[:, band.bool().numpy()].mean())
-    assert evaluate_all(pred, target, mask)["brmse"][0] == pytest.approx(direct)
+    assert evaluate_all(pred, target, mask)["boundary_rmse_ring"][0] == pytest.approx(direct)
+
+
+def test_brmse_is_pdebench_s_edges_with_corners_counted_twice():
+    """One error of 1 in a corner cell of field 0 and one on an edge of field 1: PDEBench sums each
+    edge's squared errors (the corner lies on two) over 2 nx + 2 ny, roots per field, averages."""
+    pred = torch.zeros(1, 2, 8, 10, dtype=torch.float64)
+    pred[0, 0, 0, 0] = 1.0
+    pred[0, 1, 4, -1] = 1.0
+    values = evaluate_all(pred, torch.zeros_like(pred), torch.ones(1, 1, 8, 10, dtype=torch.float64))
+    assert float(values["brmse"][0]) == pytest.approx((np.sqrt(2 / 36) + np.sqrt(1 / 36)) / 2)
+    assert float(values["crmse"][0]) == pytest.approx((1 / 80 + 1 / 80) / 2)
+
+
+def test_frmse_is_pdebench_s_quadrant_shells_averaged_per_band():
+    """A cosine of amplitude a along y with ky = 1 (shell 1) or ky = 5 (shell 5): PDEBench keeps
+    the ky >= 0 quadrant only, so its shell holds |F| = a nx ny / 2, the value a / 2; a band is the
+    mean over its shells: 4 in low, 8 in mid. Below 26 cells a side the high band has no shell: 0."""
+    y = np.arange(64)[:, None] / 64 * np.ones((1, 32))
+    mask, a = torch.ones(1, 1, 64, 32, dtype=torch.float64), 3.0
+    for ky, band, shells in ((1, "low", 4), (5, "mid", 8)):
+        mode = torch.tensor(a * np.cos(2 * np.pi * ky * y))[None, None].expand(1, 2, 64, 32)
+        values = evaluate_all(mode, torch.zeros_like(mode), mask)
+        assert float(values[f"frmse_{band}"][0]) == pytest.approx(a / 2 / shells)
+        assert all(float(values[f"frmse_{other}"][0]) == pytest.approx(0, abs=1e-12) for other in BANDS if other != band)
+    small = torch.ones(1, 2, 16, 16, dtype=torch.float64)
+    assert float(evaluate_all(small, 0 * small, torch.ones(1, 1, 16, 16, dtype=torch.float64))["frmse_high"][0]) == 0
 
 
 @pytest.mark.parametrize("k, band", [((1, 2), "low"), ((-5, 3), "mid"), ((7, -20), "high")])
-def test_frmse_puts_a_mode_in_its_band_with_negative_frequencies(k, band):
+def test_band_rmse_puts_a_mode_in_its_band_with_negative_frequencies(k, band):
     """A single Fourier mode of error lands entirely in its |k| band, whatever the signs of its wave
     numbers (PDEBench's quadrant binning dropped the negative ones)."""
     y, x = np.meshgrid(np.arange(64) / 64, np.arange(64) / 64, indexing="ij")
@@ -125,13 +152,13 @@ def test_frmse_puts_a_mode_in_its_band_with_negative_frequencies(k, band):
     values = evaluate_all(mode, zero, mask)
     for name in ("low", "mid", "high"):
         expected = np.sqrt(0.5) if name == band else 0.0  # rms of a cosine
-        assert float(values[f"frmse_{name}"][0]) == pytest.approx(expected, abs=1e-9)
+        assert float(values[f"band_rmse_{name}"][0]) == pytest.approx(expected, abs=1e-9)
 
 
-def test_frmse_bands_add_up_to_the_masked_mse_over_all_cells():
+def test_band_rmse_bands_add_up_to_the_masked_mse_over_all_cells():
     pred, target, mask = synthetic()
     values = evaluate_all(pred, target, mask)
-    bands = sum(values[f"frmse_{b}"] ** 2 for b in ("low", "mid", "high"))
+    bands = sum(values[f"band_rmse_{b}"] ** 2 for b in ("low", "mid", "high"))
     all_cells = (((pred - target) * mask) ** 2).mean(dim=(1, 2, 3))
     torch.testing.assert_close(bands, all_cells)
 
@@ -258,3 +285,51 @@ def test_windows_valid_time_and_bootstrap():
     low, high = bootstrap_interval(per_case)
     assert low < per_case.mean() < high and bootstrap_interval(per_case) == [low, high]  # seeded
     assert bootstrap_interval(np.array([1.0, np.inf])) is None
+
+
+# --------------------------------------------------------------------------- against PDEBench's own function
+
+PDEBENCH = "pdebench==0.1.0"  # PyPI's wheel is pure Python; it installs only on Python < 3.11, but its metrics module imports
+
+
+def pdebench_metric_func():
+    """``metric_func`` from PDEBench's published wheel, imported from its unpacked files."""
+    import importlib.util
+
+    from peer_envs import unpacked_wheel
+
+    path = unpacked_wheel(PDEBENCH, python_version="3.10") / "pdebench" / "models" / "metrics.py"
+    spec = importlib.util.spec_from_file_location("pdebench_metrics", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.metric_func
+
+
+def to_pdebench(fields: torch.Tensor) -> torch.Tensor:
+    """cfdbench's (B, C, H = y, W = x) frames as PDEBench's (B, x, y, t = 1, C)."""
+    return fields.permute(0, 3, 2, 1)[:, :, :, None, :].contiguous()
+
+
+@pytest.mark.slow
+def test_pdebench_named_metrics_are_pdebench_s_metric_func():
+    """PDEBench's own metric_func on the same arrays (masked fields, one sample per call: cfdbench
+    scores samples alone and averages them) gives cfdbench's nRMSE, cRMSE, bRMSE and fRMSE bands.
+    Tolerances: 1e-7 relative for nRMSE (cfdbench's guard), 1e-6 for fRMSE (PDEBench sums its shells
+    in float32). Over a batch, nRMSE and bRMSE are PDEBench's batch means as well."""
+    metric_func = pdebench_metric_func()
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(4, 2, 64, 48, generator=generator, dtype=torch.float64).cumsum(-1)
+    pred = target + 0.1 * torch.randn(target.shape, generator=generator, dtype=torch.float64) + 0.05
+    mask = torch.ones(1, 1, 64, 48, dtype=torch.float64)
+    mask[..., 20:30, 10:20] = 0  # an obstacle
+    ours = evaluate_all(pred, target, mask)
+    for b in range(len(pred)):
+        _, nrmse, crmse, _, brmse, bands = metric_func(to_pdebench(pred[b : b + 1] * mask), to_pdebench(target[b : b + 1] * mask))
+        assert float(ours["nrmse"][b]) == pytest.approx(float(nrmse), rel=1e-7)
+        assert float(ours["crmse"][b]) == pytest.approx(float(crmse), rel=1e-12)
+        assert float(ours["brmse"][b]) == pytest.approx(float(brmse), rel=1e-12)
+        for band, value in zip(BANDS, bands):
+            assert float(ours[f"frmse_{band}"][b]) == pytest.approx(float(value), rel=1e-6)
+    _, nrmse, _, _, brmse, _ = metric_func(to_pdebench(pred * mask), to_pdebench(target * mask))
+    assert float(ours["nrmse"].mean()) == pytest.approx(float(nrmse), rel=1e-7)
+    assert float(ours["brmse"].mean()) == pytest.approx(float(brmse), rel=1e-12)

@@ -15,8 +15,19 @@ import torch
 from torch import Tensor
 
 from cfdbench.evaluation.metrics.physics import divergence, ke_drift
-from cfdbench.evaluation.metrics.pointwise import brmse, crmse, mae, max_abs_error, mse, nmse, nrmse, relative_l2, vrmse
-from cfdbench.evaluation.metrics.spectral import BANDS, frmse, spectrum_error
+from cfdbench.evaluation.metrics.pointwise import (
+    boundary_rmse_ring,
+    brmse,
+    crmse,
+    mae,
+    max_abs_error,
+    mse,
+    nmse,
+    nrmse,
+    relative_l2,
+    vrmse,
+)
+from cfdbench.evaluation.metrics.spectral import BANDS, band_rmse, frmse, spectrum_error
 
 METRICS = {
     "mse": mse,
@@ -26,12 +37,18 @@ METRICS = {
     "rel_l2": relative_l2,
     "vrmse": vrmse,
     "nrmse": nrmse,
-    "crmse": crmse,
+    "crmse": crmse,  # PDEBench's cRMSE, bRMSE and fRMSE, exactly
     "brmse": brmse,
     **{f"frmse_{band}": partial(frmse, band=band) for band in BANDS},
+    "boundary_rmse_ring": boundary_rmse_ring,  # cfdbench's: walls and obstacles
+    **{f"band_rmse_{band}": partial(band_rmse, band=band) for band in BANDS},  # cfdbench's: every mode
 }
 VELOCITY_METRICS = ("divergence", "ke_drift", "spectrum_error")
-PLANAR_ONLY = ("brmse", *(f"frmse_{band}" for band in BANDS))  # a 2D boundary band, 2D spectra
+PLANAR_ONLY = (
+    "brmse",
+    "boundary_rmse_ring",
+    *(f"{kind}_{band}" for kind in ("frmse", "band_rmse") for band in BANDS),
+)  # 2D boundaries, 2D spectra
 
 
 def metric_names(n_spatial_dims: int = 2) -> tuple[str, ...]:

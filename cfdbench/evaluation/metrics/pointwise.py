@@ -1,9 +1,11 @@
 """Pointwise error metrics inside the fluid mask: one definition for every model and baseline.
 
 All functions take ``pred`` and ``target`` of shape (B, C, H, W) in physical units and a
-``mask`` (B or 1, 1, H, W) with 1 in the fluid, and return one value per sample (B,); all but
-``brmse`` (a 2D boundary band) also take 3D volumes (B, C, D, H, W). Formulas are written out in
-``docs/metrics.md``. Cells outside the mask never count, not even as zeros.
+``mask`` (B or 1, 1, H, W) with 1 in the fluid, and return one value per sample (B,); all but the
+boundary errors (2D) also take 3D volumes (B, C, D, H, W). Formulas are written out in
+``docs/metrics.md``. Cells outside the mask never count, not even as zeros; PDEBench's formulas
+(``crmse``, ``brmse``) are computed exactly as its ``metric_func`` does, on the fields zeroed in
+solids, for each sample as a batch of one.
 """
 
 from __future__ import annotations
@@ -89,9 +91,26 @@ def nrmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return torch.sqrt(squared_error / (_per_field_mean(target**2, mask) + WELL_EPS)).mean(dim=1)
 
 
+def _masked_error(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """(p - y) m: PDEBench's formulas below see the fields zeroed in solids, so solids add no error."""
+    return (pred - target) * mask
+
+
 def crmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """PDEBench's cRMSE: the error of the fluid-mean of each field (conserved quantities), RMS over fields."""
-    return torch.sqrt(((_per_field_mean(pred, mask) - _per_field_mean(target, mask)) ** 2).mean(dim=1))
+    """PDEBench's cRMSE of one sample: the error of each field's spatial mean, abs(sum_i e_ci) / n_cells
+    over every cell of the grid (2D or 3D), then the mean over fields."""
+    error = _masked_error(pred, target, mask)
+    return (error.sum(dim=_space_dims(error)).abs() / error[0, 0].numel()).mean(dim=1)
+
+
+def brmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """PDEBench's bRMSE of one 2D sample: per field, the squared errors on the four domain edges
+    summed (corner cells twice, as PDEBench does) over 2 nx + 2 ny, square root; then the mean
+    over fields. Obstacles do not count: :func:`boundary_rmse_ring` covers them."""
+    error = _masked_error(pred, target, mask) ** 2
+    h, w = error.shape[-2:]
+    edges = error[..., 0, :].sum(-1) + error[..., -1, :].sum(-1) + error[..., :, 0].sum(-1) + error[..., :, -1].sum(-1)
+    return torch.sqrt(edges / (2 * h + 2 * w)).mean(dim=1)
 
 
 def boundary_band(mask: Tensor) -> Tensor:
@@ -102,7 +121,8 @@ def boundary_band(mask: Tensor) -> Tensor:
     return mask * (touches > 0).to(mask.dtype)
 
 
-def brmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """PDEBench's bRMSE, extended to obstacles: RMSE over the boundary band of :func:`boundary_band`."""
+def boundary_rmse_ring(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """cfdbench's boundary error, walls and obstacles: RMSE over the ring of :func:`boundary_band`
+    (each cell once, all fields together)."""
     band = boundary_band(mask)
     return torch.sqrt(_masked_sum((pred - target) ** 2, band) / _count(pred, band).clamp(min=1))

@@ -1,10 +1,16 @@
-"""Spectral metrics: the error per wavenumber band (fRMSE) and the kinetic-energy spectrum.
+"""Spectral metrics: error per wavenumber band, PDEBench's fRMSE and cfdbench's band power, and the
+kinetic-energy spectrum. Fields are masked (zero in solids) before the transform, so solids add no
+error.
 
-Every Fourier mode counts (PDEBench binned only the quadrant of non-negative frequencies, dropping
-half the spectrum): wavenumbers come from ``fftfreq`` on both axes and modes are binned by the
-integer part of ``|k| = sqrt(kx^2 + ky^2)`` in cycles per domain. Fields are masked (zero in
-solids) before the transform, so solids add no error; by Parseval the squared fRMSE of the three
-bands add up to the mean squared masked error over all cells.
+- ``frmse`` is PDEBench's fRMSE exactly (``metric_func``): per field, the squared error amplitudes
+  |F(p - y)|^2 of the modes with 0 <= i < ny/2 and 0 <= j < nx/2 only (one quadrant of
+  non-negative frequencies) are summed per shell floor(sqrt(i^2 + j^2)) < min(ny, nx)/2; each
+  shell's root is divided by nx ny (domain lengths 1, PDEBench's default); a band is the mean of
+  those shell values over shells [0, 4), [4, 12) or [12, min(ny, nx)/2); then the mean over fields.
+- ``band_rmse`` is cfdbench's: every Fourier mode counts (wavenumbers from ``fftfreq`` on both
+  axes), binned by |k| = sqrt(kx^2 + ky^2) in cycles per domain, and a band's value is the RMSE its
+  modes carry, so by Parseval the squares of the three bands add up to the mean squared masked
+  error over all cells.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Band edges in |k| (cycles per domain), PDEBench's: low [0, 4), mid [4, 12), high [12, inf).
+# Band edges in |k| (cycles per domain; PDEBench's shells: iLow = 4, iHigh = 12).
 BANDS = {"low": (0.0, 4.0), "mid": (4.0, 12.0), "high": (12.0, float("inf"))}
 
 
@@ -29,12 +35,39 @@ def _power(values: Tensor) -> Tensor:
     return torch.fft.fft2(values).abs() ** 2 / (h * w) ** 2
 
 
-def frmse(pred: Tensor, target: Tensor, mask: Tensor, band: str) -> Tensor:
-    """RMSE carried by the modes of one band, mean over fields inside the root: (B,)."""
+def band_rmse(pred: Tensor, target: Tensor, mask: Tensor, band: str) -> Tensor:
+    """cfdbench's band power: the RMSE carried by every mode of one band, mean over fields inside
+    the root: (B,)."""
     low, high = BANDS[band]
     k = wavenumber_magnitude(*pred.shape[-2:], device=pred.device)
     selected = ((k >= low) & (k < high)).to(pred.dtype)
     return torch.sqrt((_power((pred - target) * mask) * selected).sum(dim=(2, 3)).mean(dim=1))
+
+
+def pdebench_shells(height: int, width: int, device: torch.device | None = None) -> tuple[Tensor, int]:
+    """PDEBench's fRMSE bins: the shell floor(sqrt(i^2 + j^2)) of each mode (i, j) of the quadrant
+    i < H/2, j < W/2 (-1 where it is at or past the last shell), and the number of shells min(H, W)/2."""
+    n_shells = min(height // 2, width // 2)
+    i = torch.arange(height // 2, device=device, dtype=torch.float64)[:, None]
+    j = torch.arange(width // 2, device=device, dtype=torch.float64)[None, :]
+    shell = torch.sqrt(i**2 + j**2).floor().long()
+    return torch.where(shell < n_shells, shell, -1), n_shells
+
+
+def frmse(pred: Tensor, target: Tensor, mask: Tensor, band: str) -> Tensor:
+    """PDEBench's fRMSE of one 2D sample in one band, (B,). A band without a shell on this grid
+    (high, below 26 cells a side) scores 0, where PDEBench's mean over no shells is NaN."""
+    h, w = pred.shape[-2:]
+    shell, n_shells = pdebench_shells(h, w, device=pred.device)
+    squared = torch.fft.fft2((pred - target) * mask)[..., : h // 2, : w // 2].abs() ** 2
+    inside = shell >= 0
+    per_shell = torch.zeros(*squared.shape[:2], n_shells, dtype=squared.dtype, device=squared.device)
+    per_shell.index_add_(2, shell[inside], squared[..., inside])
+    amplitude = torch.sqrt(per_shell) / (h * w)
+    first, last = (int(min(edge, n_shells)) for edge in BANDS[band])
+    if first >= last:
+        return torch.zeros(pred.shape[0], dtype=pred.dtype, device=pred.device)
+    return amplitude[..., first:last].mean(dim=2).mean(dim=1)
 
 
 def energy_spectrum(velocity: Tensor, mask: Tensor) -> Tensor:
