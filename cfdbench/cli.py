@@ -260,6 +260,8 @@ def data_export(
 
     report = export_dataset(name, out, format)
     console.print(f"[green]{format}[/] at {report.out}: {len(report.written)} cases written, {len(report.reused)} kept")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
 
 
 DATASET_HELP = "Dataset name, folder, or URL (s3://bucket/name, https://..., hf://datasets/...)."

@@ -6,7 +6,9 @@
   ignores keep what its layout cannot hold: ``p.npy`` (pressure), ``cfdbench.json`` (the frame
   interval, which CFDBench fixes per problem) and ``<problem>/splits.json`` (the dataset's
   published split). ``cfdbench data convert --splits`` reads them back, so export then convert
-  reproduces the dataset exactly.
+  reproduces the dataset exactly. CFDBench splits the cases itself (80/10/10 of a seeded
+  shuffle): when that leaves a split without samples, its loader stops, and the report carries a
+  one-line warning saying why and what to change.
 - ``the-well``: The Well's layout, ``datasets/<name>/{<name>.yaml, stats.yaml, README.md,
   data/{train,valid,test}/<case>.hdf5}``, one trajectory per file (cases differ in length and
   parameters), nothing of cfdbench's in the files, statistics over every cell of the training
@@ -29,6 +31,7 @@ import yaml
 from cfdbench.cards import DatasetCard, load_dataset_card
 from cfdbench.data.cfdbench_release import EXTRAS_FILE, PRESSURE_FILE, SIGNED_LOWER_BOUNDS, SUBSET_ORDER
 from cfdbench.data.dataset_dir import SPLIT_NAMES, compute_stats
+from cfdbench.data.legacy import autoregressive_pairs, autoregressive_split_warning
 from cfdbench.data.schema import CaseRecord
 from cfdbench.data.store import write_well_file
 from cfdbench.data.view import StoredDataset, open_dataset
@@ -46,6 +49,7 @@ class ExportReport:
     out: Path
     written: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # one line each: what the target suite cannot do with the export
 
 
 def export_dataset(dataset: str | Path, out: str | Path, fmt: str) -> ExportReport:
@@ -86,15 +90,21 @@ def raw_case_json(problem: str, record: CaseRecord) -> dict[str, float]:
 
 
 def export_raw(ds: StoredDataset, out: Path, problem: str) -> ExportReport:
+    """CFDBench's case folders, the side files, and a warning when CFDBench's own loader could not
+    train on them (its split of these cases leaves a split without samples)."""
     folders = {case_id: _raw_folder(case_id) for case_id in ds.case_ids}
     report = ExportReport(out / problem)
+    samples = {}  # case id -> (frames, CFDBench's autoregressive samples)
     for case_id, relative in folders.items():
         final = out / problem / relative
         if final.is_dir():
+            u, v = (np.load(final / f"{name}.npy", mmap_mode="r") for name in ("u", "v"))
+            samples[case_id] = (len(u), autoregressive_pairs(problem, u, v))
             report.reused.append(case_id)
             continue
         with ds.open_case(case_id) as case:
             record = case.to_record(include_solver_fields=False)
+        samples[case_id] = (len(record.fields["u"]), autoregressive_pairs(problem, record.fields["u"], record.fields["v"]))
         with atomic_path(final) as tmp:
             tmp.mkdir()
             np.save(tmp / "u.npy", record.fields["u"])
@@ -106,6 +116,8 @@ def export_raw(ds: StoredDataset, out: Path, problem: str) -> ExportReport:
         report.written.append(case_id)
     splits = {name: [folders[c] for c in ds.split(name)] for name in SPLIT_NAMES}
     write_json_atomic(out / problem / "splits.json", {"dataset": ds.name, **splits})
+    if warning := autoregressive_split_warning(problem, samples):
+        report.warnings.append(warning)
     return report
 
 
