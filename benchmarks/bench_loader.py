@@ -1,4 +1,6 @@
-"""Training-loader throughput and memory: cfdbench's AutoregressiveDataset vs a CFDBench-style loader.
+"""Training-loader throughput and memory: cfdbench's AutoregressiveDataset (in-memory cache, lazy,
+lazy with 2 worker processes, lazy from a loopback S3 server) vs plain per-sample h5py reads and a
+CFDBench-style loader, and the peak memory of a split 4x larger than the cache budget.
 
 Usage: ``python benchmarks/bench_loader.py [--dataset cavity-mini] [--quick]``
 
@@ -9,15 +11,23 @@ Usage: ``python benchmarks/bench_loader.py [--dataset cavity-mini] [--quick]``
 2. Checks that both loaders give the same normalised samples (input, target, mask, params)
    for the whole training split; aborts otherwise, because a speed ratio between loaders that
    produce different data means nothing.
-3. Runs each loader in a fresh Python process (``--only NAME``) so that its memory is its own,
-   once per round (3 rounds, interleaved; 1 with ``--quick``), keeping the median over rounds:
-   ``ours`` (``AutoregressiveDataset`` as ``train_stage`` builds it, default cache mode, which is
-   the in-memory cache when the split fits in 4 GiB), ``ours-lazy`` (``cache=False``: frames read
-   from disk per batch) and ``reference`` (every (input, target) pair materialised in a list,
-   then a plain ``DataLoader`` with the default collate, as CFDBench does). Each process
-   records the time to build its loader, then training samples per second at batch 128 with
-   shuffling, over whole epochs after a warm-up epoch (median of timed repeats; ``--quick``:
-   a few batches), and its peak resident memory above the baseline after imports.
+3. Runs each loader in a fresh Python process (``--only NAME``, one torch thread) so that its
+   memory is its own, once per round (3 rounds, the loaders alternated within each; 1 with
+   ``--quick``), keeping the median over rounds: ``ours`` (``AutoregressiveDataset`` as
+   ``train_stage`` builds it, default cache mode, which is the in-memory cache when the split
+   fits in 4 GiB), ``ours-lazy`` (``cache=False``: frames read from disk per batch),
+   ``ours-lazy-2-workers`` (the same read by 2 ``--num-workers`` processes), ``ours-lazy-s3``
+   (the same from ``s3://`` on moto's S3 server on 127.0.0.1, each round from an empty cache),
+   ``h5py-per-sample`` (a plain ``Dataset`` reading each sample's two frames with h5py from files
+   kept open, default collate) and ``reference`` (every (input, target) pair materialised in a
+   list, then a plain ``DataLoader`` with the default collate, as CFDBench does). Each process
+   records the time to build its loader, the first (warm-up) epoch, then training samples per
+   second at batch 128 with shuffling, over whole epochs after that (median of timed repeats;
+   ``--quick``: a few batches), and its peak resident memory above the baseline after imports.
+   ``bounded-memory`` runs the default loader on a split 16x this one (links to its cases) with
+   ``max_cache_bytes`` a quarter of that split, and records its peak memory against that budget
+   plus the batches. ``2x-ours-lazy`` runs two lazy loaders in two processes at once: what this
+   machine gives two readers, the ceiling of 2 workers.
 4. Prints a Markdown table with the environment and writes it atomically to
    ``benchmarks/results/loader.md``.
 """
@@ -34,9 +44,11 @@ import platform
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +65,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import result_path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loader.md"
-LOADERS = ("ours", "ours-lazy", "reference")
+LOADERS = ("ours", "ours-lazy", "ours-lazy-2-workers", "h5py-per-sample", "reference", "ours-lazy-s3")
+PAIR_RUN = "2x-ours-lazy"  # two independent lazy processes at once: the machine's ceiling for 2 workers
+MEMORY_RUN = "bounded-memory"  # the default loader with a cache budget a quarter of the split
+S3_URL_ENV = "BENCH_LOADER_S3_URL"  # set by the parent for the S3 rows
 BATCH_SIZE = 128
 AGREEMENT_TOLERANCE = 1e-6
 DEFAULTS = TrainConfig()  # input_frames = stride = 1, seed 0: what train_stage uses for CFDBench's task
@@ -81,10 +96,50 @@ def disk_bytes(path: Path) -> int:
 
 
 # ---------------------------------------------------------------------------- loaders
-def build_ours(dataset: StoredDataset, cache: bool | None) -> tuple[AutoregressiveDataset, Iterable]:
+def build_ours(
+    dataset: StoredDataset, cache: bool | None, workers: int = 0, max_cache_bytes: int | None = None
+) -> tuple[AutoregressiveDataset, Iterable]:
     """Our training loader, constructed exactly as ``pipeline.train_stage`` and ``trainer.train`` do."""
-    samples = AutoregressiveDataset(dataset, "train", DEFAULTS.input_frames, DEFAULTS.stride, PREDICTED_FIELDS, cache=cache)
-    return samples, samples.loader(BATCH_SIZE, shuffle=True, seed=DEFAULTS.seed)
+    budget = {} if max_cache_bytes is None else {"max_cache_bytes": max_cache_bytes}
+    samples = AutoregressiveDataset(dataset, "train", DEFAULTS.input_frames, DEFAULTS.stride, PREDICTED_FIELDS, cache=cache, **budget)
+    return samples, samples.loader(BATCH_SIZE, shuffle=True, seed=DEFAULTS.seed, num_workers=workers)
+
+
+class H5pyPerSample(torch.utils.data.Dataset):
+    """The plain way: one sample per ``__getitem__``, its input and target frames read with h5py
+    (files kept open), normalised and masked in NumPy; batches by the default collate."""
+
+    def __init__(self, dataset: StoredDataset):
+        import h5py
+
+        self.case_ids = dataset.split("train")
+        self.files = [h5py.File(dataset.case_path(c), "r") for c in self.case_ids]
+        self.masks = [np.ascontiguousarray(f["t0_fields/mask"][0].T, dtype=np.float32) for f in self.files]
+        raw = [[float(f.attrs[name]) for name in f.attrs["simulation_parameters"]] for f in self.files]
+        self.params = ParameterScaler.fit(np.asarray(raw)).transform(np.asarray(raw))
+        scaler = FieldScaler.from_stats(dataset.stats, PREDICTED_FIELDS)
+        self.mean, self.std = scaler.mean.numpy()[:, None, None], scaler.std.numpy()[:, None, None]
+        self.index = [(c, t) for c, f in enumerate(self.files) for t in range(f["t1_fields/velocity"].shape[1] - 1)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        case, t = self.index[i]
+        frames = self.files[case]["t1_fields/velocity"][0, t : t + 2]  # (2, x, y, (u, v))
+        frames = (frames.transpose(0, 3, 2, 1) - self.mean) / self.std * self.masks[case]  # (2, C, y, x)
+        return {
+            "input": torch.from_numpy(frames[0].astype(np.float32)),
+            "target": torch.from_numpy(frames[1].astype(np.float32)),
+            "mask": torch.from_numpy(self.masks[case][None]),
+            "params": self.params[case],
+        }
+
+
+def build_h5py(dataset: StoredDataset) -> tuple[H5pyPerSample, Iterable]:
+    samples = H5pyPerSample(dataset)
+    generator = torch.Generator().manual_seed(DEFAULTS.seed)
+    return samples, torch.utils.data.DataLoader(samples, batch_size=BATCH_SIZE, shuffle=True, generator=generator)
 
 
 class PairListDataset(torch.utils.data.Dataset):
@@ -142,21 +197,45 @@ def build_reference(dataset: StoredDataset) -> tuple[PairListDataset, Iterable]:
     return samples, torch.utils.data.DataLoader(samples, batch_size=BATCH_SIZE, shuffle=True, generator=generator)
 
 
-def build(name: str, dataset: StoredDataset) -> tuple[object, Iterable]:
-    """(sample container, loader) for one of ``LOADERS``."""
+def build(name: str, where: str) -> tuple[object, Iterable]:
+    """(sample container, loader) for one of ``LOADERS``, from opening the dataset (a folder or URL) on."""
+    dataset = open_dataset(where)
     if name == "ours":
         return build_ours(dataset, cache=None)
-    if name == "ours-lazy":
+    if name in ("ours-lazy", "ours-lazy-s3"):
         return build_ours(dataset, cache=False)
+    if name == "ours-lazy-2-workers":
+        return build_ours(dataset, cache=False, workers=2)
+    if name == "h5py-per-sample":
+        return build_h5py(dataset)
     if name == "reference":
         return build_reference(dataset)
+    if name == MEMORY_RUN:
+        return build_ours(dataset, cache=None, max_cache_bytes=split_bytes(dataset) // 4)
     raise ValueError(f"unknown loader {name}; choose from {LOADERS}")
+
+
+def split_bytes(dataset: StoredDataset) -> int:
+    """Bytes of the training split's frames as the loader would cache them (float32, the predicted fields)."""
+    total = 0
+    for case_id in dataset.split("train"):
+        with dataset.open_case(case_id) as case:
+            total += 4 * len(PREDICTED_FIELDS) * case.n_frames * int(np.prod(case.shape))
+    return total
+
+
+def batch_bytes(samples: AutoregressiveDataset) -> int:
+    """Bytes of one batch's tensors: input, target, mask, params and indices."""
+    batch = samples[list(range(min(BATCH_SIZE, len(samples))))]
+    return sum(t.nbytes for t in batch.values())
 
 
 def tensor_bytes(samples: object) -> int:
     """Bytes of the tensors a loader keeps between batches (its payload, without Python overhead)."""
     if isinstance(samples, PairListDataset):
         return sum(t.nbytes for pair in samples.pairs for t in pair.values())
+    if isinstance(samples, H5pyPerSample):
+        return sum(m.nbytes for m in samples.masks) + samples.params.nbytes
     held = [samples.masks, samples.params, samples.sample_case, samples.sample_start]
     if samples._frames is not None:
         held.append(samples._frames)
@@ -175,7 +254,9 @@ def check_agreement(dataset: StoredDataset) -> int:
         (batch[key] - torch.stack([pair[key] for pair in pairs])).abs().max().item()
         for key in ("input", "target", "mask", "params")
     )
-    print(f"agreement check ({len(pairs)} training samples): max |difference| = {worst:.3e}")
+    plain = build_h5py(dataset)[0]
+    worst = max(worst, *((batch[key] - torch.stack([plain[i][key] for i in range(len(plain))])).abs().max().item() for key in ("input", "target", "mask", "params")))
+    print(f"agreement check ({len(pairs)} training samples, 3 loaders): max |difference| = {worst:.3e}")
     if not worst <= AGREEMENT_TOLERANCE:
         sys.exit(f"ABORT: the loaders' samples differ by {worst:.3e} > {AGREEMENT_TOLERANCE:g}")
     return len(pairs)
@@ -215,8 +296,9 @@ def run_epochs(loader: Iterable, epochs: int, max_batches: int | None) -> int:
     return drawn
 
 
-def samples_per_second(loader: Iterable, quick: bool) -> tuple[float, int]:
-    """Median samples/s over timed repeats after a warm-up epoch; also the epochs per repeat.
+def samples_per_second(loader: Iterable, quick: bool) -> tuple[float, int, float]:
+    """Median samples/s over timed repeats after a warm-up epoch; also the epochs per repeat and
+    the warm-up epoch's seconds (the first epoch: cold caches, workers starting, fetches).
 
     Full mode: 5 repeats of whole epochs, as many as make a repeat last about a second.
     ``--quick``: 3 repeats of 3 batches.
@@ -224,74 +306,194 @@ def samples_per_second(loader: Iterable, quick: bool) -> tuple[float, int]:
     max_batches = 3 if quick else None
     start = time.perf_counter()
     run_epochs(loader, 1, max_batches)  # warm-up: first calls, allocator, page cache
-    epochs = 1 if quick else max(1, math.ceil(1.0 / (time.perf_counter() - start)))
+    first_epoch = time.perf_counter() - start
+    epochs = 1 if quick else max(1, math.ceil(1.0 / first_epoch))
     rates = []
     for _ in range(3 if quick else 5):
         start = time.perf_counter()
         drawn = run_epochs(loader, epochs, max_batches)
         rates.append(drawn / (time.perf_counter() - start))
-    return statistics.median(rates), epochs
+    return statistics.median(rates), epochs, first_epoch
 
 
 def measure_one(name: str, path: Path, quick: bool) -> dict:
     """Build one loader in this (fresh) process and measure its build time, speed and memory."""
-    dataset = open_dataset(path)
+    torch.set_num_threads(1)
+    where = os.environ[S3_URL_ENV] if name == "ours-lazy-s3" else str(path)
+    dataset = open_dataset(path)  # the local copy: imports and first-use set-up of the store, before the baseline
     with dataset.open_case(dataset.split("train")[0]) as case:
-        case.read(PREDICTED_FIELDS, [0])  # imports and first-use set-up of the store, before the baseline
+        case.read(PREDICTED_FIELDS, [0])
+    if name == "ours-lazy-s3":
+        import cfdbench.data.remote  # noqa: F401 - the S3 driver's imports too
+        import s3fs  # noqa: F401
     gc.collect()
     reset_peak_rss()
     baseline_peak, baseline_now = proc_status_bytes("VmHWM"), proc_status_bytes("VmRSS")
     start = time.perf_counter()
-    samples, loader = build(name, dataset)
+    samples, loader = build(name, where)
     build_times = [time.perf_counter() - start]
     after_build = proc_status_bytes("VmRSS")
-    rate, epochs = samples_per_second(loader, quick)
+    rate, epochs, first_epoch = samples_per_second(loader, quick)
     peak = proc_status_bytes("VmHWM")
     payload = tensor_bytes(samples)
+    memory = memory_budget(samples, path) if name == MEMORY_RUN else {}
     del samples, loader
-    for _ in range(0 if quick else 2):  # more builds for the timing only; the peak is already taken
+    for _ in range(0 if quick or name == "ours-lazy-s3" else 2):  # more builds for the timing only; the peak is already taken
         gc.collect()
         start = time.perf_counter()
-        build(name, dataset)
+        build(name, where)
         build_times.append(time.perf_counter() - start)
     return {
         "loader": name,
         "build_s": statistics.median(build_times),
+        "first_epoch_s": build_times[0] + first_epoch,
         "samples_per_s": rate,
         "epochs_per_repeat": epochs,
+        **memory,
         "peak_rss_increase": None if peak is None or baseline_peak is None else peak - baseline_peak,
         "rss_after_build": None if after_build is None or baseline_now is None else after_build - baseline_now,
         "tensor_bytes": payload,
     }
 
 
-def measure_in_subprocess(name: str, path: Path, quick: bool) -> dict:
-    """Run ``measure_one`` in a fresh interpreter so that peak memory is this loader's alone."""
+def memory_budget(samples: AutoregressiveDataset, path: Path) -> dict:
+    """The bounded-memory run's budget: the cache limit it was given and one batch's bytes."""
+    return {
+        "split_bytes": split_bytes(open_dataset(path)),
+        "cache_budget": split_bytes(open_dataset(path)) // 4,
+        "cached": bool(samples.cached),
+        "batch_bytes": batch_bytes(samples),
+    }
+
+
+def measure_in_subprocess(name: str, path: Path, quick: bool, env: dict[str, str] | None = None) -> dict:
+    """Run ``measure_one`` in a fresh interpreter (one torch thread) so that peak memory is this loader's alone."""
     command = [sys.executable, str(Path(__file__).resolve()), "--only", name, "--dataset", str(path)]
-    result = subprocess.run(command + (["--quick"] if quick else []), capture_output=True, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    result = subprocess.run(command + (["--quick"] if quick else []), capture_output=True, text=True, env=env)
     if result.returncode != 0:
         sys.exit(f"ABORT: measuring {name} failed:\n{result.stdout}{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure_rounds(path: Path, quick: bool, rounds: int) -> list[dict]:
+MEMORY_COPIES = 16  # the bounded-memory run's split: this many links to each training case
+FEW_BATCHES = 4  # "the cache plus a few batches": the batch in use, the reader's buffers, the next
+
+
+def scaled_copy(path: Path, copies: int, scratch: Path) -> Path:
+    """A dataset whose training split is ``copies`` times the given one: symbolic links to its
+    training cases under new ids, its statistics, and a split listing them (the memory run reads
+    the split's frames through the lazy reader, so the same page-cached bytes serve every copy)."""
+    dataset = open_dataset(path)
+    target = scratch / f"{dataset.name}-x{copies}"
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "cases").mkdir(parents=True)
+    ids = []
+    for case_id in dataset.split("train"):
+        source = dataset.case_path(case_id)
+        for copy in range(copies):
+            ids.append(f"{case_id}-c{copy:02d}")
+            (target / "cases" / f"{ids[-1]}{source.suffix}").symlink_to(source.resolve())
+    shutil.copyfile(path / "stats.yaml", target / "stats.yaml")
+    splits = {"schema_version": "1.0", "seed": 0, "fractions": {"train": 1.0, "valid": 0.0, "test": 0.0}}
+    (target / "splits.json").write_text(json.dumps({**splits, "splits": {"train": sorted(ids), "valid": [], "test": []}}))
+    return target
+
+
+def measure_rounds(path: Path, quick: bool, rounds: int, s3_env: dict[str, str] | None, scaled: Path) -> list[dict]:
     """Every loader once per round, interleaved, each in a fresh process; one row per loader.
 
     Other processes on a shared machine slow some runs down; interleaving spreads that over
     all loaders, and the row keeps the median of the rounds plus the slowest and fastest rate.
+    The S3 loader starts every round from an empty cache (its first epoch fetches the split).
     """
-    runs: dict[str, list[dict]] = {name: [] for name in LOADERS}
+    names = [*(n for n in LOADERS if n != "ours-lazy-s3" or s3_env), PAIR_RUN, MEMORY_RUN]
+    runs: dict[str, list[dict]] = {name: [] for name in names}
     for round_number in range(1, rounds + 1):
-        for name in LOADERS:
+        for name in names:
             print(f"round {round_number}/{rounds}: measuring {name} in a fresh process ...", flush=True)
-            runs[name].append(measure_in_subprocess(name, path, quick))
+            if name == PAIR_RUN:
+                runs[name].append(measure_pair(path, quick))
+                continue
+            env = None
+            if name == "ours-lazy-s3":
+                env = {**{k: v for k, v in s3_env.items() if k != "raw_seconds"}, "CFDBENCH_CACHE": tempfile.mkdtemp(prefix="cfdbench-bench-cache-")}
+            runs[name].append(measure_in_subprocess(name, scaled if name == MEMORY_RUN else path, quick, env))
+            if env:
+                shutil.rmtree(env["CFDBENCH_CACHE"], ignore_errors=True)
     return [combine(results) for results in runs.values()]
+
+
+def raw_download_seconds(url: str, dataset: StoredDataset) -> float:
+    """Seconds to GET the training split's case objects from the server, all at once through s3fs
+    (median of 3): how fast this server hands out those bytes at all."""
+    from cfdbench.data.remote import filesystem
+
+    fs, root = filesystem(url)
+    objects = [f"{root}/{dataset.case_path(c).relative_to(dataset.path).as_posix()}" for c in dataset.split("train")]
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fs.cat(objects)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_pair(path: Path, quick: bool) -> dict:
+    """Two independent lazy loaders in two processes at once, their samples/s summed: what this
+    machine gives two processes that read at the same time, the ceiling of 2 workers."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--only", "ours-lazy", "--dataset", str(path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    pair = [subprocess.Popen(command + (["--quick"] if quick else []), stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    results = [json.loads(process.communicate()[0].strip().splitlines()[-1]) for process in pair]
+    return {**results[0], "loader": PAIR_RUN, "samples_per_s": sum(r["samples_per_s"] for r in results), "peak_rss_increase": None}
+
+
+@contextmanager
+def loopback_s3(path: Path) -> Iterator[dict[str, str] | None]:
+    """moto's S3 server on 127.0.0.1 holding the dataset (pushed with ``data push``'s code); the
+    environment that points the S3 driver at it, or None when moto or s3fs is not installed."""
+    try:
+        from moto.server import ThreadedMotoServer
+
+        import s3fs  # noqa: F401
+    except ImportError:
+        print("moto[server] or s3fs not installed: no S3 row")
+        yield None
+        return
+    from cfdbench.data.remote import filesystem, push_dataset
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        S3_URL_ENV: f"s3://bench-loader/{path.name}",
+    }
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        fs, _ = filesystem("s3://bench-loader")
+        fs.mkdir("bench-loader")
+        push_dataset(path, env[S3_URL_ENV])
+        yield {**env, "raw_seconds": raw_download_seconds(env[S3_URL_ENV], open_dataset(path))}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        server.stop()
 
 
 def combine(results: list[dict]) -> dict:
     """Median over rounds of every measured number; also the rate's range."""
     row = dict(results[0])
-    for key in ("build_s", "samples_per_s", "peak_rss_increase", "rss_after_build"):
+    for key in ("build_s", "first_epoch_s", "samples_per_s", "peak_rss_increase", "rss_after_build"):
         values = [r[key] for r in results if r[key] is not None]
         row[key] = statistics.median(values) if values else None
     rates = [r["samples_per_s"] for r in results]
@@ -316,37 +518,91 @@ def mib(n: int | None) -> str:
     return "n/a" if n is None else f"{n / 2**20:.1f}"
 
 
+LABELS = {
+    "ours": "cfdbench, in-memory cache (default)",
+    "ours-lazy": "cfdbench, lazy (`cache=False`)",
+    "ours-lazy-2-workers": "cfdbench, lazy, `--num-workers 2`",
+    "ours-lazy-s3": "cfdbench, lazy, from loopback S3 (empty cache)",
+    "h5py-per-sample": "plain per-sample h5py reads",
+    "reference": "CFDBench-style materialised pairs",
+    PAIR_RUN: "two independent lazy processes at once (sum)",
+}
+
+
 def table(rows: list[dict]) -> list[str]:
-    """Markdown table rows; ratios are against the reference row."""
-    ref = next(r for r in rows if r["loader"] == "reference")
+    """Markdown table rows; speed ratios are against the in-memory cache and the reference."""
+    by_name = {r["loader"]: r for r in rows}
+    cache, ref = by_name["ours"], by_name["reference"]
     lines = [
-        "| loader | build (s) | samples/s | (range over rounds) | speed / reference | peak RSS increase (MiB) "
-        "| memory / reference | RSS held after build (MiB) | tensor payload (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| loader | build (s) | first epoch, build included (s) | samples/s (later epochs) | (range over rounds) "
+        "| / cache | / reference | peak RSS increase (MiB) | RSS held after build (MiB) | tensor payload (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        memory = (
-            "n/a"
-            if None in (r["peak_rss_increase"], ref["peak_rss_increase"])
-            else (f"{r['peak_rss_increase'] / max(ref['peak_rss_increase'], 1):.2f}")
-        )
+        if r["loader"] == MEMORY_RUN:
+            continue
         lines.append(
-            f"| {r['loader']} | {r['build_s']:.3f} | {r['samples_per_s']:,.0f} "
-            f"| {r['rate_range'][0]:,.0f}-{r['rate_range'][1]:,.0f} | {r['samples_per_s'] / ref['samples_per_s']:.2f} "
-            f"| {mib(r['peak_rss_increase'])} | {memory} | {mib(r['rss_after_build'])} | {mib(r['tensor_bytes'])} |"
+            f"| {LABELS[r['loader']]} | {r['build_s']:.3f} | {r['first_epoch_s']:.3f} | {r['samples_per_s']:,.0f} "
+            f"| {r['rate_range'][0]:,.0f}-{r['rate_range'][1]:,.0f} | {r['samples_per_s'] / cache['samples_per_s']:.3f} "
+            f"| {r['samples_per_s'] / ref['samples_per_s']:.3f} | {mib(r['peak_rss_increase'])} | {mib(r['rss_after_build'])} "
+            f"| {mib(r['tensor_bytes'])} |"
         )
     return lines
 
 
+def targets(rows: list[dict], samples: int, raw_seconds: float | None = None) -> list[str]:
+    """The issue's targets, each with the measured ratio and whether it is met."""
+    by_name = {r["loader"]: r for r in rows}
+    lazy = by_name["ours-lazy"]
+
+    def line(what: str, value: float, goal: str, met: bool) -> str:
+        return f"| {what} | {value:.2f} | {goal} | {'met' if met else '**not met**'} |"
+
+    lines = ["| target | measured | goal | |", "|---|---:|---|---|"]
+    ratio = lazy["samples_per_s"] / by_name["ours"]["samples_per_s"]
+    lines.append(line("lazy / in-memory cache, samples/s", ratio, ">= 0.2", ratio >= 0.2))
+    ratio = lazy["samples_per_s"] / by_name["h5py-per-sample"]["samples_per_s"]
+    lines.append(line("lazy / plain per-sample h5py, samples/s", ratio, ">= 1", ratio >= 1))
+    ratio = by_name["ours-lazy-2-workers"]["samples_per_s"] / lazy["samples_per_s"]
+    lines.append(line("lazy with 2 workers / lazy without, samples/s", ratio, ">= 1.5", ratio >= 1.5))
+    ceiling = by_name[PAIR_RUN]["samples_per_s"] / lazy["samples_per_s"]
+    lines.append(f"| (this machine's ceiling: two independent lazy processes / one) | {ceiling:.2f} | | |")
+    if "ours-lazy-s3" in by_name:
+        s3 = by_name["ours-lazy-s3"]
+        ratio = lazy["first_epoch_s"] / s3["first_epoch_s"]  # same samples: the ratio of their rates
+        lines.append(line("S3 first epoch / local lazy first epoch, samples/s (build included)", ratio, ">= 0.3", ratio >= 0.3))
+        if raw_seconds:
+            lines.append(
+                f"| (the server's ceiling: GET of the split's objects alone, {raw_seconds:.3f} s, against the S3 first "
+                f"epoch's {s3['first_epoch_s']:.3f} s) | {raw_seconds / s3['first_epoch_s']:.2f} | | |"
+            )
+        ratio = s3["samples_per_s"] / lazy["samples_per_s"]
+        lines.append(line("S3 later epochs / local lazy, samples/s", ratio, "= 1 (within the rounds' spread)", _overlap(s3, lazy)))
+    memory = by_name[MEMORY_RUN]
+    if memory["peak_rss_increase"] is not None:
+        bound = memory["cache_budget"] + FEW_BATCHES * memory["batch_bytes"]
+        lines.append(
+            f"| peak RSS increase (MiB), split {mib(memory['split_bytes'])} MiB ({MEMORY_COPIES}x this one's) = 4x the cache "
+            f"budget (so {'cached' if memory['cached'] else 'lazy'}) | {mib(memory['peak_rss_increase'])} | <= budget "
+            f"{mib(memory['cache_budget'])} + {FEW_BATCHES} batches of {mib(memory['batch_bytes'])} = {mib(bound)} | "
+            f"{'met' if memory['peak_rss_increase'] <= bound else '**not met**'} |"
+        )
+    return lines
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    """Whether two rows' ranges of samples/s over the rounds overlap (equal within the noise)."""
+    return a["rate_range"][0] <= b["rate_range"][1] and b["rate_range"][0] <= a["rate_range"][1]
+
+
 def report(rows: list[dict], context: dict, quick: bool, rounds: int) -> str:
-    """The Markdown document: environment, dataset, table, notes."""
+    """The Markdown document: environment, dataset, table, targets, notes."""
     header = [
-        f"# Training loader: cfdbench AutoregressiveDataset vs a CFDBench-style materialised loader, batch {BATCH_SIZE}",
+        f"# Training loader: cfdbench AutoregressiveDataset (cache, lazy, workers, S3) vs per-sample h5py and a CFDBench-style loader, batch {BATCH_SIZE}",
         "",
         f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); load average (1, 5, 15 min) at the start "
         f"{context['load_start']}, at the end {load_average()}",
-        f"- torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
-        f"Python {platform.python_version()}",
+        f"- torch {torch.__version__} (1 thread per process), numpy {np.__version__}, Python {platform.python_version()}",
         f"- env: {thread_env()}",
         f"- dataset: {context['name']} ({context['path']}), {context['disk_mib']:.1f} MiB on disk; "
         f"train split {context['cases']} cases, {context['samples']} samples of "
@@ -358,39 +614,38 @@ def report(rows: list[dict], context: dict, quick: bool, rounds: int) -> str:
     epochs = ", ".join(f"{r['loader']} {r['epochs_per_repeat']}" for r in rows)
     notes = [
         "",
-        "What is measured, each loader in a fresh Python process, once per round, the rounds interleaved",
-        "(ours, ours-lazy, reference, ours, ...) so that load from other processes falls on all of",
-        "them; the table gives the median over rounds, and the slowest and fastest round's samples/s.",
+        "What is measured, each loader in a fresh Python process with one torch thread, once per round,",
+        "the loaders alternated within each round (A B C ... A B C ...) so that load from other",
+        "processes falls on all of them; the table gives the median over rounds, and the slowest and",
+        "fastest round's samples/s. Files are in the page cache (read before), except the S3 row's,",
+        "which come from the server through an empty local cache in every round.",
         "",
-        "- **build**: constructing the loader from the stored dataset (opening the cases, reading",
-        "  parameters, normalisation; for `ours` the frame cache, for `reference` the pair list),",
-        "  files already in the page cache. Median of 3 builds (1 with `--quick`).",
+        "- **build**: opening the dataset and constructing the loader (cases' metadata and parameters,",
+        "  normalisation; for `ours` the frame cache, for `reference` the pair list; for S3 the",
+        "  manifest and every training case fetched and verified). Median of 3 builds (1 with",
+        "  `--quick`, and 1 for S3: later builds would find the cache filled).",
+        "- **first epoch, build included**: build plus the first (warm-up) epoch: what a training",
+        "  run waits for before its second epoch; workers start here.",
         f"- **samples/s**: shuffled training batches of {BATCH_SIZE} drawn from the loader and nothing else",
-        "  done with them (no model), median of 5 timed repeats of whole epochs after one warm-up",
-        f"  epoch (epochs per repeat, sized to ~1 s: {epochs}). Speed ratio > 1: faster than the reference.",
+        "  done with them (no model), median of 5 timed repeats of whole epochs after the warm-up",
+        f"  epoch (epochs per repeat, sized to ~1 s: {epochs}).",
         "- **peak RSS increase**: the process's peak resident memory (`VmHWM`) over the build and all",
         "  timed epochs minus its resident memory (`VmRSS`) after imports and opening the dataset, the",
-        "  peak mark having been reset there (`/proc/self/clear_refs`). RSS, not tracemalloc, because",
-        "  numpy, torch and h5py allocate outside Python's allocator; not `ru_maxrss`, which a child",
-        "  inherits from the parent that started it. It includes transient copies made while",
-        "  building. Memory ratio < 1: less than the reference.",
-        "- **RSS held after build**: `VmRSS` right after the build minus `VmRSS` at the baseline; it",
-        "  includes memory freed by the build but kept by the C allocator.",
-        "- **tensor payload**: bytes of the tensors kept between batches (frames, masks, parameters,",
-        "  index tensors), without Python object overhead.",
+        "  peak mark having been reset there (`/proc/self/clear_refs`). Worker processes' memory is",
+        "  their own and not included.",
+        "- **RSS held after build**, **tensor payload**: resident memory right after the build, and",
+        "  the bytes of the tensors a loader keeps between batches.",
         "",
         "`ours` is `AutoregressiveDataset(dataset, 'train', 1, 1, ('u', 'v'))` and its `.loader()` exactly",
-        "as `pipeline.train_stage` builds it; its default cache mode (`cache=None`) holds every frame",
-        "of the split once, normalised, when it fits in 4 GiB, and gathers a batch by one indexing",
-        "step. `ours-lazy` is the same with `cache=False`: every batch reads its frames from the",
-        "HDF5 files. `reference` reads every case whole, then keeps one `{input, target, mask,",
-        "params}` dict of separate float32 tensors per (t -> t+1) pair in a Python list (each inner",
-        "frame stored twice, the mask once per pair), behind `DataLoader(batch_size=128,",
-        "shuffle=True)` with the default collate, as CFDBench's auto-regressive datasets do. Both",
-        "were checked to give identical normalised samples before timing. Other processes may",
-        "have shared the CPU (see the load average).",
+        "as `pipeline.train_stage` builds it (default `cache=None`: the whole split in memory when it",
+        "fits in `max_cache_bytes`, 4 GiB). `ours-lazy` is the same with `cache=False`: every batch",
+        "reads its frames from the case files (`FrameReader`). `--num-workers 2` reads the same",
+        "batches in 2 worker processes. `plain per-sample h5py` reads each sample's two frames with",
+        "h5py from files kept open and collates 128 samples; `reference` materialises every pair in",
+        "a list, as CFDBench's auto-regressive datasets do. The cache, lazy, h5py and reference",
+        "loaders were checked to give identical normalised samples before timing.",
     ]
-    return "\n".join(header + table(rows) + notes) + "\n"
+    return "\n".join(header + table(rows) + ["", "Targets:", ""] + targets(rows, context["samples"], context.get("raw_s3_seconds")) + notes) + "\n"
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -422,7 +677,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="cavity-mini", help="dataset name or folder (default: cavity-mini)")
     parser.add_argument("--quick", action="store_true", help="3 batches per timed repeat, one build")
     parser.add_argument("--rounds", type=int, help="fresh-process runs per loader, interleaved (default 3, 1 with --quick)")
-    parser.add_argument("--only", choices=LOADERS, help="(internal) measure one loader and print JSON")
+    parser.add_argument("--only", choices=[*LOADERS, MEMORY_RUN], help="(internal) measure one loader and print JSON")
     parser.add_argument(
         "--scratch",
         type=Path,
@@ -437,8 +692,11 @@ def main() -> None:
     load_start = load_average()
     samples = check_agreement(open_dataset(path))
     rounds = args.rounds or (1 if args.quick else 3)
-    rows = measure_rounds(path, args.quick, rounds)
-    text = report(rows, {**dataset_context(path, samples), "load_start": load_start}, args.quick, rounds)
+    scaled = scaled_copy(path, MEMORY_COPIES, args.scratch)
+    with loopback_s3(path) as s3_env:
+        rows = measure_rounds(path, args.quick, rounds, s3_env, scaled)
+    context = {**dataset_context(path, samples), "load_start": load_start, "raw_s3_seconds": (s3_env or {}).get("raw_seconds")}
+    text = report(rows, context, args.quick, rounds)
     print()
     print(text)
     target = result_path(RESULTS, args.quick)

@@ -196,15 +196,16 @@ def is_verified(dataset_dir: str | Path, relative: str, expected: dict) -> bool:
         return True
     if file_digest(path) != (expected["sha256"], expected["bytes"]):
         return False
-    mark_verified(dataset_dir, relative, expected["sha256"])
+    mark_verified(dataset_dir, {relative: expected["sha256"]})
     return True
 
 
-def mark_verified(dataset_dir: str | Path, relative: str, sha256: str) -> None:
-    """Record that a case file was just checked against its digest ``sha256`` (size-and-mtime stamp)."""
+def mark_verified(dataset_dir: str | Path, digests: dict[str, str]) -> None:
+    """Record that case files (relative path -> SHA-256) were just checked against their digests
+    (size-and-mtime stamps), in one write."""
     dataset_dir = Path(dataset_dir)
     stamps = _read_stamps(dataset_dir)
-    stamps[relative] = [*_stamp(dataset_dir / relative), sha256]
+    stamps.update({relative: [*_stamp(dataset_dir / relative), sha256] for relative, sha256 in digests.items()})
     _write_stamps(dataset_dir, stamps)
 
 

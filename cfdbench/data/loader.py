@@ -166,6 +166,7 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         self.case_ids = list(dataset.split(split))
         if not self.case_ids:
             raise CfdbenchError(f"split '{split}' of {dataset.name} has no cases")
+        dataset.prefetch(self.case_ids)  # a remote dataset fetches the split's cases now, concurrently
         raw_params = self._index_cases()
         # A model trained elsewhere brings its own normalisation; otherwise use this dataset's
         # training split (whose parameters were just read when this is the training split).

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ from cfdbench.data.dataset_dir import (
 from cfdbench.data.store import list_cases
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
-from cfdbench.io import remove_path, temporary_path, write_text_atomic
+from cfdbench.io import fsync_path, remove_path, temporary_path, write_text_atomic
 
 CACHE_ENV = "CFDBENCH_CACHE"
 BLOCK = 16 * 2**20  # bytes per range read
@@ -61,6 +63,8 @@ DRIVERS = {  # fsspec scheme -> the package that provides it
     "https": "aiohttp (pip install aiohttp)",
 }
 SIDE_FILES = (SPLITS_FILE, STATS_FILE)
+FETCHERS = 8  # concurrent case downloads of a prefetch
+_STAMPS = threading.Lock()  # one writer of a cache's verification stamps per process
 
 
 def is_url(name: str | Path) -> bool:
@@ -189,13 +193,35 @@ class RemoteDataset(StoredDataset):
         """The cached, verified case file, fetched first when it is not in the cache yet."""
         local = super().case_path(case_id)
         relative = local.relative_to(self.path).as_posix()
-        if relative in self._verified:
-            return local
+        if relative not in self._verified:
+            fetched = self._ensure(relative, local)
+            if fetched:
+                with _STAMPS:
+                    mark_verified(self.path, fetched)
+        return local
+
+    def prefetch(self, case_ids: list[str]) -> None:
+        """Fetch the cases not in the cache yet, ``FETCHERS`` at a time; the first failure is raised
+        (every failed download is deleted)."""
+        todo = [(case_id, super(RemoteDataset, self).case_path(case_id)) for case_id in case_ids]
+        todo = [(local.relative_to(self.path).as_posix(), local) for _, local in todo]
+        todo = [(relative, local) for relative, local in todo if relative not in self._verified]
+        with ThreadPoolExecutor(max_workers=FETCHERS) as pool:
+            results = list(pool.map(lambda item: self._ensure(*item), todo))
+        fetched = {relative: sha256 for result in results for relative, sha256 in result.items()}
+        if fetched:
+            with _STAMPS:
+                mark_verified(self.path, fetched)
+
+    def _ensure(self, relative: str, local: Path) -> dict[str, str]:
+        """Check the cached copy, else fetch it; returns {relative: sha256} when it was fetched (to stamp)."""
         expected = self.manifest["files"][relative]
+        fetched = {}
         if not (local.exists() and is_verified(self.path, relative, expected)):
             self._fetch(relative, local, expected)
+            fetched = {relative: expected["sha256"]}
         self._verified.add(relative)
-        return local
+        return fetched
 
     def cached_cases(self) -> int:
         """How many of the manifest's cases are in the local cache already."""
@@ -219,11 +245,11 @@ class RemoteDataset(StoredDataset):
                     f"{expected['sha256'][:16]}... ({expected['bytes']} bytes): the stored object is damaged or was altered; "
                     "nothing was cached (push the dataset again)"
                 )
+            fsync_path(tmp)
             _place(tmp, local)
         except BaseException:
             remove_path(tmp)
             raise
-        mark_verified(self.path, relative, expected["sha256"])
 
     def _download_directory(self, remote: str, tmp: Path, url: str) -> None:
         """Every object under ``remote`` (a zarr case) into the folder ``tmp``."""

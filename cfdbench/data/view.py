@@ -73,6 +73,9 @@ class StoredDataset:
             raise UnknownNameError("case", case_id, self.case_ids)
         return self._cases[case_id]
 
+    def prefetch(self, case_ids: list[str]) -> None:
+        """Make the cases ready to read (a dataset at a URL fetches them, concurrently); local ones are."""
+
     def open_case(self, case_id: str) -> CaseFile:
         """A lazy reader of one case; use it as a context manager."""
         return open_case(self.case_path(case_id))
