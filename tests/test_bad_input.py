@@ -47,6 +47,15 @@ def _other_parameters_dataset(tmp: Path) -> None:
     assert run_entry_point(*args, cwd=tmp).returncode == 0
 
 
+UNREACHABLE_S3 = (
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),  # the discard port: nothing listens there
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_MAX_ATTEMPTS", "1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("CFDBENCH_CACHE", "{tmp}/cache"),
+)
+
 CASES = [
     BadInput("output folder is a file (data generate)", ("data", "generate", "{card}", "--out", "{tmp}/taken"), "taken", _a_file("taken")),
     BadInput("output folder is a file (data export)", ("data", "export", "{data}", "--format", "the-well", "--out", "{tmp}/taken"), "taken", _a_file("taken")),
@@ -65,6 +74,9 @@ CASES = [
     BadInput("resume with another model", ("train", "--resume", "{run}", "--model", "unet"), "--model unet"),
     BadInput("resume with another learning rate", ("train", "--resume", "{run}", "--lr", "0.5"), "--lr 0.5"),
     BadInput("resume on other data", ("train", "--resume", "{run}", "--dataset", "cavity-mini"), "--dataset cavity-mini"),
+    BadInput("dataset URL without a manifest", ("data", "info", "file://{tmp}"), "has no manifest.json", env=(("CFDBENCH_CACHE", "{tmp}/cache"),)),
+    BadInput("unreachable object store", ("train", "--dataset", "s3://bucket/cavity-mini"), "cannot reach the server", env=UNREACHABLE_S3),
+    BadInput("unknown URL scheme", ("data", "info", "nosuch://bucket/cavity-mini"), "unknown URL scheme", env=(("CFDBENCH_CACHE", "{tmp}/cache"),)),
 ]
 
 
@@ -111,6 +123,7 @@ def _table(tmp_root: Path, data: Path, run: Path) -> str:
         assert_one_line_error(result, case.fragment)
         assert sorted(p.name for p in run.iterdir()) == before, f"{case.what}: a refused command changed the run folder"
         assert not (tmp / "data").exists(), f"{case.what}: a refused command generated data"
+        assert not (tmp / "cache").exists(), f"{case.what}: a refused URL left a cache folder"
         if (tmp / "taken").exists():
             assert (tmp / "taken").read_text() == "not a folder\n", f"{case.what}: the file in the way was changed"
         rows.append(_row(case, args, result, tmp, data, run))
