@@ -220,7 +220,9 @@ def data_convert(
     format: str = typer.Option("hdf5", help="Storage backend: hdf5 or zarr."),
     on_error: str = typer.Option("stop", help="A bad case folder: stop, or skip it (listed in the report and manifest)."),
     task: str = typer.Option(
-        "autoregressive", help="Whose split rule: CFDBench's autoregressive or non-autoregressive loaders (differ for tube)."
+        "autoregressive",
+        help="Whose split rule: CFDBench's autoregressive or non-autoregressive loaders (differ for tube); "
+        "dpot: DPOT's task, the autoregressive split with frames 0.1 s apart (docs/leaderboard.md).",
     ),
     legacy: bool = typer.Option(False, "--legacy", help="CFDBench's own 66x65 padding, masks and parameter order."),
     splits: Optional[Path] = typer.Option(
@@ -236,7 +238,7 @@ def data_convert(
     if len(problems) != 1:
         raise CfdbenchError("convert one problem at a time: cfdbench/cavity, cfdbench/tube, cfdbench/dam or cfdbench/cylinder")
     problem = problems[0]
-    out_dir = out or data_root() / dataset_name(problem, subsets, legacy)
+    out_dir = out or data_root() / dataset_name(problem, subsets, legacy, task)
     raw_root = raw or data_root() / "cfdbench-release" / problem
     report = convert_release(raw_root, problem, subsets, out_dir, format, on_error, task, legacy, splits)
     for folder, why in report.skipped.items():

@@ -20,6 +20,7 @@ from cfdbench.cards import DatasetCard, load_dataset_card
 from cfdbench.data.cfdbench_release import (
     SUBSET_ORDER,
     SUBSET_SIZES,
+    TASKS,
     RawCase,
     cfdbench_split,
     find_cases,
@@ -27,6 +28,7 @@ from cfdbench.data.cfdbench_release import (
     split_rounding,
 )
 from cfdbench.data.dataset_dir import SPLIT_NAMES, compute_stats, write_manifest, write_splits, write_stats
+from cfdbench.data.dpot import check_dpot_problem, dpot_stride
 from cfdbench.data.legacy import legacy_frames
 from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
 from cfdbench.data.store import list_cases, open_case, remove_partials, write_case
@@ -43,13 +45,16 @@ class ConversionReport:
     split_matches_release: bool = True  # subset sizes equal the release's, so the published lists apply
 
 
-def dataset_name(problem: str, subsets: str, legacy: bool = False) -> str:
-    return f"cfdbench-{problem}-{subsets}" + ("-legacy" if legacy else "")
+def dataset_name(problem: str, subsets: str, legacy: bool = False, task: str = "autoregressive") -> str:
+    return f"cfdbench-{problem}-{subsets}" + ("-legacy" if legacy else "") + ("-dpot" if task == "dpot" else "")
 
 
-def to_record(case: RawCase, card: DatasetCard, legacy: bool = False) -> CaseRecord:
-    """One released case as a cfdbench record; Re by the problem's card (its own definition)."""
+def to_record(case: RawCase, card: DatasetCard, legacy: bool = False, dpot: bool = False) -> CaseRecord:
+    """One released case as a cfdbench record; Re by the problem's card (its own definition).
+    ``dpot``: only the frames 0.1 s apart (the DPOT-compatible task, ``cfdbench/data/dpot.py``)."""
+    stride = dpot_stride(case.frame_interval, str(case.path)) if dpot else 1
     fields = {"u": case.u, "v": case.v} | ({"p": case.p} if case.p is not None else {})
+    fields = {name: values[::stride] for name, values in fields.items()}
     x, y = case.coordinates()
     mask, params = case.mask(), case.params
     if legacy:
@@ -59,7 +64,7 @@ def to_record(case: RawCase, card: DatasetCard, legacy: bool = False) -> CaseRec
         case_id=case.case_id,
         subset=case.subset,
         params=params,
-        dt=case.frame_interval,
+        dt=case.frame_interval * stride,
         x=x,
         y=y,
         fields=fields,
@@ -71,6 +76,7 @@ def to_record(case: RawCase, card: DatasetCard, legacy: bool = False) -> CaseRec
             "source_case": f"{case.subset}/{case.path.name}",
             "source_dtype": case.dtype,
             "legacy": legacy,
+            "source_frame_stride": stride,  # every stride-th released frame is stored
         },
     )
 
@@ -110,9 +116,17 @@ def convert_release(
 ) -> ConversionReport:
     """Convert the ``subsets`` (``prop_bc_geo``, ``bc``, ...) of one problem found under ``raw_root``.
 
-    ``task`` picks CFDBench's split rounding rule (its two kinds of loaders differ for the tube);
+    ``task`` picks CFDBench's split rounding rule (its two kinds of loaders differ for the tube), or
+    ``dpot``: DPOT's task (``dpot.py``), the autoregressive split with frames 0.1 s apart;
     ``splits_file`` replaces CFDBench's split by given lists."""
-    rounding = split_rounding(problem, task)
+    if task not in (*TASKS, "dpot"):
+        raise UnknownNameError("task", task, [*TASKS, "dpot"])
+    dpot = task == "dpot"
+    if dpot:
+        check_dpot_problem(problem)
+        if legacy:
+            raise CfdbenchError("--task dpot stores cfdbench's frames and masks; it does not combine with --legacy")
+    rounding = split_rounding(problem, "autoregressive" if dpot else task)
     if on_error not in ("stop", "skip"):
         raise UnknownNameError("on-error policy", on_error, ["stop", "skip"])
     found = find_cases(raw_root, problem)
@@ -126,8 +140,9 @@ def convert_release(
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_partials(out_dir)
     report = ConversionReport(out_dir, [], [])
-    name = dataset_name(problem, subsets, legacy)
-    ordered = _convert_cases([(s, f) for s in chosen for f in found[s]], problem, out_dir, name, fmt, on_error, legacy, report)
+    name = dataset_name(problem, subsets, legacy, task)
+    cases = [(s, f) for s in chosen for f in found[s]]
+    ordered = _convert_cases(cases, problem, out_dir, name, fmt, on_error, legacy, report, dpot)
     report.split_matches_release = (
         splits_file is None and all(len(found[s]) == SUBSET_SIZES[problem][s] for s in chosen) and not report.skipped
     )
@@ -135,7 +150,7 @@ def convert_release(
         splits, how = read_splits_file(splits_file, ordered), f"from {splits_file}"
     else:
         splits, how = cfdbench_split(ordered, rounding), f"CFDBench's {task} split (random.seed(0) shuffle, {rounding} rule)"
-    info = {"dataset": name, "problem": problem, "format": fmt, "legacy": legacy, "splits": how}
+    info = {"dataset": name, "problem": problem, "format": fmt, "legacy": legacy, "task": task, "splits": how}
     _finalize(out_dir, ordered, splits, info, report)
     return report
 
@@ -149,6 +164,7 @@ def _convert_cases(
     on_error: str,
     legacy: bool,
     report: ConversionReport,
+    dpot: bool = False,
 ) -> list[str]:
     """Store each (subset, case folder) not stored yet; returns the ids of the stored cases in order."""
     existing = list_cases(out_dir)
@@ -160,7 +176,7 @@ def _convert_cases(
             report.reused.append(case_id)
         else:
             try:
-                write_case(out_dir, to_record(read_case(folder, problem, subset), card, legacy), name, fmt=fmt)
+                write_case(out_dir, to_record(read_case(folder, problem, subset), card, legacy, dpot), name, fmt=fmt)
             except CfdbenchError as err:
                 if on_error == "stop":
                     raise

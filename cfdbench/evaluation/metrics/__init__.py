@@ -19,6 +19,7 @@ from cfdbench.evaluation.metrics.pointwise import (
     boundary_rmse_ring,
     brmse,
     crmse,
+    l2re,
     mae,
     max_abs_error,
     mse,
@@ -35,6 +36,7 @@ METRICS = {
     "mae": mae,
     "max_abs": max_abs_error,
     "rel_l2": relative_l2,
+    "l2re": l2re,  # DPOT's: relative L2 per field
     "vrmse": vrmse,
     "nrmse": nrmse,
     "crmse": crmse,  # PDEBench's cRMSE, bRMSE and fRMSE, exactly

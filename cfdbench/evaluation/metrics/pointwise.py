@@ -46,6 +46,11 @@ def _per_field_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * mask).sum(dim=_space_dims(values)) / mask.sum(dim=_space_dims(mask)).clamp(min=1)
 
 
+def _masked_error(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """(p - y) m: PDEBench's and DPOT's formulas see the fields zeroed in solids, so solids add no error."""
+    return (pred - target) * mask
+
+
 def mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean squared error over fluid cells and fields."""
     return _masked_sum((pred - target) ** 2, mask) / _count(pred, mask)
@@ -72,6 +77,14 @@ def relative_l2(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return torch.sqrt(nmse(pred, target, mask))
 
 
+def l2re(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """DPOT's relative L2 error (its ``SimpleLpLoss``): per field ||e_c||_2 / (||y_c||_2 + 1e-8) over
+    the grid, fields zeroed in solids, then the mean over fields."""
+    error_norm = _masked_error(pred, target, mask).flatten(2).norm(dim=2)  # (B, C)
+    truth_norm = (target * mask).flatten(2).norm(dim=2)
+    return (error_norm / (truth_norm + 1e-8)).mean(dim=1)
+
+
 def vrmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """The Well's VRMSE per field, sqrt(mean (p - y)^2 / (var y + 1e-7)) with the Bessel-corrected
     variance over the fluid cells, then the mean over fields. Predicting the target's fluid mean
@@ -89,11 +102,6 @@ def nrmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     that PDEBench lacks), then the mean over fields."""
     squared_error = _per_field_mean((pred - target) ** 2, mask)
     return torch.sqrt(squared_error / (_per_field_mean(target**2, mask) + WELL_EPS)).mean(dim=1)
-
-
-def _masked_error(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """(p - y) m: PDEBench's formulas below see the fields zeroed in solids, so solids add no error."""
-    return (pred - target) * mask
 
 
 def crmse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
