@@ -211,3 +211,21 @@ def test_bad_urls_are_one_line_and_leave_no_cache(tiny_dataset, s3, monkeypatch,
             result = run_entry_point("data", "info", url, cwd=tmp_path)
         assert_one_line_error(result, url, fragment)
         assert not cache_root().exists() or not any(cache_root().iterdir()), url
+
+
+def test_a_sharded_zarr_dataset_round_trips_through_s3(s3, tmp_path):
+    """A zarr case is a directory: every object under its prefix is fetched, and the whole is verified."""
+    from conftest import write_card
+
+    from cfdbench.cards import load_dataset_card
+    from cfdbench.data.generate import generate_dataset
+
+    card = load_dataset_card(write_card(tmp_path, subsets={"bc": {"vel_top": [1.0, 2.0, 3.0]}}))
+    local = open_dataset(generate_dataset(card, tmp_path / card.name, fmt="zarr", zarr_shards=True).dataset_dir)
+    url = f"{s3}/{card.name}"
+    push_dataset(local.path, url)
+    remote = open_remote(url)
+    remote.prefetch(remote.case_ids)
+    assert cached_case_entries() == [f"{case_id}.zarr" for case_id in local.case_ids]
+    for case_id in local.case_ids:
+        assert remote[case_id].equals(local[case_id])

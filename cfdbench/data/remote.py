@@ -42,7 +42,7 @@ from cfdbench.data.dataset_dir import (
     read_manifest,
     verify_checksums,
 )
-from cfdbench.data.store import list_cases
+from cfdbench.data.store import list_cases, remove_partials
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
 from cfdbench.io import fsync_path, remove_path, temporary_path, write_text_atomic
@@ -160,6 +160,7 @@ class RemoteDataset(StoredDataset):
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in side.items():
             write_text_atomic(folder / name, text)
+        remove_partials(folder)  # downloads of fetchers that were killed
         super().__init__(folder)
         self._cases = {Path(relative).stem: folder / relative for relative in sorted(self.manifest["files"])}
         self._verified: set[str] = set()
@@ -189,10 +190,14 @@ class RemoteDataset(StoredDataset):
                     pass
         return texts
 
+    def _local(self, case_id: str) -> tuple[str, Path]:
+        """(path relative to the dataset, cache path) of a case, fetched or not."""
+        local = StoredDataset.case_path(self, case_id)
+        return local.relative_to(self.path).as_posix(), local
+
     def case_path(self, case_id: str) -> Path:
         """The cached, verified case file, fetched first when it is not in the cache yet."""
-        local = super().case_path(case_id)
-        relative = local.relative_to(self.path).as_posix()
+        relative, local = self._local(case_id)
         if relative not in self._verified:
             fetched = self._ensure(relative, local)
             if fetched:
@@ -203,8 +208,7 @@ class RemoteDataset(StoredDataset):
     def prefetch(self, case_ids: list[str]) -> None:
         """Fetch the cases not in the cache yet, ``FETCHERS`` at a time; the first failure is raised
         (every failed download is deleted)."""
-        todo = [(case_id, super(RemoteDataset, self).case_path(case_id)) for case_id in case_ids]
-        todo = [(local.relative_to(self.path).as_posix(), local) for _, local in todo]
+        todo = [self._local(case_id) for case_id in case_ids]
         todo = [(relative, local) for relative, local in todo if relative not in self._verified]
         with ThreadPoolExecutor(max_workers=FETCHERS) as pool:
             results = list(pool.map(lambda item: self._ensure(*item), todo))
