@@ -59,7 +59,7 @@ def cached_case_entries() -> list[str]:
     return sorted(p.name for p in cache_root().glob("*/cases/*")) if cache_root().is_dir() else []
 
 
-def test_push_info_train_and_evaluate_from_s3(tiny_dataset, s3, tmp_path):
+def test_push_info_train_evaluate_and_verify_from_s3(tiny_dataset, s3, tmp_path):
     url = f"{s3}/cavity-tiny"
     pushed = run_entry_point("data", "push", str(tiny_dataset.path), url, cwd=tmp_path)
     assert pushed.returncode == 0, pushed.stderr
@@ -75,6 +75,9 @@ def test_push_info_train_and_evaluate_from_s3(tiny_dataset, s3, tmp_path):
     assert cached_case_entries() == sorted(p.name for p in tiny_dataset.path.glob("cases/*.h5"))  # verified, no temporaries
     entry = json.loads((tmp_path / "run" / "entry.json").read_text())
     assert entry["dataset"]["content_hash"] == content_hash(tiny_dataset.path)
+    verify = run_entry_point("leaderboard", "verify", str(tmp_path / "run" / "entry.json"), "--checkpoint",
+                             str(tmp_path / "run" / "checkpoint.pt"), "--dataset", url, "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    assert verify.returncode == 0 and "verified" in verify.stdout, verify.stderr
     remote = open_dataset(url)
     case = remote.case_ids[0]
     assert remote[case].equals(tiny_dataset[case])  # the labelled view, from the cache
