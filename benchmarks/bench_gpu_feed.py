@@ -89,7 +89,8 @@ def report(rates: dict[str, float], steps: dict[str, float], args, path: Path) -
         lines.append(f"| {label} | {rate:,.0f} | {ratios} |")
     lines += [
         "",
-        "FNO training step: " + ", ".join(f"{name} {seconds * 1e3:.1f} ms ({BATCH / seconds:,.0f} samples/s)" for name, seconds in steps.items()),
+        "FNO training step: "
+        + ", ".join(f"{name} {seconds * 1e3:.1f} ms ({BATCH / seconds:,.0f} samples/s)" for name, seconds in steps.items()),
         "",
         "A ratio >= 1: the feed delivers batches faster than the FNO consumes them (the loader is not",
         "the bottleneck); below 1 the GPU waits for data at that rate.",

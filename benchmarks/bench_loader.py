@@ -41,10 +41,10 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -101,7 +101,9 @@ def build_ours(
 ) -> tuple[AutoregressiveDataset, Iterable]:
     """Our training loader, constructed exactly as ``pipeline.train_stage`` and ``trainer.train`` do."""
     budget = {} if max_cache_bytes is None else {"max_cache_bytes": max_cache_bytes}
-    samples = AutoregressiveDataset(dataset, "train", DEFAULTS.input_frames, DEFAULTS.stride, PREDICTED_FIELDS, cache=cache, **budget)
+    samples = AutoregressiveDataset(
+        dataset, "train", DEFAULTS.input_frames, DEFAULTS.stride, PREDICTED_FIELDS, cache=cache, **budget
+    )
     return samples, samples.loader(BATCH_SIZE, shuffle=True, seed=DEFAULTS.seed, num_workers=workers)
 
 
@@ -255,7 +257,13 @@ def check_agreement(dataset: StoredDataset) -> int:
         for key in ("input", "target", "mask", "params")
     )
     plain = build_h5py(dataset)[0]
-    worst = max(worst, *((batch[key] - torch.stack([plain[i][key] for i in range(len(plain))])).abs().max().item() for key in ("input", "target", "mask", "params")))
+    worst = max(
+        worst,
+        *(
+            (batch[key] - torch.stack([plain[i][key] for i in range(len(plain))])).abs().max().item()
+            for key in ("input", "target", "mask", "params")
+        ),
+    )
     print(f"agreement check ({len(pairs)} training samples, 3 loaders): max |difference| = {worst:.3e}")
     if not worst <= AGREEMENT_TOLERANCE:
         sys.exit(f"ABORT: the loaders' samples differ by {worst:.3e} > {AGREEMENT_TOLERANCE:g}")
@@ -324,8 +332,9 @@ def measure_one(name: str, path: Path, quick: bool) -> dict:
     with dataset.open_case(dataset.split("train")[0]) as case:
         case.read(PREDICTED_FIELDS, [0])
     if name == "ours-lazy-s3":
-        import cfdbench.data.remote  # noqa: F401 - the S3 driver's imports too
         import s3fs  # noqa: F401
+
+        import cfdbench.data.remote  # noqa: F401 - the S3 driver's imports too
     gc.collect()
     reset_peak_rss()
     baseline_peak, baseline_now = proc_status_bytes("VmHWM"), proc_status_bytes("VmRSS")
@@ -417,7 +426,10 @@ def measure_rounds(path: Path, quick: bool, rounds: int, s3_env: dict[str, str] 
                 continue
             env = None
             if name == "ours-lazy-s3":
-                env = {**{k: v for k, v in s3_env.items() if k != "raw_seconds"}, "CFDBENCH_CACHE": tempfile.mkdtemp(prefix="cfdbench-bench-cache-")}
+                env = {
+                    **{k: v for k, v in s3_env.items() if k != "raw_seconds"},
+                    "CFDBENCH_CACHE": tempfile.mkdtemp(prefix="cfdbench-bench-cache-"),
+                }
             runs[name].append(measure_in_subprocess(name, scaled if name == MEMORY_RUN else path, quick, env))
             if env:
                 shutil.rmtree(env["CFDBENCH_CACHE"], ignore_errors=True)
@@ -444,9 +456,16 @@ def measure_pair(path: Path, quick: bool) -> dict:
     machine gives two processes that read at the same time, the ceiling of 2 workers."""
     command = [sys.executable, str(Path(__file__).resolve()), "--only", "ours-lazy", "--dataset", str(path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    pair = [subprocess.Popen(command + (["--quick"] if quick else []), stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    pair = [
+        subprocess.Popen(command + (["--quick"] if quick else []), stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     results = [json.loads(process.communicate()[0].strip().splitlines()[-1]) for process in pair]
-    return {**results[0], "loader": PAIR_RUN, "samples_per_s": sum(r["samples_per_s"] for r in results), "peak_rss_increase": None}
+    return {
+        **results[0],
+        "loader": PAIR_RUN,
+        "samples_per_s": sum(r["samples_per_s"] for r in results),
+        "peak_rss_increase": None,
+    }
 
 
 @contextmanager
@@ -454,16 +473,15 @@ def loopback_s3(path: Path) -> Iterator[dict[str, str] | None]:
     """moto's S3 server on 127.0.0.1 holding the dataset (pushed with ``data push``'s code); the
     environment that points the S3 driver at it, or None when moto or s3fs is not installed."""
     try:
-        from moto.server import ThreadedMotoServer
-
         import s3fs  # noqa: F401
+        from moto.server import ThreadedMotoServer
     except ImportError:
         print("moto[server] or s3fs not installed: no S3 row")
         yield None
         return
-    from cfdbench.data.remote import filesystem, push_dataset
-
     import logging
+
+    from cfdbench.data.remote import filesystem, push_dataset
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -577,7 +595,9 @@ def targets(rows: list[dict], samples: int, raw_seconds: float | None = None) ->
                 f"epoch's {s3['first_epoch_s']:.3f} s) | {raw_seconds / s3['first_epoch_s']:.2f} | | |"
             )
         ratio = s3["samples_per_s"] / lazy["samples_per_s"]
-        lines.append(line("S3 later epochs / local lazy, samples/s", ratio, "= 1 (within the rounds' spread)", _overlap(s3, lazy)))
+        lines.append(
+            line("S3 later epochs / local lazy, samples/s", ratio, "= 1 (within the rounds' spread)", _overlap(s3, lazy))
+        )
     memory = by_name[MEMORY_RUN]
     if memory["peak_rss_increase"] is not None:
         bound = memory["cache_budget"] + FEW_BATCHES * memory["batch_bytes"]
@@ -598,7 +618,8 @@ def _overlap(a: dict, b: dict) -> bool:
 def report(rows: list[dict], context: dict, quick: bool, rounds: int) -> str:
     """The Markdown document: environment, dataset, table, targets, notes."""
     header = [
-        f"# Training loader: cfdbench AutoregressiveDataset (cache, lazy, workers, S3) vs per-sample h5py and a CFDBench-style loader, batch {BATCH_SIZE}",
+        f"# Training loader: cfdbench AutoregressiveDataset (cache, lazy, workers, S3) vs per-sample h5py "
+        f"and a CFDBench-style loader, batch {BATCH_SIZE}",
         "",
         f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); load average (1, 5, 15 min) at the start "
         f"{context['load_start']}, at the end {load_average()}",
@@ -645,7 +666,12 @@ def report(rows: list[dict], context: dict, quick: bool, rounds: int) -> str:
         "a list, as CFDBench's auto-regressive datasets do. The cache, lazy, h5py and reference",
         "loaders were checked to give identical normalised samples before timing.",
     ]
-    return "\n".join(header + table(rows) + ["", "Targets:", ""] + targets(rows, context["samples"], context.get("raw_s3_seconds")) + notes) + "\n"
+    return (
+        "\n".join(
+            header + table(rows) + ["", "Targets:", ""] + targets(rows, context["samples"], context.get("raw_s3_seconds")) + notes
+        )
+        + "\n"
+    )
 
 
 def write_atomically(path: Path, text: str) -> None:

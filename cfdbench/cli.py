@@ -97,7 +97,9 @@ def data_generate(
         help="Fuse the solver step with torch.compile (faster; fields equal to the published bytes only to round-off).",
     ),
     zarr_shards: bool = typer.Option(
-        False, "--zarr-shards", help="With --format zarr: each array one object (a few large objects per case, for object stores)."
+        False,
+        "--zarr-shards",
+        help="With --format zarr: each array one object (a few large objects per case, for object stores).",
     ),
 ) -> None:
     """Simulate a dataset from its card (resumes an interrupted generation).
@@ -112,7 +114,9 @@ def data_generate(
     channel = find_channel_card(name)
     if channel is not None:
         if zarr_shards:
-            raise CfdbenchError("--zarr-shards is not available for channel datasets yet: their published zarr bytes are unsharded")
+            raise CfdbenchError(
+                "--zarr-shards is not available for channel datasets yet: their published zarr bytes are unsharded"
+            )
         _generate_channel(channel, subset, preset, out, fmt or "zarr", device, (max_cases, shard, distributed_rank()))
         return
     fmt = fmt or "hdf5"
@@ -565,7 +569,9 @@ CPU_EPOCHS_NOTE = 50  # a main job with at least this many epochs on a CPU says 
 @app.command("run")
 def run_command(
     model: str = typer.Option("fno", help=MODEL_HELP),
-    dataset: str = typer.Option("cavity-mini", help="Dataset card name (generated if missing), folder, or URL (s3://bucket/name, ...)."),
+    dataset: str = typer.Option(
+        "cavity-mini", help="Dataset card name (generated if missing), folder, or URL (s3://bucket/name, ...)."
+    ),
     epochs: Optional[int] = typer.Option(None, help="Override the model card's epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the batch size."),
     lr: Optional[float] = typer.Option(None, help="Override the learning rate."),

@@ -75,8 +75,9 @@ def test_push_info_train_evaluate_and_verify_from_s3(tiny_dataset, s3, tmp_path)
     assert cached_case_entries() == sorted(p.name for p in tiny_dataset.path.glob("cases/*.h5"))  # verified, no temporaries
     entry = json.loads((tmp_path / "run" / "entry.json").read_text())
     assert entry["dataset"]["content_hash"] == content_hash(tiny_dataset.path)
-    verify = run_entry_point("leaderboard", "verify", str(tmp_path / "run" / "entry.json"), "--checkpoint",
-                             str(tmp_path / "run" / "checkpoint.pt"), "--dataset", url, "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    run = tmp_path / "run"
+    verify = run_entry_point("leaderboard", "verify", str(run / "entry.json"), "--checkpoint", str(run / "checkpoint.pt"),
+                             "--dataset", url, "--device", "cpu", cwd=tmp_path)  # fmt: skip
     assert verify.returncode == 0 and "verified" in verify.stdout, verify.stderr
     remote = open_dataset(url)
     case = remote.case_ids[0]
@@ -188,7 +189,9 @@ def test_a_tampered_object_is_refused_and_nothing_is_cached_or_trained(tiny_data
     data = bytearray(fs.cat_file(victim))
     data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
     fs.pipe_file(victim, bytes(data))
-    result = run_entry_point("train", *SMALL_MODEL, "--dataset", url, "--epochs", "1", "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    result = run_entry_point(
+        "train", *SMALL_MODEL, "--dataset", url, "--epochs", "1", "--run-dir", str(tmp_path / "run"), cwd=tmp_path
+    )
     assert_one_line_error(result, f"{s3}/cavity-tiny/cases/", "does not match the manifest", "nothing was cached")
     assert tiny_dataset.split("train")[0] not in " ".join(cached_case_entries())
     assert not any(".tmp-" in name for name in cached_case_entries())
@@ -200,11 +203,22 @@ def test_bad_urls_are_one_line_and_leave_no_cache(tiny_dataset, s3, monkeypatch,
     closed = socket.create_server(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there now
-    cases.append((f"{s3}/cavity-tiny", "cannot reach the server", {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "1"}))
-    no_credentials = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-                      "AWS_CONFIG_FILE": str(tmp_path / "none")}  # fmt: skip
+    cases.append(
+        (
+            f"{s3}/cavity-tiny",
+            "cannot reach the server",
+            {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "1"},
+        )
+    )
+    nowhere = str(tmp_path / "none")
+    no_credentials = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
+                      "AWS_SHARED_CREDENTIALS_FILE": nowhere, "AWS_CONFIG_FILE": nowhere}  # fmt: skip
     cases.append((f"{s3}/cavity-tiny", "no credentials", no_credentials))
-    missing = [scheme for scheme, package in (("gcs", "gcsfs"), ("abfs", "adlfs"), ("hf", "huggingface_hub")) if not importlib.util.find_spec(package)]
+    missing = [
+        scheme
+        for scheme, package in (("gcs", "gcsfs"), ("abfs", "adlfs"), ("hf", "huggingface_hub"))
+        if not importlib.util.find_spec(package)
+    ]
     if missing:
         cases.append((f"{missing[0]}://bucket/data", f"reading {missing[0]}:// URLs needs", {}))
     for url, fragment, environment in cases:

@@ -159,7 +159,13 @@ class BatchLoader:
     """Iterates ``(batch, global batch size)`` in the schedule's order, read by ``num_workers``
     worker processes (0: in this process)."""
 
-    def __init__(self, samples: torch.utils.data.Dataset, schedule: torch.utils.data.Sampler, num_workers: int = 0, pin_memory: bool = False):
+    def __init__(
+        self,
+        samples: torch.utils.data.Dataset,
+        schedule: torch.utils.data.Sampler,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
         if num_workers < 0:
             raise CfdbenchError(f"--num-workers must be >= 0, got {num_workers}")
         self.schedule, self.pin_memory = schedule, pin_memory

@@ -12,14 +12,14 @@ materialised (input, target) pairs; batches are gathered by one ``index_select``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from cfdbench.data.batches import BatchLoader, Batches, FixedBatches
+from cfdbench.data.batches import Batches, BatchLoader, FixedBatches
 from cfdbench.data.frame_reader import DEFAULT_MAX_OPEN_FILES, FrameReader
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
@@ -271,7 +271,13 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         return {k: v[0] for k, v in batch.items()} if single else batch
 
     def loader(
-        self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False, num_workers: int = 0, pin_memory: bool = False
+        self,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
     ) -> Batches:
         """Whole batches, each gathered in one indexing step, in an order drawn in this process
         (``num_workers`` processes only read them: the same batches for any number; see ``batches.py``)."""

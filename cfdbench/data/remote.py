@@ -106,10 +106,14 @@ def _translated(url: str, err: Exception, doing: str) -> CfdbenchError:
             "and AWS_ENDPOINT_URL for an S3-compatible server"
         )
     if isinstance(err, PermissionError):
-        return CfdbenchError(f"{url}: access denied to {doing} ({_one_line(err)}); check the credentials and the bucket's permissions")
+        return CfdbenchError(
+            f"{url}: access denied to {doing} ({_one_line(err)}); check the credentials and the bucket's permissions"
+        )
     if isinstance(err, (ConnectionError, TimeoutError, OSError)) or "Connect" in kind or "Timeout" in kind:
         endpoint = ", AWS_ENDPOINT_URL for an S3-compatible server" if _scheme(url).startswith("s3") else ""
-        return CfdbenchError(f"{url}: cannot reach the server to {doing} ({_one_line(err)}); check the URL{endpoint} and the network")
+        return CfdbenchError(
+            f"{url}: cannot reach the server to {doing} ({_one_line(err)}); check the URL{endpoint} and the network"
+        )
     return CfdbenchError(f"{url}: could not {doing} ({kind}: {_one_line(err)})")
 
 
@@ -134,12 +138,13 @@ def filesystem(url: str) -> tuple[Any, str]:
     scheme = _scheme(url)
     try:
         fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True)
-    except ImportError as err:
+    except ImportError:
         driver = DRIVERS.get(scheme, f"the fsspec driver of {scheme}://")
         raise CfdbenchError(f"{url}: reading {scheme}:// URLs needs {driver}, which is not installed") from None
     except ValueError as err:
         raise CfdbenchError(
-            f"{url}: unknown URL scheme '{scheme}' ({_one_line(err)}); name a dataset by a path, or by an s3://, https:// or hf:// URL"
+            f"{url}: unknown URL scheme '{scheme}' ({_one_line(err)}); "
+            "name a dataset by a path, or by an s3://, https:// or hf:// URL"
         ) from None
     return fs, path.rstrip("/")
 
@@ -362,7 +367,11 @@ def _files_to_push(source: Path) -> list[tuple[str, Path]]:
     for relative in sorted(listed):
         path = source / relative
         inner = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        files += [(p.relative_to(source).as_posix(), p) for p in inner if not any(part.startswith(".") for part in p.relative_to(source).parts)]
+        files += [
+            (p.relative_to(source).as_posix(), p)
+            for p in inner
+            if not any(part.startswith(".") for part in p.relative_to(source).parts)
+        ]
     side = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".") and p.name != MANIFEST_FILE)
     return files + [(p.name, p) for p in side]
 

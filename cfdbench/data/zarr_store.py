@@ -83,7 +83,9 @@ def _replace_directory(new: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
-def write_zarr_case(final: Path, record: CaseRecord, dataset_name: str, compression: str | None = None, sharded: bool = False) -> None:
+def write_zarr_case(
+    final: Path, record: CaseRecord, dataset_name: str, compression: str | None = None, sharded: bool = False
+) -> None:
     """Write a case into a temporary directory beside ``final``, flush it, then rename it into place."""
     tmp = temporary_path(final)
     try:

@@ -93,7 +93,9 @@ def check_model(model: NeuralOperator, data: AutoregressiveDataset, device: torc
         )
 
 
-def validation_batches(data: AutoregressiveDataset, batch_size: int, ranks: distributed.Ranks, num_workers: int = 0) -> BatchLoader:
+def validation_batches(
+    data: AutoregressiveDataset, batch_size: int, ranks: distributed.Ranks, num_workers: int = 0
+) -> BatchLoader:
     """This rank's validation batches: every ``world``-th sample of the split, in order."""
     mine = torch.arange(ranks.rank, len(data), ranks.world_size)
     return BatchLoader(data, FixedBatches(mine, batch_size), num_workers, pin_memory=ranks.device.type == "cuda")
