@@ -11,7 +11,7 @@ For each dataset card (cavity, tube, dam, cylinder) at its ``paper`` resolution:
 3. measures, in the same run, a lid-driven cavity on the same cell counts (walls all round, a
    direct fast-diagonalisation pressure solve, no body) as the reference. The ratio
    flow / cavity is the price of the flow's boundary conditions and body: an inlet and outlet
-   (still direct), a penalised disc (direct, plus the forcing), or a grid-aligned block (the
+   (still direct), a disc (direct, plus the forcing), or a grid-aligned block (the
    pressure solved by preconditioned CG on the fluid cells).
 
 Writes the Markdown table with the environment to ``benchmarks/results/flows.md``.

@@ -147,6 +147,9 @@ class NavierStokesSolver:
         self._replaced_pressure_solve: Callable[[Tensor], Tensor] | None = None
         self._viscous_eigenvalue = (4 / g.dx**2 + 4 / g.dy**2).reshape(-1, 1, 1)
         self._explicit_viscosity_only = obstacle is not None and obstacle.requires_explicit_viscosity
+        # Cells whose every face a body forces keep the divergence the forcing gives them (a mass
+        # source inside the wall layer): the projection enforces continuity only where a face is free.
+        self._continuity_cells = obstacle.continuity_cells() if obstacle is not None else None
         self._unknown_u = g.embed_u(torch.ones_like(g.interior_u(g.zeros(g.u_shape))), g.zeros(g.u_shape))
         self._unknown_v = g.embed_v(torch.ones_like(g.interior_v(g.zeros(g.v_shape))), g.zeros(g.v_shape))
 
@@ -197,7 +200,7 @@ class NavierStokesSolver:
         viscous = self._explicit_viscous_dt().reshape(-1)
         if self._explicit_viscosity_only:
             if cfl > EXPLICIT_VISCOUS_MAX_CFL:
-                raise CfdbenchError(f"cfl {cfl:g} > {EXPLICIT_VISCOUS_MAX_CFL}: a penalised body needs explicit viscosity, stable up to that CFL")
+                raise CfdbenchError(f"cfl {cfl:g} > {EXPLICIT_VISCOUS_MAX_CFL}: a disc needs explicit viscosity, stable up to that CFL")
             return torch.minimum(convective, viscous)
         go_explicit = (viscous >= EXPLICIT_STEP_SHARE * convective) & (cfl <= EXPLICIT_VISCOUS_MAX_CFL)
         return torch.where(go_explicit, torch.minimum(convective, viscous), convective)
@@ -212,7 +215,7 @@ class NavierStokesSolver:
         dt = torch.as_tensor(dt, dtype=g.dtype, device=g.device).expand(g.batch).reshape(-1, 1, 1).clone()
         explicit = dt <= self._explicit_viscous_dt() * (1 + 1e-6)
         if self._explicit_viscosity_only and not bool(explicit.all()):
-            raise CfdbenchError("a step beyond the explicit-viscous limit: a penalised body needs explicit viscosity (use stable_dt)")
+            raise CfdbenchError("a step beyond the explicit-viscous limit: a disc needs explicit viscosity (use stable_dt)")
         zero = torch.zeros_like(self.nu)
         explicit_nu, implicit_nu = torch.where(explicit, self.nu, zero), torch.where(explicit, zero, self.nu)
         helmholtz = None
@@ -302,6 +305,8 @@ class NavierStokesSolver:
         if self._replaced_pressure_solve is not None or self.masked_pressure is not None:
             return self.project(u, v, w.pressure)
         divergence = g.scaled_divergence(u, v, w.divergence_x, w.divergence_y)
+        if self._continuity_cells is not None:
+            divergence = divergence * self._continuity_cells
         phi = self.pressure.solve(divergence, self._poisson_denominator)
         gx, gy = g.gradient_differences(phi, w.gradient_x, w.gradient_y)
         return u - gx, v - gy, phi
@@ -313,6 +318,8 @@ class NavierStokesSolver:
         if not torch.is_tensor(scale):
             scale = torch.full((g.batch, 1, 1), float(scale), dtype=g.dtype, device=g.device)
         divergence = g.divergence(u, v) / scale
+        if self._continuity_cells is not None:
+            divergence = divergence * self._continuity_cells
         if self._replaced_pressure_solve is not None:
             operator = self.pressure_operator
             phi = self._replaced_pressure_solve(divergence)

@@ -19,8 +19,8 @@ from cfdbench.errors import CfdbenchError, SimulationDivergedError
 from cfdbench.solvers.flows import Flow, FlowSetup, get_flow
 from cfdbench.solvers.grid import StaggeredGrid, WallVelocity
 from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
-from cfdbench.solvers.obstacles import PERMEABILITY_PER_CELL_TIME, GridAlignedObstacle, PenalizedDisc
-from cfdbench.solvers.resample import resample_cells
+from cfdbench.solvers.obstacles import GridAlignedObstacle, InterpolatedDisc
+from cfdbench.solvers.resample import FrameResampler
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,9 @@ def _obstacle(grid: StaggeredGrid, cases: Sequence[FlowCase]):
     if kinds == (False, True):
         as_tensor = lambda values: torch.tensor(values, dtype=grid.dtype, device=grid.device)  # noqa: E731
         cx, cy, r = (as_tensor([s.disc[i] for s in setups]) for i in range(3))
-        cell = torch.minimum(grid.dx, grid.dy).reshape(-1)
-        return PenalizedDisc(grid, cx, cy, r, PERMEABILITY_PER_CELL_TIME * cell)  # U = 1 in scale units
+        return InterpolatedDisc(grid, cx, cy, r)
     if kinds != (False, False):
-        raise CfdbenchError("a case can have a grid-aligned block or a penalised disc, not both")
+        raise CfdbenchError("a case can have a grid-aligned block or a disc, not both")
     return None
 
 
@@ -205,9 +204,13 @@ def simulate(
 
 
 def frame_fields(solver: NavierStokesSolver, state: FlowState, frame_shape: tuple[int, int]) -> tuple[torch.Tensor, ...]:
-    """u, v, p of a state at the stored frame grid's cell centres (B, ny, nx), in scale units."""
-    uc, vc = solver.grid.to_cells(state.u, state.v)
-    return tuple(resample_cells(f, frame_shape) for f in (uc, vc, solver.gauge_pressure(state.p)))
+    """u, v, p of a state on the stored frame grid (B, ny, nx), in scale units: velocities from the
+    solver's face fluxes, so that mass stays conserved on the stored grid (:mod:`cfdbench.solvers.resample`)."""
+    g = solver.grid
+    periodic = (g.bc_y == "periodic", g.bc_x == "periodic")
+    resampler = FrameResampler((g.ny, g.nx), tuple(frame_shape), periodic, g.dtype, g.device)
+    u, v = resampler.velocity(state.u, state.v)
+    return u, v, resampler.pressure(solver.gauge_pressure(state.p))
 
 
 def frames_to_si(flow: Flow, cases: Sequence[FlowCase], resampled: list, frame_interval: float, frame_shape) -> SimulatedFrames:
