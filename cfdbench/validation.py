@@ -186,9 +186,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--case", choices=sorted(REFERENCE), default="2D-2")
     parser.add_argument("--cells-per-diameter", type=int, default=40)
     parser.add_argument("--duration", type=float, default=None)
+    parser.add_argument("--cfl", type=float, default=0.9)
+    parser.add_argument("--shift", type=float, default=0.0, help="move the cylinder up by this share of a cell")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    result = schafer_turek(args.case, args.cells_per_diameter, args.duration, device=args.device)
+    result = schafer_turek(args.case, args.cells_per_diameter, args.duration, args.cfl, device=args.device, shift=args.shift)
     print(
         json.dumps({**asdict(result), "reference": REFERENCE[args.case], "relative_errors": result.relative_errors()}, indent=2)
     )
