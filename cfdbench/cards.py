@@ -65,6 +65,18 @@ class SplitSettings:
 
 
 @dataclass(frozen=True)
+class EvaluationSettings:
+    """Where the dataset's rollouts (and the one-step pairs scored) start, and the card's reason.
+
+    ``rollout_start`` is a stored-frame index: the first frame of the input window. Flows recorded
+    from rest (an impulsive start) set it past the rest state, where persistence would predict zeros.
+    """
+
+    rollout_start: int = 0
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class CaseSpec:
     """One simulation to run: its stable id, sweep subset and physical parameters."""
 
@@ -93,6 +105,7 @@ class DatasetCard:
     fields: tuple[str, ...]
     splits: SplitSettings
     deviations: str = ""
+    evaluation: EvaluationSettings = EvaluationSettings()
     path: Path | None = field(default=None, compare=False)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -223,6 +236,7 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
             fields=tuple(raw.get("fields", ["u", "v", "p"])),
             splits=SplitSettings(**raw.get("splits", {})),
             deviations=str(raw.get("deviations", "")).strip(),
+            evaluation=EvaluationSettings(**raw.get("evaluation", {})),
             path=path,
             presets=dict(raw.get("presets", {}) or {}),
             raw=raw,
@@ -261,7 +275,17 @@ def parse_dataset_card(raw: dict[str, Any], path: Path | None = None) -> Dataset
         raise CfdbenchError(f"{where}: solver.cfl {s.cfl:g} is beyond RK3's convective limit √3 ≈ 1.732")
     if not card.cases():
         raise CfdbenchError(f"{where}: the sweeps produce no case inside reynolds_range {card.reynolds_range}")
+    _check_evaluation(card.evaluation, s.n_frames, where)
     return card
+
+
+def _check_evaluation(evaluation: EvaluationSettings, n_frames: int, where: str) -> None:
+    """The rollout start is a stored frame, and a card that moves it off frame 0 says why."""
+    start = evaluation.rollout_start
+    if not isinstance(start, int) or not 0 <= start < n_frames:
+        raise CfdbenchError(f"{where}: evaluation.rollout_start must be a frame index in [0, {n_frames}), got {start!r}")
+    if start and not evaluation.why.strip():
+        raise CfdbenchError(f"{where}: evaluation.rollout_start {start} needs evaluation.why (what the frames before it hold)")
 
 
 def _read_yaml(path: Path) -> Any:
@@ -461,6 +485,18 @@ def find_channel_card(name: str) -> ChannelCard | None:
             raw = _read_yaml(path)
             return parse_channel_card(raw, path).variant(preset) if is_channel_card(raw) else None
     return None
+
+
+def dataset_rollout_start(name: str) -> int:
+    """The frame where a dataset's rollouts start, as its card says (``evaluation.rollout_start``);
+    0 for data no 2D card describes (CFDBench's converted releases; the channel, stored after its
+    spin-up)."""
+    if find_channel_card(name) is not None:
+        return 0
+    try:
+        return load_dataset_card(name).evaluation.rollout_start
+    except UnknownNameError:
+        return 0
 
 
 # --------------------------------------------------------------------------- model cards

@@ -494,7 +494,7 @@ def evaluate_command(
     dataset: str = typer.Option("cavity-mini", help=DATASET_HELP),
     split: str = typer.Option("test", help="Split to score."),
     steps: int = typer.Option(20, help="Rollout steps."),
-    start_frame: int = typer.Option(0, help="First frame of the input window."),
+    start_frame: Optional[int] = typer.Option(None, help="First frame of the input window (default: the card's rollout start)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: the checkpoint's folder)."),
     num_workers: int = typer.Option(0, help=NUM_WORKERS_HELP),

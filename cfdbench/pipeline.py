@@ -24,7 +24,7 @@ from cfdbench.errors import CfdbenchError, DatasetNotFoundError
 from cfdbench.evaluation.hybrid import check_hybrid
 from cfdbench.evaluation.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
 from cfdbench.evaluation.refinement import check_refinable, refine_test_cases
-from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout
+from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout, rollout_task
 from cfdbench.io import folder_lock, write_json_atomic
 from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
 from cfdbench.models.base import NeuralOperator, OperatorMeta
@@ -138,7 +138,7 @@ class RunConfig:
     training: dict[str, Any]
     device: str
     rollout_steps: int = 20
-    start_frame: int = 0
+    start_frame: int | None = None  # None: where the dataset card starts rollouts
 
 
 def resolve_run_config(
@@ -483,7 +483,7 @@ def evaluate_checkpoint(
     dataset: str,
     split: str = "test",
     steps: int = 20,
-    start_frame: int = 0,
+    start_frame: int | None = None,
     device: str = "auto",
     run_dir: Path | None = None,
     refine: RefineSettings | None = None,
@@ -500,8 +500,8 @@ def evaluate_checkpoint(
     if refine:
         check_refinable(type(model), data.manifest.get("info", {}).get("problem"), data.name)
     training = extra.get("train_config", {})
-    task = RolloutTask(model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
-    config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, start_frame)
+    task = rollout_task(data, model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
+    config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, task.start_frame)
     if model.hybrid_solver:
         with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
             folder = Path(run_dir or scratch)
@@ -573,7 +573,7 @@ def hybrid_stage(config: RunConfig, data: StoredDataset, run_dir: Path) -> tuple
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "config.json", asdict(config))
     checkpoint = save_checkpoint(model, run_dir / "checkpoint.pt", train_config=config.training, losses=losses)
-    task = RolloutTask(1, 1, config.rollout_steps, config.start_frame)
+    task = rollout_task(data, 1, 1, config.rollout_steps, config.start_frame)
     evaluation, hybrid = evaluate_hybrid(model, data, task, torch.device(config.device), run_dir)
     training = TrainResult(checkpoint, [{"loss": loss} for loss in losses], seconds, 0, len(losses), 0, float("nan"))
     return model, evaluation, training, hybrid
@@ -627,7 +627,7 @@ def run(
     tracker = Tracker(run_dir, asdict(config), train_config.wandb)
     try:
         trained, result, normalization = train_stage(config, data, run_dir, show_progress, tracker=tracker)
-        task = RolloutTask(train_config.input_frames, train_config.stride, rollout_steps, config.start_frame)
+        task = rollout_task(data, train_config.input_frames, train_config.stride, rollout_steps, config.start_frame)
         evaluation = evaluate_stage(trained, normalization, data, task, run_dir, refine=refine, num_workers=train_config.num_workers)
         curves = {f"{who}_nmse": evaluation.curves[who]["nmse"]["mean"] for who in ("model", "identity")}
         figures = {name: run_dir / file for name, file in evaluation.artifacts.items() if file.endswith(".png")}

@@ -60,9 +60,11 @@ def test_accumulator_averages_per_sample_not_per_batch():
 
 from cfdbench.evaluation.metrics import evaluate_velocity  # noqa: E402
 from cfdbench.evaluation.metrics.aggregate import (  # noqa: E402
+    VALID_TIME_NMSE,
     bootstrap_interval,
     step_windows,
     valid_steps,
+    valid_time,
     windowed_means,
 )
 from cfdbench.evaluation.metrics.channel import (  # noqa: E402
@@ -280,11 +282,30 @@ def test_windows_valid_time_and_bootstrap():
     values = np.arange(1, 21, dtype=float)[None].repeat(2, axis=0)
     assert windowed_means(values)["6-12"] == pytest.approx(9.0)
     nmse = np.array([[0.1, 0.5, 1.5, 0.2], [0.1, 0.2, 0.3, 0.4], [0.1, np.inf, np.inf, np.inf]])
-    assert valid_steps(nmse).tolist() == [2, 4, 1]
+    assert valid_steps(nmse, threshold=1.0).tolist() == [2, 4, 1]
+    assert valid_steps(nmse).tolist() == [1, 1, 1]  # VALID_TIME_NMSE = 0.1: "exceeds" is strictly above
+    assert valid_time(nmse, 0.5)["threshold_nmse"] == VALID_TIME_NMSE == 0.1
     per_case = np.random.default_rng(1).normal(size=50)
     low, high = bootstrap_interval(per_case)
     assert low < per_case.mean() < high and bootstrap_interval(per_case) == [low, high]  # seeded
     assert bootstrap_interval(np.array([1.0, np.inf])) is None
+
+
+def test_valid_time_threshold_is_one_the_identity_can_fail():
+    """A flow at rest at frame 0, half-way to its steady state at frame 1, then relaxing towards it
+    (u(t) = a(t) u_steady): from rest the identity's NMSE is exactly 1, and from frame 1 it levels off
+    at 0.25, so at a threshold of 1 the identity is never invalid; at VALID_TIME_NMSE it is."""
+    amplitude = np.concatenate([[0.0], 1 - 0.5 * np.exp(-np.arange(21) / 4.0)])
+
+    def identity_nmse(start: int) -> np.ndarray:  # the start frame against the 20 frames after it
+        later = amplitude[start + 1 : start + 21]
+        return (((amplitude[start] - later) / later) ** 2)[None]
+
+    assert identity_nmse(0) == pytest.approx(1.0) and identity_nmse(1).max() < 0.25
+    for start in (0, 1):
+        assert valid_steps(identity_nmse(start), threshold=1.0).tolist() == [20]  # censored: never invalid
+    assert valid_steps(identity_nmse(0)).tolist() == [0]
+    assert valid_steps(identity_nmse(1)).tolist() == [2]  # NMSE 0.033, 0.080, then 0.119
 
 
 # --------------------------------------------------------------------------- against PDEBench's own function

@@ -6,7 +6,7 @@ import torch
 
 from cfdbench.data.loader import Normalization
 from cfdbench.evaluation.metrics import evaluate_all
-from cfdbench.evaluation.rollout import RolloutTask, evaluate_one_step, evaluate_rollout
+from cfdbench.evaluation.rollout import RolloutTask, evaluate_one_step, evaluate_rollout, rollout_task
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 
 
@@ -189,3 +189,63 @@ def test_window_models_roll_out_window_by_window_aligned(tiny_dataset, output_fr
     assert result.per_case["model"]["mse"].shape == (len(frames), 3)
     assert np.abs(result.per_case["model"]["mse"]).max() < 1e-10
     assert evaluate_one_step(model, tiny_dataset, norm, task)["model"]["mse"] < 1e-10  # its first frame is scored
+
+
+# --------------------------------------------------------------------------- where rollouts start
+
+
+def test_from_rest_the_identity_scores_nmse_one_and_one_step_pairs_start_where_rollouts_do(tiny_dataset):
+    """Frame 0 of a cavity is the fluid at rest: the identity predicts zeros there (NMSE exactly 1
+    at every step). One-step scores from frame 1 are the mean over the pairs 1 -> 2, 2 -> 3, ...."""
+    norm, _, meta = setup(tiny_dataset, 1)
+    from_rest = evaluate_rollout(Copy(meta), tiny_dataset, norm, RolloutTask(steps=3, start_frame=0))
+    np.testing.assert_allclose(from_rest.per_case["identity"]["nmse"], 1.0, rtol=1e-9)
+    expected = []
+    for case_id in tiny_dataset.split("test"):
+        with tiny_dataset.open_case(case_id) as case:
+            frames = torch.from_numpy(case.read(("u", "v"), slice(None))).double()
+            mask = torch.from_numpy(np.asarray(case.mask, dtype=np.float64))[None, None].expand(len(frames) - 2, 1, -1, -1)
+        expected.append(evaluate_all(frames[1:-1], frames[2:], mask)["nmse"])
+    one_step = evaluate_one_step(Copy(meta), tiny_dataset, norm, RolloutTask(steps=1, start_frame=1))
+    assert one_step["identity"]["nmse"] == pytest.approx(float(torch.cat(expected).mean()), rel=1e-6)
+
+
+def test_rollouts_start_where_the_dataset_card_says(tiny_dataset, tmp_path, monkeypatch):
+    from conftest import write_card
+
+    assert rollout_task(tiny_dataset, steps=3).start_frame == 0  # no card of that name
+    folder = tmp_path / "datasets" / tiny_dataset.name
+    folder.mkdir(parents=True)
+    write_card(folder, evaluation={"rollout_start": 2, "why": "frames 0 and 1: spin-up"})
+    monkeypatch.setenv("CFDBENCH_HOME", str(tmp_path))
+    task = rollout_task(tiny_dataset, steps=3)
+    assert (task.start_frame, task.input_frame_ids, task.target_frame_ids) == (2, [2], [3, 4, 5])
+    assert rollout_task(tiny_dataset, steps=3, start_frame=0).start_frame == 0  # a start named by the caller wins
+
+
+@pytest.mark.parametrize(
+    "evaluation, error",
+    [
+        ({"rollout_start": 8, "why": "x"}, r"rollout_start must be a frame index in \[0, 8\), got 8"),
+        ({"rollout_start": -1, "why": "x"}, r"rollout_start must be a frame index in \[0, 8\), got -1"),
+        ({"rollout_start": 1.5, "why": "x"}, r"got 1.5"),
+        ({"rollout_start": 2}, "needs evaluation.why"),
+        ({"start": 2}, "malformed dataset card"),
+    ],
+)
+def test_a_card_rollout_start_is_a_frame_with_a_reason(tmp_path, evaluation, error):
+    from conftest import write_card
+
+    from cfdbench.cards import load_dataset_card
+    from cfdbench.errors import CfdbenchError
+
+    with pytest.raises(CfdbenchError, match=error):
+        load_dataset_card(write_card(tmp_path, evaluation=evaluation))
+
+
+@pytest.mark.parametrize("name", ["cavity", "cavity-mini"])
+def test_cavity_rollouts_start_once_the_lid_has_set_the_flow_in_motion(name):
+    from cfdbench.cards import load_dataset_card
+
+    evaluation = load_dataset_card(name).evaluation
+    assert evaluation.rollout_start == 1 and "rest" in evaluation.why

@@ -1,5 +1,9 @@
 """One-step and autoregressive rollout evaluation, with the identity baseline beside every model.
 
+Where rollouts start is the dataset card's ``evaluation.rollout_start`` unless a task names a
+frame (:func:`rollout_task`); one-step scores use the pairs whose window starts there or later, so
+a flow recorded from rest is never scored from the rest state, where the identity predicts zeros.
+
 Alignment (CFDBench's off-by-one defect, fixed): the input window holds frames
 ``start, start + s, ..., start + (k-1) s``; prediction ``j`` (1-based) is compared with frame
 ``start + (k-1) s + j s``. The input window is never scored. Scores are computed in physical
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cfdbench.cards import dataset_rollout_start
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
@@ -65,6 +70,15 @@ class RolloutTask:
         return self.target_frame_ids[-1] + 1
 
 
+def rollout_task(
+    dataset: StoredDataset, input_frames: int = 1, stride: int = 1, steps: int = 20, start_frame: int | None = None
+) -> RolloutTask:
+    """The task on ``dataset``: from ``start_frame``, or (None) from where the dataset's card says
+    its rollouts start."""
+    start = dataset_rollout_start(dataset.name) if start_frame is None else start_frame
+    return RolloutTask(input_frames, stride, steps, start)
+
+
 @dataclass
 class RolloutResult:
     """Per-case, per-step metric values and their summaries, for the model and the identity."""
@@ -94,7 +108,8 @@ class RolloutResult:
         return {who: {m: windowed_means(v) for m, v in metrics.items()} for who, metrics in self.per_case.items()}
 
     def valid_time(self) -> dict[str, dict]:
-        """predictor -> steps (and seconds, each case with its own step) before NMSE first exceeds 1."""
+        """predictor -> steps (and seconds, each case with its own step) before NMSE first exceeds
+        :data:`~cfdbench.evaluation.metrics.aggregate.VALID_TIME_NMSE`."""
         return {who: valid_time(metrics["nmse"], self.step_seconds) for who, metrics in self.per_case.items()}
 
     def confidence(self) -> dict[str, dict[str, list[float] | None]]:
@@ -403,14 +418,22 @@ def evaluate_one_step(
     num_workers: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Mean per-sample metrics of single predictions over every (window -> next frame) pair of a split
-    (read by ``num_workers`` processes); None where a prediction held NaN or Inf (scored as diverged, never dropped)."""
+    whose window starts at ``task.start_frame`` or later (read by ``num_workers`` processes); None
+    where a prediction held NaN or Inf (scored as diverged, never dropped)."""
     model.eval()
     device = model.device
     samples = AutoregressiveDataset(
         dataset, split, task.input_frames, task.stride, normalization.field_names, normalization=normalization
     )
     scores = {who: MetricAccumulator(dataset.n_spatial_dims) for who in PREDICTORS}
+    first_target = task.target_frame_ids[0]  # of the window starting at task.start_frame
+    if int(samples.n_frames.max()) <= first_target:
+        raise CfdbenchError(f"no {split} case of {dataset.name} has a frame after a window starting at frame {task.start_frame}")
     for batch in samples.loader(batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"):
+        kept = batch["frame"] >= first_target
+        if not kept.any():
+            continue
+        batch = {key: value[kept] for key, value in batch.items()}
         mask = batch["mask"]
         pred = predict_batch(model, batch, device).cpu()[:, : len(normalization.field_names)]  # a window model's first frame
         to_physical = partial(normalization.fields.denormalize, channel_dim=1)  # (B, C, ...)
