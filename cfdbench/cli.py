@@ -293,6 +293,27 @@ def data_info(name: str = typer.Argument(..., help=DATASET_HELP)) -> None:
         raise CfdbenchError(f"{len(bad)} case file(s) of {dataset.name} fail their checksum: {', '.join(bad[:5])}")
 
 
+@data_app.command("cost")
+def data_cost(
+    name: str = typer.Argument(..., help="Dataset card or variant name (e.g. cavity-mini)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N: the device type the cost is recorded for."),
+    max_cases: Optional[int] = typer.Option(None, help="Time only the first cases (a large dataset); default all."),
+) -> None:
+    """Measure the generator's cost per case (batched as `data generate` runs, from rest) and record it
+    beside the card, in datasets/<card>/solver-cost.json, for the entries' speed-up."""
+    from cfdbench.evaluation.cost import measure_solver_cost, record_solver_cost
+    from cfdbench.leaderboard.entry import device_description
+    from cfdbench.pipeline import resolve_device
+
+    torch_device = resolve_device(device)
+    cost = measure_solver_cost(name, str(torch_device), device_description(torch_device), max_cases)
+    path = record_solver_cost(name, cost)
+    console.print(
+        f"{name}: {cost['seconds_per_frame_interval']:.4g} s per case and frame interval on {cost['hardware']} "
+        f"({cost['cases']} cases, batches of {cost['batch_size']}); recorded in {path}"
+    )
+
+
 def _info_table(dataset) -> Table:
     """Version, format, cases, splits, the first case's frames, grid and parameters, statistics."""
     info = dataset.manifest.get("info", {})
@@ -506,10 +527,12 @@ def evaluate_command(
     publish: bool = typer.Option(False, help="linear-solvers: also publish the result to leaderboard/linear-solvers/."),
     memory: int = typer.Option(2, help="linear-solvers: directions DCDM keeps (the reference: 2)."),
     refine: bool = typer.Option(False, "--refine", help="sfno: also refine each test window on its Navier-Stokes residual."),
+    name: Optional[str] = typer.Option(None, help="The model's name on the leaderboard (default: from the model spec)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the figures and rollout GIF (not needed for the scores)."),
 ) -> None:
-    """Score a checkpoint: one-step and rollout metrics beside the identity baseline, plots, entry.
-    With --track linear-solvers: iterations and time of DCDM, CG, Jacobi-PCG and AMG-PCG to one tolerance."""
-    from cfdbench.leaderboard.entry import save_entry
+    """Score a checkpoint: one-step and rollout metrics beside the identity baseline, the predictions they
+    were computed from, plots, entry. With --track linear-solvers: iterations and time of DCDM, CG,
+    Jacobi-PCG and AMG-PCG to one tolerance."""
     from cfdbench.pipeline import evaluate_checkpoint
 
     if track == "linear-solvers":
@@ -522,11 +545,10 @@ def evaluate_command(
 
     folder = run_dir or checkpoint.parent
     _, entry = evaluate_checkpoint(
-        checkpoint, dataset, split, steps, start_frame, device, folder, _refine_settings(refine), num_workers
+        checkpoint, dataset, split, steps, start_frame, device, folder, _refine_settings(refine), num_workers, name, plots=plots
     )
-    save_entry(entry, folder / "entry.json")
     _print_results(entry)
-    console.print(f"entry and plots in {folder}")
+    console.print(f"entry, predictions{' and plots' if plots else ''} in {folder}")
 
 
 def _evaluate_linear_solvers(
@@ -586,6 +608,7 @@ def run_command(
     wandb_online: bool = typer.Option(False, "--wandb-online", help="Log to Weights & Biases online."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     refine: bool = typer.Option(False, "--refine", help="sfno: also refine each test window on its Navier-Stokes residual."),
+    name: Optional[str] = typer.Option(None, help="The model's name on the leaderboard (default: from the model spec)."),
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
     from cfdbench.data.remote import is_url
@@ -594,7 +617,7 @@ def run_command(
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
     overrides["num_workers"] = num_workers
     torch_device = resolve_device(device)
-    config = resolve_run_config(model, dataset, torch_device, overrides, steps, set_)  # reject bad input before any work
+    config = resolve_run_config(model, dataset, torch_device, overrides, steps, set_, name)  # reject bad input before any work
     if torch_device.type == "cpu" and config.training.get("epochs", 0) >= CPU_EPOCHS_NOTE:
         console.print(
             f"[yellow]note:[/] {config.training['epochs']} epochs ({model}'s setting for {dataset}) can take long on a CPU; "
@@ -606,7 +629,15 @@ def run_command(
         with progress:
             ensure_dataset(dataset, device=str(torch_device), progress=update)
     refinement = _refine_settings(refine)
-    run_dir, entry = run(model, dataset, device, overrides, steps, runs_root, publish, settings=set_, refine=refinement)
+    if "card" not in config.training_sources.values():
+        defaults = {k: config.training[k] for k in ("lr", "batch_size", "scheduler") if config.training_sources[k] == "default"}
+        console.print(
+            f"[yellow]note:[/] {model} has no model card: the trainer's defaults {defaults} apply unless set; "
+            "the entry records every setting"
+        )
+    run_dir, entry = run(
+        model, dataset, device, overrides, steps, runs_root, publish, settings=set_, refine=refinement, name=name
+    )
     _print_results(entry)
     console.print(f"run folder: {run_dir}")
 
@@ -700,20 +731,76 @@ def leaderboard_submit(
 
 @leaderboard_app.command("verify")
 def leaderboard_verify(
-    entry: Path = typer.Argument(..., help="Entry file to verify."),
-    checkpoint: Path = typer.Option(..., help="The checkpoint the entry was evaluated from."),
+    entry: list[Path] = typer.Argument(None, help="Entry files (tier B: default every entry; tier C: one)."),
+    tier: Optional[str] = typer.Option(
+        None, help="A: pages and files from the entries; B: scores from the predictions; C: a checkpoint re-run "
+        "(default C with --checkpoint, else B)."
+    ),
+    checkpoint: Optional[Path] = typer.Option(None, help="Tier C: the checkpoint the entry was evaluated from."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    rtol: float = typer.Option(1e-4, help="Relative tolerance on every metric and curve value."),
+    rtol: Optional[float] = typer.Option(None, help="Relative tolerance (default: tier B 1e-6, tier C 1e-4)."),
     dataset: Optional[str] = typer.Option(None, help="The data: a folder or URL (default: the entry's dataset by name)."),
+    entries: Optional[Path] = typer.Option(None, help="Entries folder (default: leaderboard/entries)."),
 ) -> None:
-    """Re-run an entry's evaluation from its checkpoint; fail when any number differs beyond --rtol."""
-    from cfdbench.leaderboard.submit import verify_entry
+    """Verify leaderboard entries: tier A (every page and file follows from the entries), B (every score
+    recomputed from the published predictions) or C (re-run from a checkpoint); fail when anything differs."""
+    from cfdbench.cards import project_root
 
-    problems = verify_entry(entry, checkpoint, device, rtol, dataset)
+    tier = (tier or ("C" if checkpoint else "B")).upper()
+    entries_root = entries or project_root() / "leaderboard" / "entries"
+    if tier == "A":
+        _verify_tier_a(entry, entries_root)
+    elif tier == "B":
+        _verify_tier_b(entry, entries_root, rtol, dataset)
+    elif tier == "C":
+        _verify_tier_c(entry, checkpoint, device, rtol, dataset)
+    else:
+        raise UnknownNameError("verification tier", tier, ["A", "B", "C"])
+
+
+def _verify_tier_a(entry: list[Path] | None, entries_root: Path) -> None:
+    from cfdbench.leaderboard.verify import verify_board
+
+    if entry:
+        raise CfdbenchError("tier A verifies the whole leaderboard: give --entries <folder>, not entry files")
+    problems = verify_board(entries_root.parent)
+    _fail_on(problems, f"{entries_root.parent}: tier A")
+    console.print(f"[green]verified (tier A)[/] {entries_root.parent}: every entry valid, its files present, its pages rebuilt")
+
+
+def _verify_tier_b(entry: list[Path] | None, entries_root: Path, rtol: float | None, dataset: str | None) -> None:
+    from cfdbench.leaderboard.verify import PREDICTIONS_RTOL, verify_all_predictions, verify_predictions
+
+    rtol = rtol or PREDICTIONS_RTOL
+    if entry:
+        for path in entry:
+            _fail_on(verify_predictions(path, dataset, rtol), f"{path}: not reproduced from its predictions within rtol {rtol:g}")
+        console.print(f"[green]verified (tier B)[/] {len(entry)} entr{'y' if len(entry) == 1 else 'ies'}: every score recomputed")
+        return
+    checked, waiting = verify_all_predictions(entries_root)
+    for path, reason in waiting.items():
+        console.print(f"[yellow]not verified (tier B)[/] {path}: awaiting re-run ({reason})")
+    _fail_on([problem for problems in checked.values() for problem in problems], "tier B")
+    console.print(f"[green]verified (tier B)[/] {len(checked)} entries from their predictions; {len(waiting)} awaiting re-run")
+
+
+def _verify_tier_c(
+    entry: list[Path] | None, checkpoint: Path | None, device: str, rtol: float | None, dataset: str | None
+) -> None:
+    from cfdbench.leaderboard.verify import VERIFY_RTOL, verify_checkpoint
+
+    if checkpoint is None or not entry or len(entry) != 1:
+        raise CfdbenchError("tier C re-runs one entry from its checkpoint: give the entry file and --checkpoint")
+    rtol = rtol or VERIFY_RTOL
+    _fail_on(verify_checkpoint(entry[0], checkpoint, device, rtol, dataset), f"{entry[0]}: not reproduced within rtol {rtol:g}")
+    console.print(f"[green]verified[/] {entry[0]}: every metric and curve value reproduced within rtol {rtol:g}")
+
+
+def _fail_on(problems: list[str], what: str) -> None:
+    """One error line listing the first problems, when there are any."""
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise CfdbenchError(f"{entry}: not reproduced within rtol {rtol:g}: {shown}")
-    console.print(f"[green]verified[/] {entry}: every metric and curve value reproduced within rtol {rtol:g}")
+        raise CfdbenchError(f"{what}: {shown}")
 
 
 @leaderboard_app.command("publish")

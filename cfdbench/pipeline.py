@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,17 +16,30 @@ import torch
 
 from cfdbench.cards import data_root, find_channel_card, load_dataset_card, load_model_card, project_root
 from cfdbench.data.dataset_dir import content_hash, verify_checksums
-from cfdbench.data.generate import generate_dataset
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.remote import is_url, open_remote
 from cfdbench.data.view import StoredDataset, open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
-from cfdbench.evaluation.hybrid import check_hybrid
-from cfdbench.evaluation.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
+from cfdbench.evaluation.predictions import ENCODING, PREDICTIONS_SUFFIX, Predictions
 from cfdbench.evaluation.refinement import check_refinable, refine_test_cases
-from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, evaluate_one_step, evaluate_rollout, rollout_task
+from cfdbench.evaluation.rollout import (
+    RolloutResult,
+    RolloutTask,
+    evaluate_one_step,
+    evaluate_rollout,
+    rollout_task,
+    score_rollouts,
+)
 from cfdbench.io import folder_lock, write_json_atomic
-from cfdbench.leaderboard.entry import SCHEMA_VERSION, environment_info, make_entry_id, save_entry
+from cfdbench.leaderboard.code import code_identity, constructor_arguments, store_source
+from cfdbench.leaderboard.entry import (
+    SCHEMA_VERSION,
+    Entry,
+    environment_info,
+    make_entry_id,
+    save_entry,
+    speedup_vs_solver,
+)
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import (
     build_model,
@@ -86,6 +99,8 @@ def ensure_dataset(
             path = data_root() / channel.name
             generate_channel_dataset(channel, path, fmt="zarr", device=device)
             return open_dataset(path)
+        from cfdbench.data.generate import generate_dataset
+
         card = load_dataset_card(name)
         generate_dataset(card, data_root() / card.name, fmt=fmt, device=device, progress=progress)
         path = data_root() / card.name
@@ -130,7 +145,8 @@ def require_dataset(name: str, verify: bool = True) -> StoredDataset:
 
 @dataclass
 class RunConfig:
-    """The resolved configuration of one run, saved beside the checkpoint and in the entry."""
+    """The resolved configuration of one run, saved beside the checkpoint and in the entry: every
+    training setting that runs (``training``) and where each came from (``training_sources``)."""
 
     model: str
     dataset: str
@@ -139,6 +155,8 @@ class RunConfig:
     device: str
     rollout_steps: int = 20
     start_frame: int | None = None  # None: where the dataset card starts rollouts
+    training_sources: dict[str, str] = field(default_factory=dict)  # setting -> card, default or command line
+    name: str | None = None  # the leaderboard's display name (default: from the model spec)
 
 
 def resolve_run_config(
@@ -148,20 +166,32 @@ def resolve_run_config(
     overrides: dict[str, Any] | None = None,
     rollout_steps: int = 20,
     settings: list[str] | None = None,
+    name: str | None = None,
 ) -> RunConfig:
     """Model-card defaults for this dataset, then command-line overrides (``None`` = keep), then
-    ``--set section.key=value`` settings (``model.`` or ``training.``; values parsed as YAML)."""
+    ``--set section.key=value`` settings (``model.`` or ``training.``; values parsed as YAML), over the
+    trainer's defaults: the run's whole training configuration, each setting with its source."""
     model_class = get_model_class(model)  # unknown names fail here, listing the valid ones
     card = load_model_card(model) if model in builtin_model_names() else None
-    hparams, training = card.resolve(dataset) if card else ({}, {})
-    training = {**training, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    hparams, from_card = card.resolve(dataset) if card else ({}, {})
+    from_command_line = {k: v for k, v in (overrides or {}).items() if v is not None}
     for section, key, value in parse_settings(settings or []):
-        (hparams if section == "model" else training)[key] = value
-    TrainConfig.from_dict(training)  # validate before any work
+        (hparams if section == "model" else from_command_line)[key] = value
+    training = asdict(TrainConfig.from_dict({**from_card, **from_command_line}))  # validated before any work
+    sources = {key: "command line" if key in from_command_line else "card" if key in from_card else "default" for key in training}
     _check_hparams(model, model_class, hparams)
     if rollout_steps < 1:
         raise CfdbenchError(f"rollout steps must be >= 1, got {rollout_steps}")
-    return RunConfig(model, dataset, hparams, training, str(device), rollout_steps)
+    check_display_name(name)
+    return RunConfig(model, dataset, hparams, training, str(device), rollout_steps, training_sources=sources, name=name)
+
+
+def check_display_name(name: str | None) -> None:
+    """Refuse a ``--name`` the leaderboard cannot show or file: letters, digits, '.', '_' and '-' only."""
+    import re
+
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise CfdbenchError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (first a letter or digit), at most 100")
 
 
 def parse_settings(settings: list[str]) -> list[tuple[str, str, Any]]:
@@ -351,10 +381,20 @@ class Evaluation:
     artifacts: dict[str, str]
     refinement: dict | None = None  # SFNO's spectral refinement, before and after
     refinement_seconds: float = 0.0
+    predictions: Predictions | None = None  # the model's predictions the scores were computed from
 
-    @property
-    def rollout_summary(self) -> dict[str, dict[str, float | None]]:
-        return self.rollout.summary()
+    def scores(self) -> dict[str, Any]:
+        """Every score of the entry that its predictions determine (verification tier B recomputes these)."""
+        return {
+            "metrics": {"one_step": self.one_step, "rollout": self.rollout.summary()},
+            "curves": self.curves,
+            "rollout_windows": self.rollout.windows(),
+            "valid_time": self.rollout.valid_time(),
+            "confidence": self.rollout.confidence(),
+            "diverged": self.rollout.diverged,
+            "strouhal": self.rollout.strouhal,
+            "channel_statistics": self.rollout.channel,
+        }
 
     @property
     def n_cases(self) -> int:
@@ -370,29 +410,54 @@ def evaluate_stage(
     split: str = "test",
     refine: RefineSettings | None = None,
     num_workers: int = 0,
+    plots: bool = True,
 ) -> Evaluation:
-    """One-step and rollout scores (model and identity), curves JSON and figures in ``run_dir``;
-    with ``refine``, also SFNO's spectral refinement of each case's first window. ``num_workers``
-    processes read the one-step batches."""
+    """One-step and rollout scores (model and identity) with the predictions they were computed from,
+    the curves JSON and (``plots``) figures in ``run_dir``; with ``refine``, also SFNO's spectral
+    refinement of each case's first window. ``num_workers`` processes read the one-step batches."""
     one_step = evaluate_one_step(model, dataset, normalization, task, split, num_workers=num_workers)
     result = evaluate_rollout(model, dataset, normalization, task, split)
     curves, artifacts = write_rollout_artifacts(
-        result, model.registered_name, dataset.name, normalization.field_names, run_dir, split
+        result, model.registered_name, dataset.name, normalization.field_names, run_dir, split, plots
     )
     refinement, seconds = refine_test_cases(model, dataset, normalization, task, split, refine) if refine else (None, 0.0)
-    return Evaluation(task, one_step, result, curves, artifacts, refinement, seconds)
+    predictions = Predictions(one_step.published, result.published, result.case_ids, normalization.to_dict(), asdict(task))
+    return Evaluation(task, dict(one_step), result, curves, artifacts, refinement, seconds, predictions)
+
+
+def rescore_predictions(predictions: Predictions, dataset: StoredDataset, split: str) -> dict[str, Any]:
+    """The scores that published ``predictions`` give on ``dataset``'s ``split``, computed by the same code
+    as every evaluation (:meth:`Evaluation.scores`): verification tier B."""
+    normalization = Normalization.from_dict(predictions.normalization)
+    task = RolloutTask(**predictions.task)
+    if list(dataset.split(split)) != predictions.case_ids:
+        raise CfdbenchError(f"the predictions are of other cases than the {split} split of {dataset.name}: of other data")
+    one_step = evaluate_one_step(None, dataset, normalization, task, split, replay=predictions.one_step)
+    result = score_rollouts(None, dataset, normalization.field_names, task, split, replay=predictions.rollout)
+    curves = {"steps": list(range(1, task.steps + 1)), **result.curves()}
+    return Evaluation(task, dict(one_step), result, curves, {}).scores()
 
 
 def write_rollout_artifacts(
-    result: RolloutResult, model: str, dataset: str, fields: tuple[str, ...], run_dir: Path, split: str = "test"
+    result: RolloutResult,
+    model: str,
+    dataset: str,
+    fields: tuple[str, ...],
+    run_dir: Path,
+    split: str = "test",
+    plots: bool = True,
 ) -> tuple[dict, dict[str, str]]:
-    """(curves, artifact files) of a scored rollout: the curves JSON, NMSE curves, fields, animation, spectra
-    or channel profiles, written to ``run_dir``."""
+    """(curves, artifact files) of a scored rollout: the curves JSON and, with ``plots``, NMSE curves,
+    fields, animation, spectra or channel profiles, written to ``run_dir``."""
     task = result.task
     curves = {"steps": list(range(1, task.steps + 1)), **result.curves()}
     write_json_atomic(
         run_dir / "rollout_curves.json", {"task": asdict(task), "split": split, "case_ids": result.case_ids, **curves}
     )
+    if not plots:
+        return curves, {"curves_json": "rollout_curves.json"}
+    from cfdbench.evaluation.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
+
     title = f"{model_label(model)} on {dataset} ({split}, {len(result.case_ids)} cases)"
     plot_rollout_curves(curves, curves["steps"], run_dir / "rollout_nmse.png", title)
     plot_fields(result.example, fields, curves["steps"], run_dir / "fields.png", title)
@@ -417,26 +482,29 @@ def build_entry(
     config: RunConfig,
     training: TrainResult | None,
     split: str = "test",
-) -> dict[str, Any]:
-    """A leaderboard entry: everything needed to know what was measured, on what, and how."""
+) -> Entry:
+    """A leaderboard entry: everything needed to know what was measured, on what, and how (the
+    operator's code identity, its constructor arguments and the whole training recipe included)."""
     hardware, software, commit = environment_info()
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     spec = model.registered_name
     card = load_model_card(spec) if spec in builtin_model_names() else None
     manifest_info = dataset.manifest.get("info", {})
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "entry_id": make_entry_id(model_label(spec), dataset.name, now),
-        "date": now.isoformat().replace("+00:00", "Z"),
-        "model": {
-            "name": model_label(spec),
+    name = config.name or model_label(spec)
+    return Entry(
+        schema_version=SCHEMA_VERSION,
+        entry_id=make_entry_id(name, dataset.name, now),
+        date=now.isoformat().replace("+00:00", "Z"),
+        model={
+            "name": name,
             "card": f"models/{spec}.yaml" if card else None,
             **({} if card else {"source": spec}),
-            "config": model.config["hparams"],
+            "config": constructor_arguments(type(model), model.config["hparams"]),
             "parameter_count": model.parameter_count(),
             "reference_parameter_count": card.reference_parameter_count if card else None,
         },
-        "dataset": {
+        code=code_identity(type(model), spec),
+        dataset={
             "name": dataset.name,
             "version": str(manifest_info.get("version", "unknown")),
             "content_hash": content_hash(dataset.path),
@@ -444,38 +512,50 @@ def build_entry(
             "n_cases": evaluation.n_cases,
             "case_ids": list(evaluation.rollout.case_ids),
         },
-        "task": {
+        task={
             "input_frames": evaluation.task.input_frames,
             "stride": evaluation.task.stride,
             "rollout_steps": evaluation.task.steps,
             "start_frame": evaluation.task.start_frame,
             "fields": list(model.meta.fields),
         },
-        "metrics": {"one_step": evaluation.one_step, "rollout": evaluation.rollout_summary},
-        "curves": evaluation.curves,
-        "rollout_windows": evaluation.rollout.windows(),
-        "valid_time": evaluation.rollout.valid_time(),
-        "confidence": evaluation.rollout.confidence(),
-        "cost": _cost(model, dataset, evaluation),
-        "diverged": evaluation.rollout.diverged,
-        "strouhal": evaluation.rollout.strouhal,
-        **({"channel_statistics": evaluation.rollout.channel} if evaluation.rollout.channel else {}),
-        **({"refinement": evaluation.refinement} if evaluation.refinement else {}),
-        "training": None
-        if training is None
-        else {
-            "seconds": round(training.seconds, 2),
-            "epochs": training.epochs,
-            "steps": training.steps,
-            "device": config.device,
-            "config": config.training,
-        },
-        "hardware": hardware,
-        "software": software,
-        "seed": int(config.training.get("seed", 0)),
-        "git_commit": commit,
-        "artifacts": evaluation.artifacts,
-    }
+        **evaluation.scores(),
+        cost=_cost(model, dataset, evaluation),
+        refinement=evaluation.refinement,
+        training=_training_block(config, training),
+        hardware=hardware,
+        software=software,
+        seed=int(config.training.get("seed", 0)),
+        git_commit=commit,
+        artifacts=evaluation.artifacts,
+    )
+
+
+def _training_block(config: RunConfig, training: TrainResult | None) -> dict[str, Any] | None:
+    """The entry's recipe: every training setting that ran (and where each came from, when known), with
+    the time, epochs and steps of the training this run did; None for a model that was never trained."""
+    if training is None and not config.training:
+        return None
+    block: dict[str, Any] = {"config": config.training}
+    if config.training_sources:
+        block["config_sources"] = config.training_sources
+    if training is not None:
+        block |= {"seconds": round(training.seconds, 2), "epochs": training.epochs, "steps": training.steps}
+        block["device"] = config.device
+    return block
+
+
+def write_entry(entry: Entry, model_class: type[NeuralOperator], evaluation: Evaluation, run_dir: Path) -> Entry:
+    """Save ``run_dir/entry.json`` with what it needs beside it: the predictions its scores were computed
+    from (``<entry_id>.predictions.npz``) and a plug-in's source (``code/<sha256>.py``); returns the entry
+    as saved."""
+    store_source(entry["code"], model_class, run_dir)
+    if evaluation.predictions is not None:
+        name = f"{entry['entry_id']}{PREDICTIONS_SUFFIX}"
+        digest = evaluation.predictions.save(run_dir / name)
+        entry = replace(entry, predictions={"file": name, "sha256": digest, "encoding": ENCODING})
+    save_entry(entry, run_dir / "entry.json")
+    return entry
 
 
 def evaluate_checkpoint(
@@ -488,46 +568,57 @@ def evaluate_checkpoint(
     run_dir: Path | None = None,
     refine: RefineSettings | None = None,
     num_workers: int = 0,
-) -> tuple[Evaluation, dict[str, Any]]:
-    """Score a checkpoint on a stored dataset: (evaluation, entry). Plots go to ``run_dir``, or to a
-    temporary folder that is removed (as for ``cfdbench leaderboard verify``)."""
+    name: str | None = None,
+    model_class: type[NeuralOperator] | None = None,
+    plots: bool = True,
+) -> tuple[Evaluation, Entry]:
+    """Score a checkpoint on a stored dataset: (evaluation, entry), the model built as ``model_class``
+    when given (an entry's stored plug-in source). With ``run_dir``, the entry is written there with
+    its predictions and code (:func:`write_entry`), and the plots (``plots``); without, the plots go
+    to a temporary folder that is removed (as for ``cfdbench leaderboard verify``)."""
     import tempfile
 
+    check_display_name(name)
     torch_device = resolve_device(device)
     data = require_dataset(dataset)
-    model, extra = load_checkpoint(checkpoint, map_location=torch_device)
+    model, extra = load_checkpoint(checkpoint, map_location=torch_device, model_class=model_class)
     check_checkpoint_fits(model, data, checkpoint)
     if refine:
         check_refinable(type(model), data.manifest.get("info", {}).get("problem"), data.name)
     training = extra.get("train_config", {})
     task = rollout_task(data, model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
-    config = RunConfig(model.registered_name, data.name, model.hparams, training, str(torch_device), steps, task.start_frame)
+    config = RunConfig(
+        model.registered_name, data.name, model.hparams, training, str(torch_device), steps, task.start_frame, name=name
+    )
     if model.hybrid_solver:
         with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
             folder = Path(run_dir or scratch)
             folder.mkdir(parents=True, exist_ok=True)
             evaluation, hybrid = evaluate_hybrid(model, data, task, torch_device, folder, split)
-        return evaluation, build_entry(model, data, evaluation, config, None, split) | {"hybrid": hybrid}
-    normalization = Normalization.from_dict(extra["normalization"])
-    with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
-        folder = Path(run_dir or scratch)
-        folder.mkdir(parents=True, exist_ok=True)
-        evaluation = evaluate_stage(model, normalization, data, task, folder, split, refine, num_workers)
-    return evaluation, build_entry(model, data, evaluation, config, None, split)
+        entry = replace(build_entry(model, data, evaluation, config, None, split), hybrid=hybrid)
+    else:
+        normalization = Normalization.from_dict(extra["normalization"])
+        with tempfile.TemporaryDirectory(prefix="cfdbench-evaluate-") as scratch:
+            folder = Path(run_dir or scratch)
+            folder.mkdir(parents=True, exist_ok=True)
+            evaluation = evaluate_stage(model, normalization, data, task, folder, split, refine, num_workers, plots)
+        entry = build_entry(model, data, evaluation, config, None, split)
+    return evaluation, write_entry(entry, type(model), evaluation, Path(run_dir)) if run_dir else entry
 
 
 def _cost(model: NeuralOperator, dataset: StoredDataset, evaluation: Evaluation) -> dict[str, Any]:
-    """Parameters, inference time, and the speed-up over the generator re-simulating one test rollout."""
-    from cfdbench.evaluation.cost import solver_seconds
+    """Parameters, the model's inference time per case (cases batched), and the speed-up over the
+    generator's recorded time per case for the same physical time (:mod:`cfdbench.evaluation.cost`)."""
+    from cfdbench.evaluation.cost import solver_block
 
     cost = {"parameter_count": model.parameter_count(), **evaluation.rollout.cost(), "device": str(model.device)}
     if evaluation.refinement:
         cost["refinement_seconds"] = evaluation.refinement_seconds
     task = evaluation.task
-    solver = solver_seconds(dataset.name, evaluation.rollout.case_ids[0], task.steps * task.stride, model.device)
+    solver = solver_block(dataset.name, model.device.type, task.steps * task.stride)
+    cost["solver"] = solver
     if solver is not None:
-        cost["solver_seconds_per_rollout"] = solver
-        cost["speedup_vs_solver"] = solver / max(cost["seconds_per_rollout"], 1e-12)
+        cost["speedup_vs_solver"] = speedup_vs_solver(cost)
     return cost
 
 
@@ -556,6 +647,8 @@ def check_model_for_dataset(model: str, dataset: str, refine: bool = False) -> N
     if refine:
         check_refinable(model_class, dataset_problem(dataset), dataset)
     if model_class.hybrid_solver:
+        from cfdbench.evaluation.hybrid import check_hybrid
+
         check_hybrid(dataset_problem(dataset), dataset)
 
 
@@ -608,18 +701,19 @@ def run(
     generation_progress: Callable[[int, int], None] | None = None,
     settings: list[str] | None = None,
     refine: RefineSettings | None = None,
-) -> tuple[Path, dict[str, Any]]:
+    name: str | None = None,
+) -> tuple[Path, Entry]:
     """Generate (if needed), train, evaluate (with SFNO's spectral refinement when ``refine``) and
-    write an entry; returns (run folder, entry)."""
+    write an entry (shown as ``name``); returns (run folder, entry)."""
     torch_device = resolve_device(device)
-    config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps, settings)
+    config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps, settings, name)
     check_model_for_dataset(model, dataset, refine is not None)
     data = ensure_dataset(dataset, device=str(torch_device), progress=generation_progress)
     run_dir = new_run_dir(model, data.name, runs_root)
     if get_model_class(model).hybrid_solver:
         trained, evaluation, result, hybrid = hybrid_stage(config, data, run_dir)
-        entry = build_entry(trained, data, evaluation, config, result) | {"hybrid": hybrid}
-        save_entry(entry, run_dir / "entry.json")
+        entry = replace(build_entry(trained, data, evaluation, config, result), hybrid=hybrid)
+        entry = write_entry(entry, type(trained), evaluation, run_dir)
         if publish:
             publish_entry(run_dir / "entry.json", entry)
         return run_dir, entry
@@ -634,14 +728,13 @@ def run(
         tracker.log_media(curves, figures)
     finally:
         tracker.finish()
-    entry = build_entry(trained, data, evaluation, config, result)
-    save_entry(entry, run_dir / "entry.json")
+    entry = write_entry(build_entry(trained, data, evaluation, config, result), type(trained), evaluation, run_dir)
     if publish:
         publish_entry(run_dir / "entry.json", entry)
     return run_dir, entry
 
 
-def publish_entry(entry_path: Path, entry: dict[str, Any]) -> Path:
+def publish_entry(entry_path: Path, entry: Entry) -> Path:
     """Submit an entry to the repository's ``leaderboard/entries/<dataset>/`` (``leaderboard submit``)."""
     from cfdbench.leaderboard.submit import submit_run
 

@@ -47,6 +47,34 @@ def _other_parameters_dataset(tmp: Path) -> None:
     assert run_entry_point(*args, cwd=tmp).returncode == 0
 
 
+def _entry(tmp: Path, name: str, **changes) -> dict:
+    """A valid entry (the leaderboard tests' example, on cavity-mini's published bytes) with ``changes``, in ``tmp/name``."""
+    from test_leaderboard import make_entry
+
+    from cfdbench.leaderboard.submit import published_hash
+
+    entry = make_entry() | changes
+    entry["dataset"]["content_hash"] = published_hash("cavity-mini")
+    (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp / name).write_text(json.dumps(entry))
+    return entry
+
+
+def _stale_entry(tmp: Path) -> None:
+    _entry(tmp, "old.json", schema_version=1)
+
+
+def _entry_without_code(tmp: Path) -> None:
+    code = {"kind": "source", "file": "myop.py", "class": "MyOp", "sha256": "d" * 64}
+    _entry(tmp, "run/entry.json", code=code)
+
+
+def _predictions_not_matching(tmp: Path) -> None:
+    (tmp / "run").mkdir()
+    (tmp / "run" / "p.npz").write_bytes(b"edited")
+    _entry(tmp, "run/entry.json", predictions={"file": "p.npz", "sha256": "e" * 64, "encoding": "int16"})
+
+
 UNREACHABLE_S3 = (
     ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),  # the discard port: nothing listens there
     ("AWS_ACCESS_KEY_ID", "test"),
@@ -77,6 +105,18 @@ CASES = [
     BadInput("dataset URL without a manifest", ("data", "info", "file://{tmp}"), "has no manifest.json", env=(("CFDBENCH_CACHE", "{tmp}/cache"),)),
     BadInput("unreachable object store", ("train", "--dataset", "s3://bucket/cavity-mini"), "cannot reach the server", env=UNREACHABLE_S3),
     BadInput("unknown URL scheme", ("data", "info", "nosuch://bucket/cavity-mini"), "unknown URL scheme", env=(("CFDBENCH_CACHE", "{tmp}/cache"),)),
+    BadInput(
+        "entry of an unknown format (submit)", ("leaderboard", "submit", "{tmp}/old.json", "--entries", "{tmp}/board"),
+        "unsupported schema_version 1", _stale_entry,
+    ),
+    BadInput(
+        "entry whose code is not stored (submit)", ("leaderboard", "submit", "{tmp}/run", "--entries", "{tmp}/board"),
+        "code cannot be recovered", _entry_without_code,
+    ),
+    BadInput(
+        "predictions not matching their entry (verify)", ("leaderboard", "verify", "{tmp}/run/entry.json", "--tier", "B"),
+        "does not match its entry", _predictions_not_matching,
+    ),
 ]
 
 
@@ -124,6 +164,7 @@ def _table(tmp_root: Path, data: Path, run: Path) -> str:
         assert sorted(p.name for p in run.iterdir()) == before, f"{case.what}: a refused command changed the run folder"
         assert not (tmp / "data").exists(), f"{case.what}: a refused command generated data"
         assert not (tmp / "cache").exists(), f"{case.what}: a refused URL left a cache folder"
+        assert not (tmp / "board").exists(), f"{case.what}: a refused entry reached the leaderboard"
         if (tmp / "taken").exists():
             assert (tmp / "taken").read_text() == "not a folder\n", f"{case.what}: the file in the way was changed"
         rows.append(_row(case, args, result, tmp, data, run))

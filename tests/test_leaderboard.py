@@ -9,15 +9,18 @@ import random
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
-from conftest import run_entry_point
+from conftest import assert_one_line_error, run_entry_point
 
+from cfdbench.data.download import sha256_of
 from cfdbench.errors import CfdbenchError
 from cfdbench.leaderboard import entry as entry_module
 from cfdbench.leaderboard.entry import (
     SCHEMA_PATH,
     SCHEMA_VERSION,
+    Entry,
     environment_info,
     load_entries,
     load_entry,
@@ -58,7 +61,7 @@ def make_entry(
 ) -> dict:
     """A valid entry; keyword arguments vary what the render tests compare."""
     return {
-        "schema_version": 2,
+        "schema_version": 3,
         "entry_id": make_entry_id(model, dataset, date),
         "date": date,
         "model": {
@@ -68,6 +71,7 @@ def make_entry(
             "parameter_count": 1188706,
             "reference_parameter_count": 1188706,
         },
+        "code": {"kind": "builtin", "module": "cfdbench.models.fno", "sha256": "c" * 64},
         "dataset": {
             "name": dataset,
             "version": "1.0.0",
@@ -113,10 +117,71 @@ def write_raw(path, entry) -> None:
 
 def test_schema_file_is_versioned():
     schema = json.loads(SCHEMA_PATH.read_text())
-    assert schema["$id"] == "https://cfdbench.invalid/schemas/leaderboard-entry-v2.json"
+    assert schema["$id"] == "https://cfdbench.invalid/schemas/leaderboard-entry-v3.json"
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["additionalProperties"] is False
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3 and schema["properties"]["schema_version"] == {"enum": [2, 3]}
+
+
+def test_the_entry_type_is_the_one_definition_of_the_keys():
+    """The schema's top-level keys and required keys are exactly the Entry type's fields."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert list(schema["properties"]) == sorted(schema["properties"], key=Entry.all_keys().index)
+    assert set(schema["properties"]) == set(Entry.all_keys())
+    assert set(schema["required"]) == set(Entry.required_keys())
+    assert Entry.tier_keys("B") == ("metrics", "curves", "rollout_windows", "valid_time", "confidence", "diverged",
+                                    "strouhal", "channel_statistics")  # fmt: skip
+    assert Entry.tier_keys("C") == Entry.tier_keys("B") + ("refinement",)
+
+
+def test_an_entry_reads_like_its_json_object_and_refuses_a_misspelt_key():
+    raw = make_entry()
+    entry = Entry.from_dict(raw)
+    assert entry == raw and entry["model"] is entry.model and "hybrid" not in entry and entry.hybrid is None
+    assert dict(entry) == raw and entry.to_dict() == raw and len(entry) == len(raw)
+    with pytest.raises(TypeError, match="leaderboard_rank"):
+        Entry(**raw, leaderboard_rank=1)
+
+
+def test_version_2_entries_are_read_without_code_and_version_3_needs_it():
+    old = make_entry()
+    old["schema_version"] = 2
+    del old["code"]
+    assert Entry.from_dict(old).code is None
+    new = make_entry()
+    del new["code"]
+    with pytest.raises(CfdbenchError, match=r"\$: 'code' is a required property"):
+        validate_entry(new)
+
+
+DERIVED = {
+    "case count": (("dataset", "n_cases"), 2, "$.dataset.n_cases", "is not the number of case_ids"),
+    "cost parameters": (("cost", "parameter_count"), 5, "$.cost.parameter_count", "differs from $.model.parameter_count"),
+    "speed-up without solver": (("cost", "speedup_vs_solver"), 3.0, "$.cost.speedup_vs_solver", "exactly when"),
+    "steps": (("curves", "steps"), [2, 3, 4, 5], "$.curves.steps", "must be 1, 2, ..., 4"),
+    "stranger diverged": (("diverged",), {"xyz": 2}, "$.diverged", "not among the scored case_ids"),
+    "interval": (("confidence", "model", "nmse"), [0.4, 0.2], "$.confidence.model.nmse", "low end above its high end"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DERIVED))
+def test_numbers_derived_from_others_must_agree_with_them(case):
+    where, value, path, fragment = DERIVED[case]
+    entry = make_entry()
+    _set(where, value)(entry)
+    with pytest.raises(CfdbenchError, match=re.escape(f"{path}: ") + ".*" + re.escape(fragment)):
+        validate_entry(entry)
+
+
+def test_the_speedup_is_the_solver_time_over_the_model_time():
+    entry = make_entry()
+    solver = {"seconds_per_rollout": 2.0, "seconds_per_frame_interval": 0.5, "batch_size": 16, "device": "cpu",
+              "hardware": "test cpu", "measured": "2026-12-07T12:00:00Z"}  # fmt: skip
+    entry["cost"] |= {"solver": solver, "speedup_vs_solver": 2.0 / 0.04}
+    validate_entry(entry)
+    entry["cost"]["speedup_vs_solver"] *= 1.01
+    with pytest.raises(CfdbenchError, match="is not solver.seconds_per_rollout / seconds_per_rollout"):
+        validate_entry(entry)
 
 
 def test_valid_entry_validates_and_round_trips(tmp_path):
@@ -170,7 +235,7 @@ INVALID = {
     ),
     "wrong curve length": (_short_curve, "$.curves.model.rel_l2.std", "task.rollout_steps is 4"),
     "wrong steps length": (_set(("curves", "steps"), [1, 2, 3]), "$.curves.steps", "task.rollout_steps is 4"),
-    "schema version": (_set(("schema_version",), 1), "$.schema_version", "reads version(s) 2"),
+    "schema version": (_set(("schema_version",), 1), "$.schema_version", "reads version(s) 2, 3"),
     "tampered score": (
         _set(("metrics", "rollout", "model", "nmse"), 0.01),
         "$.metrics.rollout.model.nmse",
@@ -311,7 +376,8 @@ def test_render_identity_row_in_every_table_and_sorted_by_nmse():
     ranks = [row.split(" | ")[0].strip("| ") for row in blocks[0]]
     assert ranks == ["1", "2", "—", "3"]
     assert "| 1.000e-02 |" in blocks[0][0] and "| 100x |" in blocks[0][0]  # NMSE and identity ratio
-    assert "(entries/fno--cavity-mini--20261128T190000Z.json)" in blocks[0][0]
+    assert "(entries/cavity-mini/fno--cavity-mini--20261128T190000Z.json)" in blocks[0][0]
+    assert "| A; awaiting re-run \\(no predictions\\) |" in blocks[0][0]  # no published predictions: tier A only
     assert "1.0.0 `aaaaaaaa`" in blocks[0][0] and "2026-11-28" in blocks[0][0]
 
 
@@ -323,10 +389,12 @@ def test_render_is_deterministic():
     assert render_leaderboard(shuffled).encode() == first.encode()
 
 
-def test_identity_rows_per_dataset_hash_and_disagreement_is_an_error():
+def test_one_table_and_identity_row_per_dataset_hash_and_disagreement_is_an_error():
     entries = [make_entry(model="fno"), make_entry(model="unet", content_hash=HASH_B, identity_nmse=0.9)]
-    blocks = table_blocks(render_leaderboard(entries))
-    assert all(sum("**identity**" in row for row in rows) == 2 for rows in blocks)
+    page = render_leaderboard(entries)
+    blocks = table_blocks(page)
+    assert len(blocks) == 4 and all(sum("**identity**" in row for row in rows) == 1 for rows in blocks)
+    assert "### One-step, data aaaaaaaa" in page and "### Rollout, 4 steps, data bbbbbbbb" in page
 
     entries[1]["dataset"]["content_hash"] = HASH_A
     with pytest.raises(CfdbenchError, match="identity baseline .* must agree"):
@@ -456,30 +524,53 @@ def test_diverged_scores_render_as_diverged_and_sort_last():
     assert 'data-sort="Infinity">diverged<' in page
 
 
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]  # fmt: skip
+# Appended to the page under test: writes what the browser laid out into the DOM that --dump-dom returns.
+LAYOUT_PROBE = """<script>
+var wrapped = 0;
+document.querySelectorAll("table.sortable td").forEach(function (td) {
+  var range = document.createRange(); range.selectNodeContents(td);
+  var lines = new Set(Array.from(range.getClientRects()).map(function (r) { return Math.round(r.top); }));
+  if (lines.size > 1) { wrapped += 1; }
+});
+document.body.setAttribute("data-wrapped-cells", wrapped);
+document.querySelector("table.sortable").tHead.rows[0].cells[3].click();
+</script>"""
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless Chromium (Debian package chromium)")
 def test_page_renders_in_headless_chromium(tmp_path):
-    """The page in a real browser: after its script ran, the DOM holds every table, a hostile name
-    (refused by the entry schema, rendered here anyway) stays text, and a click on a header sorts
-    the rows by number; a screenshot is kept as an artefact."""
+    """The page in a real browser, as a researcher would read it: after its script ran, the DOM holds
+    every table with a rank column, one identity row per table and a link to each entry file; no
+    cell wraps in a narrow window; a hostile name (refused by the entry schema, rendered here anyway)
+    stays text; a click on a header sorts the rows by number; each chart draws its models in distinct
+    colours. A screenshot is kept as an artefact."""
     from cfdbench.leaderboard.html import render_html
 
     evil = make_entry(model="x", nmse=0.02)
     evil["model"]["name"] = "<img src=x onerror=alert(1)>"
     evil["entry_id"] = "evil--cavity-mini--20261128T190009Z"
-    click_nmse = "<script>document.querySelector('table.sortable').tHead.rows[0].cells[2].click();</script>"
+    crowd = [make_entry(model=f"m{i:02d}", nmse=0.06 + i / 100, date=f"2026-11-28T19:01:{i:02d}Z") for i in range(14)]
     page = tmp_path / "index.html"
-    page.write_text(render_html(three_models() + [evil]).replace("</body>", click_nmse + "</body>"))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    page.write_text(render_html(three_models() + [evil] + crowd).replace("</body>", LAYOUT_PROBE + "</body>"))
+    flags = CHROMIUM_FLAGS + [f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,2000"]
     dom = subprocess.run(["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count('class="sortable"') == 3 and "<img" not in dom.stdout
+    assert 'data-wrapped-cells="0"' in dom.stdout  # numbers, names and links each on one line
     assert "&lt;img src=x onerror=alert(1)&gt;" in dom.stdout
     first_table = dom.stdout.split('class="sortable"')[1]
-    names = re.findall(r'<tr[^>]*><td class="text">([^<]*)</td>', first_table)
-    assert names == ["fno", "&lt;img src=x onerror=alert(1)&gt;", "unet", "identity (baseline)", "worse"]  # by NMSE
+    rows = re.findall(r'<tr[^>]*><td data-sort="[^"]*">([^<]*)</td><td class="text">([^<]*)</td>', first_table)
+    assert [name for _, name in rows[:5]] == ["fno", "&lt;img src=x onerror=alert(1)&gt;", "unet", "m00", "m01"]  # by NMSE
+    assert [rank for rank, _ in rows[:3]] == ["1", "2", "3"] and sum(name == "identity (baseline)" for _, name in rows) == 1
+    assert 'href="entries/cavity-mini/fno--cavity-mini--20261128T190000Z.json"' in first_table
+    for chart in re.findall(r"<svg.*?</svg>", dom.stdout, flags=re.S):
+        colours = re.findall(r'<polyline [^>]*stroke="([^"]+)"', chart)
+        models = [c for c in colours if c != "#000000"]
+        assert len(set(models)) == len(models) == len(colours) - 1  # one black identity, every model its own colour
     shot = tmp_path / "leaderboard.png"
-    command = ["chromium", *flags, f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()]
+    command = ["chromium", *flags, f"--screenshot={shot}", page.as_uri()]
     result = subprocess.run(command, capture_output=True, timeout=120)
     assert result.returncode == 0 and shot.stat().st_size > 10_000
     artefacts = os.environ.get("CFDBENCH_ARTIFACTS")
@@ -538,12 +629,26 @@ def test_make_entry_id_is_filesystem_safe():
 # --------------------------------------------------------------------------- submit, verify, publish
 
 
+def save_run(run_dir, entry: dict) -> dict:
+    """An entry in a run folder as `cfdbench evaluate` leaves it: entry.json with a predictions file beside it."""
+    predictions = run_dir / f"{entry['entry_id']}.predictions.npz"
+    predictions.parent.mkdir(parents=True, exist_ok=True)
+    predictions.write_bytes(entry["entry_id"].encode())  # submit checks the digest; tier B reads the contents
+    entry["predictions"] = {"file": predictions.name, "sha256": sha256_of(predictions), "encoding": "test"}
+    save_entry(entry, run_dir / "entry.json")
+    return entry
+
+
+def tree(folder) -> dict:
+    """Every file under ``folder`` with its bytes: what a refused command must leave unchanged."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_submit_checks_the_published_hash_and_refuses_duplicates(tmp_path, monkeypatch):
     from cfdbench.leaderboard import submit
 
     run_dir = tmp_path / "run"
-    entry = make_entry()
-    save_entry(entry, run_dir / "entry.json")
+    entry = save_run(run_dir, make_entry())
     monkeypatch.setattr(submit, "published_hash", lambda dataset: HASH_B)
     with pytest.raises(CfdbenchError, match="card publishes bbbbbbbbbbbb"):
         submit.submit_run(run_dir, tmp_path / "entries")
@@ -551,10 +656,48 @@ def test_submit_checks_the_published_hash_and_refuses_duplicates(tmp_path, monke
     target = submit.submit_run(run_dir, tmp_path / "entries")
     assert target == tmp_path / "entries" / "cavity-mini" / f"{entry['entry_id']}.json"
     assert "artifacts" not in load_entry(target)  # run-folder paths are dropped
-    again = make_entry(date="2026-11-28T20:00:00Z")  # the same submission evaluated again later
-    save_entry(again, run_dir / "entry.json")
+    assert (target.parent / entry["predictions"]["file"]).read_bytes() == (run_dir / entry["predictions"]["file"]).read_bytes()
+    save_run(run_dir, make_entry(date="2026-11-28T20:00:00Z"))  # the same submission evaluated again later
     with pytest.raises(CfdbenchError, match="already holds this submission"):
         submit.submit_run(run_dir, tmp_path / "entries")
+
+
+def _old_format(entry):
+    entry["schema_version"] = 2
+    del entry["code"]
+
+
+def _plugin_not_stored(entry):
+    entry["model"] |= {"name": "myop-MyOp", "card": None, "source": "/home/me/ops/myop.py:MyOp"}
+    entry["code"] = {"kind": "source", "file": "myop.py", "class": "MyOp", "sha256": "d" * 64}
+
+
+REFUSED = {
+    "older format": (_old_format, "written in entry format 2", False),
+    "code not stored": (_plugin_not_stored, "operator's code cannot be recovered: its operator's source (myop.py", False),
+    "predictions missing": (lambda e: None, "its predictions file", True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_submit_refuses_an_entry_others_could_not_check_and_changes_nothing(case, tmp_path, monkeypatch):
+    """An entry without code, in the old format, or whose predictions do not match, is one readable line,
+    and nothing under the leaderboard folder changes."""
+    from cfdbench.leaderboard import submit
+
+    mutate, message, drop_predictions = REFUSED[case]
+    monkeypatch.setattr(submit, "published_hash", lambda dataset: HASH_A)
+    board = tmp_path / "leaderboard"
+    save_in_layout(board / "entries", [make_entry(model="unet")])
+    before = tree(board)
+    entry = make_entry()
+    mutate(entry)
+    entry = save_run(tmp_path / "run", entry)
+    if drop_predictions:
+        (tmp_path / "run" / entry["predictions"]["file"]).write_bytes(b"edited")
+    result = run_entry_point("leaderboard", "submit", str(tmp_path / "run"), "--entries", str(board / "entries"), cwd=tmp_path)
+    assert_one_line_error(result, message)
+    assert tree(board) == before
 
 
 def test_published_hash_comes_from_the_card():
@@ -567,7 +710,7 @@ def test_published_hash_comes_from_the_card():
 
 
 def test_compare_numbers_reports_paths():
-    from cfdbench.leaderboard.submit import compare_numbers
+    from cfdbench.leaderboard.verify import compare_numbers
 
     assert compare_numbers({"a": [1.0, None], "b": 2}, {"a": [1.0 + 1e-9, None], "b": 2}) == []
     assert compare_numbers({"a": 1.0}, {"a": 1.0, "vrmse": 0.3}) == ["$.vrmse: missing in the entry, re-run 0.3"]
@@ -575,29 +718,150 @@ def test_compare_numbers_reports_paths():
     assert problems == ["$.a[0]: entry 1.0, re-run 1.01", "$.a[1]: entry None, re-run 0.5"]
 
 
-def test_verify_reproduces_an_evaluation_and_catches_an_edited_one(tiny_dataset, tmp_path):
-    from cfdbench.leaderboard.submit import verify_entry
-    from cfdbench.pipeline import evaluate_checkpoint
+# --------------------------------------------------------------------------- tier A
 
-    run_dir = tmp_path / "run"
-    command = ["train", "--model", "resnet", "--dataset", str(tiny_dataset.path), "--epochs", "1"]
-    result = run_entry_point(*command, "--run-dir", str(run_dir), "--device", "cpu", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+
+def built_board(tmp_path, entries: list[dict]):
+    """A leaderboard folder with ``entries`` (none publishing predictions), listed as awaiting a re-run, and its pages."""
+    from cfdbench.leaderboard.verify import list_awaiting
+
+    board = tmp_path / "leaderboard"
+    save_in_layout(board / "entries", entries)
+    list_awaiting(board / "entries", sorted((board / "entries").rglob("*.json")), "scored before v3")
+    build_leaderboard(board / "entries", board)
+    return board
+
+
+def test_tier_a_rebuilds_the_pages_and_checks_every_file(tmp_path):
+    from cfdbench.leaderboard.verify import verify_board
+
+    board = built_board(tmp_path, three_models())
+    assert verify_board(board) == []
+    assert "A; awaiting re-run \\(scored before v3\\)" in (board / "README.md").read_text()
+    assert "A; awaiting re-run (scored before v3)" in (board / "index.html").read_text()
+    verified = run_entry_point("leaderboard", "verify", "--tier", "A", "--entries", str(board / "entries"), cwd=tmp_path)
+    assert verified.returncode == 0 and "verified (tier A)" in verified.stdout
+
+    page = board / "index.html"
+    page.write_text(page.read_text().replace("1.000e-02", "1.000e-04", 1))  # a hand-edited page
+    assert verify_board(board) == [f"{page}: differs from the page built from the entries: run `cfdbench leaderboard build`"]
+    build_leaderboard(board / "entries", board)
+
+    path = board / "entries" / "cavity-mini" / "unet--cavity-mini--20261128T190001Z.json"
+    edited = load_entry(path).to_dict()
+    edited["metrics"]["one_step"]["model"]["nmse"] /= 100  # a score cut 100x, consistent within the entry
+    save_entry(edited, path)
+    assert any("is not listed, with its current SHA-256" in problem for problem in verify_board(board))
+    result = run_entry_point("leaderboard", "verify", "--tier", "A", "--entries", str(board / "entries"), cwd=tmp_path)
+    assert_one_line_error(result, "tier A", "unet--cavity-mini--20261128T190001Z.json: has no published predictions")
+
+
+def test_the_committed_leaderboard_passes_tier_a():
+    """CI's tier A: every committed entry valid, its predictions (or its place on the awaiting list) and
+    code present with their digests, and the committed pages the ones its entries build."""
+    from cfdbench.leaderboard.verify import verify_board
+
+    assert verify_board(Path(__file__).resolve().parents[1] / "leaderboard") == []
+
+
+def test_tier_b_lists_entries_awaiting_a_rerun_by_name_and_never_passes_them(tmp_path):
+    board = built_board(tmp_path, three_models()[:1])
+    result = run_entry_point("leaderboard", "verify", "--tier", "B", "--entries", str(board / "entries"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "not verified (tier B)" in result.stdout and "awaiting re-run (scored before v3)" in result.stdout
+    assert "verified (tier B) 0 entries from their predictions; 1 awaiting re-run" in result.stdout
+
+
+# --------------------------------------------------------------------------- tiers B and C on a real run
+
+
+PLUGIN_FILE = Path(__file__).resolve().parents[1] / "examples" / "my_operator" / "my_operator" / "model.py"
+
+
+@pytest.fixture(scope="module")
+def plugin_run(tiny_dataset, tmp_path_factory):
+    """A plug-in operator from a file outside the repository, trained for one epoch and evaluated by
+    `cfdbench run`; its file is deleted afterwards, as a researcher's would move."""
+    from cfdbench.pipeline import run
+
+    folder = tmp_path_factory.mktemp("plugin")
+    source = folder / "ops" / "myop.py"
+    source.parent.mkdir()
+    shutil.copyfile(PLUGIN_FILE, source)
+    run_dir, entry = run(
+        f"{source}:MyOperator", str(tiny_dataset.path), "cpu", {"epochs": 1, "batch_size": 8}, rollout_steps=3,
+        runs_root=folder / "runs", show_progress=False, settings=["model.width=8"], name="my-op",
+    )  # fmt: skip
+    source.unlink()
+    return run_dir, entry
+
+
+def test_a_plugin_entry_lists_its_whole_recipe_and_stores_its_code(plugin_run):
+    from dataclasses import fields
+
+    from cfdbench.training.config import TrainConfig
+
+    run_dir, entry = plugin_run
+    assert entry["model"]["name"] == "my-op" and entry["entry_id"].startswith("my-op--")
+    assert entry["model"]["config"] == {"width": 8}
+    recipe = entry["training"]["config"]
+    assert set(recipe) == {f.name for f in fields(TrainConfig)}  # every setting that ran
+    assert recipe["lr"] == TrainConfig.lr and recipe["scheduler"] == TrainConfig.scheduler
+    sources = {key: "command line" if key in ("epochs", "batch_size") else "default" for key in recipe}
+    assert entry["training"]["config_sources"] == sources  # no card: every other setting is the trainer's default
+    code = entry["code"]
+    assert code["kind"] == "source" and code["file"] == "myop.py" and code["class"] == "MyOperator"
+    assert sha256_of(run_dir / "code" / f"{code['sha256']}.py") == code["sha256"] == sha256_of(PLUGIN_FILE)
+
+
+def test_tier_c_reruns_a_plugin_from_its_stored_code_after_its_file_is_gone(plugin_run, tiny_dataset, tmp_path):
+    from cfdbench.leaderboard.verify import verify_checkpoint
+
+    run_dir, entry = plugin_run
     checkpoint = run_dir / "checkpoint.pt"
-    _, entry = evaluate_checkpoint(checkpoint, str(tiny_dataset.path), "test", 3, 0, "cpu", run_dir)
-    assert {"rollout_gif", "spectra_plot"} <= set(entry["artifacts"]) and (run_dir / "rollout.gif").stat().st_size > 0
-    save_entry(entry, run_dir / "entry.json")
-    assert verify_entry(run_dir / "entry.json", checkpoint, "cpu", dataset=tiny_dataset.path) == []
-    edited = copy.deepcopy(entry)  # a consistent edit: curve and score both 2 % better
+    assert verify_checkpoint(run_dir / "entry.json", checkpoint, "cpu", dataset=tiny_dataset.path) == []
+    edited = copy.deepcopy(entry.to_dict())  # a consistent edit: curve and score both 2 % better
+    steps = edited["task"]["rollout_steps"]
     edited["curves"]["model"]["nmse"]["mean"] = [v * 0.98 for v in entry["curves"]["model"]["nmse"]["mean"]]
-    edited["metrics"]["rollout"]["model"]["nmse"] = sum(edited["curves"]["model"]["nmse"]["mean"]) / 3
+    edited["metrics"]["rollout"]["model"]["nmse"] = sum(edited["curves"]["model"]["nmse"]["mean"]) / steps
     edited["rollout_windows"]["model"]["nmse"] = {w: v * 0.98 for w, v in entry["rollout_windows"]["model"]["nmse"].items()}
-    save_entry(edited, tmp_path / "edited.json")
-    problems = verify_entry(tmp_path / "edited.json", checkpoint, "cpu", dataset=tiny_dataset.path)
+    shutil.copytree(run_dir, tmp_path / "edited")
+    save_entry(edited, tmp_path / "edited" / "entry.json")
+    problems = verify_checkpoint(tmp_path / "edited" / "entry.json", checkpoint, "cpu", dataset=tiny_dataset.path)
     assert any(p.startswith("$.metrics.rollout.model.nmse") for p in problems)
-    verify = ["leaderboard", "verify", str(tmp_path / "edited.json"), "--checkpoint", str(checkpoint)]
+    verify = ["leaderboard", "verify", str(tmp_path / "edited" / "entry.json"), "--checkpoint", str(checkpoint)]
     cli = run_entry_point(*verify, "--device", "cpu", "--dataset", str(tiny_dataset.path), cwd=tmp_path)
-    assert cli.returncode == 2 and "not reproduced within rtol" in cli.stderr
+    assert_one_line_error(cli, "not reproduced within rtol")
+
+
+def test_tier_b_recomputes_every_score_from_the_published_predictions(plugin_run, tiny_dataset, tmp_path):
+    """The predictions beside the entry give back every score exactly; an edit kept consistent across
+    curve, score and windows, which tier A cannot see, fails."""
+    from cfdbench.leaderboard.verify import verify_predictions
+
+    run_dir, entry = plugin_run
+    assert verify_predictions(run_dir / "entry.json", tiny_dataset.path) == []
+    assert (run_dir / entry["predictions"]["file"]).stat().st_size < 200_000
+    shutil.copytree(run_dir, tmp_path / "edited")
+    edited = entry.to_dict()
+    edited["curves"]["model"]["mae"]["mean"] = [v * 0.98 for v in entry["curves"]["model"]["mae"]["mean"]]
+    edited["metrics"]["rollout"]["model"]["mae"] = sum(edited["curves"]["model"]["mae"]["mean"]) / entry["task"]["rollout_steps"]
+    edited["rollout_windows"]["model"]["mae"] = {w: v * 0.98 for w, v in entry["rollout_windows"]["model"]["mae"].items()}
+    save_entry(edited, tmp_path / "edited" / "entry.json")
+    problems = verify_predictions(tmp_path / "edited" / "entry.json", tiny_dataset.path)
+    edited_paths = ("$.metrics.rollout.model.mae", "$.curves.model.mae", "$.rollout_windows.model.mae")
+    assert problems and all(p.startswith(edited_paths) for p in problems)
+
+
+def test_predictions_that_do_not_match_their_entry_are_one_readable_line(plugin_run, tiny_dataset, tmp_path):
+    run_dir, entry = plugin_run
+    shutil.copytree(run_dir, tmp_path / "run")
+    predictions = tmp_path / "run" / entry["predictions"]["file"]
+    predictions.write_bytes(predictions.read_bytes()[:-1] + b"x")
+    verify = ["leaderboard", "verify", str(tmp_path / "run" / "entry.json"), "--tier", "B", "--dataset", str(tiny_dataset.path)]
+    assert_one_line_error(run_entry_point(*verify, cwd=tmp_path), "does not match its entry")
+    predictions.unlink()
+    assert_one_line_error(run_entry_point(*verify, cwd=tmp_path), "is not beside it")
 
 
 def test_publish_wandb_offline_writes_a_run(tmp_path, monkeypatch):

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from cfdbench.cards import data_root
 from cfdbench.data.dataset_dir import MANIFEST_FILE, SPLITS_FILE, STATS_FILE, read_manifest, read_splits, read_stats
 from cfdbench.data.schema import UNITS
 from cfdbench.data.store import CASES_DIR, CaseFile, check_format, list_cases, open_case
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError, UnknownNameError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 class StoredDataset:
@@ -83,6 +84,8 @@ class StoredDataset:
     def __getitem__(self, case_id: str) -> xr.Dataset:
         """One case as an ``xarray.Dataset``: u, v, p over (t, y, x) and the fluid mask over (y, x);
         3D cases add w and a leading z axis."""
+        import xarray as xr  # imported here: reading frames for training and scoring does not need it (0.6 s)
+
         with self.open_case(case_id) as case:
             frames = case.read(case.field_names, slice(None))
             space = ("z", "y", "x")[-case.n_dims :]

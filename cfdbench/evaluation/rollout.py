@@ -38,6 +38,7 @@ from cfdbench.evaluation.metrics import VELOCITY_METRICS, MetricAccumulator, eva
 from cfdbench.evaluation.metrics.aggregate import bootstrap_interval, finite_mean, valid_time, windowed_means
 from cfdbench.evaluation.metrics.channel import ROLLOUT_SCORES, channel_statistics, friction_reynolds, rollout_scores
 from cfdbench.evaluation.metrics.physics import strouhal
+from cfdbench.evaluation.predictions import Encoded, Pairs, decode, publish
 from cfdbench.models.base import NeuralOperator, predict_batch
 
 PREDICTORS = ("model", "identity")
@@ -93,6 +94,7 @@ class RolloutResult:
     example: dict[str, np.ndarray] = field(default_factory=dict)  # truth / prediction of the first case (a plane of volumes)
     channel: dict | None = None  # channel datasets: statistics of the rollouts against the truth
     channel_profiles: dict = field(default_factory=dict)  # channel datasets: y and the first case's profiles per source
+    published: Encoded | None = None  # the model's predictions (cases, K, C, ...) as scored: evaluation.predictions
 
     def curves(self) -> dict[str, dict[str, dict[str, list[float | None]]]]:
         """predictor -> metric -> {"mean", "std"} over cases, per step (None at a diverged step)."""
@@ -167,10 +169,18 @@ def evaluate_rollout(
 
 
 def score_rollouts(
-    predict: RolloutPredictor, dataset: StoredDataset, fields: tuple[str, ...], task: RolloutTask, split: str, batch_size: int = 8
+    predict: RolloutPredictor | None,
+    dataset: StoredDataset,
+    fields: tuple[str, ...],
+    task: RolloutTask,
+    split: str,
+    batch_size: int = 8,
+    replay: Encoded | None = None,
 ) -> RolloutResult:
     """Score the rollouts of any predictor of physical frames (a model, a hybrid solver) on every
-    case of ``split``, beside the identity, with the one metric code."""
+    case of ``split``, beside the identity, with the one metric code. The predictions are scored as
+    published (:mod:`cfdbench.evaluation.predictions`); ``replay`` scores published ones instead of
+    calling ``predict``."""
     case_ids = list(dataset.split(split))
     if not case_ids:
         raise CfdbenchError(f"split '{split}' of {dataset.name} has no cases")
@@ -181,13 +191,19 @@ def score_rollouts(
     probes: dict[str, list] = {"truth": [], "model": [], "identity": []}
     channel = ChannelScores(task.steps, fields) if _is_channel(dataset, fields) else None
     example: dict[str, np.ndarray] = {}
-    step_seconds, diverged, inference, scales = [], {}, 0.0, []
+    step_seconds, diverged, inference, scales, published = [], {}, 0.0, [], []
     frame_ids = task.input_frame_ids + task.target_frame_ids
     for first in range(0, len(case_ids), batch_size):
         ids = case_ids[first : first + batch_size]
         cases = read_cases(dataset, ids, fields, frame_ids, task)
         inputs, truth = cases.frames[:, : task.input_frames], cases.frames[:, task.input_frames :]  # physical
-        predicted, seconds = predict(ids, inputs, cases)
+        if replay is None:
+            predicted, seconds = predict(ids, inputs, cases)
+            predicted, encoded = publish(predicted, truth, channel_dim=2)
+        else:
+            encoded, seconds = replay[first : first + len(ids)], 0.0
+            predicted = decode(encoded, truth, channel_dim=2)
+        published.append(encoded)
         inference += seconds
         first_bad = _first_diverged_step(predicted)
         diverged |= {case_id: int(step) + 1 for case_id, step in zip(ids, first_bad) if step < task.steps}
@@ -208,7 +224,9 @@ def score_rollouts(
     seconds = torch.cat(step_seconds).numpy()
     shedding = _strouhal_summary(probes, scales, seconds) if probes["truth"] else None
     statistics, profiles = (channel.summary(), channel.example_profiles) if channel else (None, {})
-    return RolloutResult(task, case_ids, stacked, seconds, inference, diverged, shedding, example, statistics, profiles)
+    result = RolloutResult(task, case_ids, stacked, seconds, inference, diverged, shedding, example, statistics, profiles)
+    result.published = Encoded.concatenate(published)
+    return result
 
 
 def _example(truth: Tensor, prediction: Tensor, mask: Tensor) -> dict[str, np.ndarray]:
@@ -407,25 +425,36 @@ def _strouhal_summary(probes: dict[str, list], scales: list[tuple[float, float]]
     }
 
 
+class OneStepScores(dict):
+    """predictor -> metric -> mean over the pairs (None: a prediction diverged), and ``published``: the
+    model's predictions as scored."""
+
+    def __init__(self, scores: dict[str, dict[str, float | None]], published: Pairs) -> None:
+        super().__init__(scores)
+        self.published = published
+
+
 @torch.no_grad()
 def evaluate_one_step(
-    model: NeuralOperator,
+    model: NeuralOperator | None,
     dataset: StoredDataset,
     normalization: Normalization,
     task: RolloutTask,
     split: str = "test",
     batch_size: int = 32,
     num_workers: int = 0,
-) -> dict[str, dict[str, float]]:
+    replay: Pairs | None = None,
+) -> OneStepScores:
     """Mean per-sample metrics of single predictions over every (window -> next frame) pair of a split
     whose window starts at ``task.start_frame`` or later (read by ``num_workers`` processes); None
-    where a prediction held NaN or Inf (scored as diverged, never dropped)."""
-    model.eval()
-    device = model.device
+    where a prediction held NaN or Inf (scored as diverged, never dropped). The predictions are scored as
+    published (:mod:`cfdbench.evaluation.predictions`); ``replay`` scores published ones instead of the model's."""
+    device = model.eval().device if replay is None else torch.device("cpu")
     samples = AutoregressiveDataset(
         dataset, split, task.input_frames, task.stride, normalization.field_names, normalization=normalization
     )
     scores = {who: MetricAccumulator(dataset.n_spatial_dims) for who in PREDICTORS}
+    published, pairs = [], []
     first_target = task.target_frame_ids[0]  # of the window starting at task.start_frame
     if int(samples.n_frames.max()) <= first_target:
         raise CfdbenchError(f"no {split} case of {dataset.name} has a frame after a window starting at frame {task.start_frame}")
@@ -435,9 +464,20 @@ def evaluate_one_step(
             continue
         batch = {key: value[kept] for key, value in batch.items()}
         mask = batch["mask"]
-        pred = predict_batch(model, batch, device).cpu()[:, : len(normalization.field_names)]  # a window model's first frame
         to_physical = partial(normalization.fields.denormalize, channel_dim=1)  # (B, C, ...)
         truth = to_physical(batch["target"])
-        scores["model"].update(to_physical(pred), truth, mask)
+        if replay is None:
+            pred = predict_batch(model, batch, device).cpu()[:, : len(normalization.field_names)]  # a window model's first frame
+            predicted, encoded = publish(to_physical(pred), truth, channel_dim=1)
+        else:
+            encoded = replay.batch(sum(len(p) for p in published), batch["case"].numpy(), batch["frame"].numpy())
+            predicted = decode(encoded, truth, channel_dim=1)
+        published.append(encoded)
+        pairs.append((batch["case"].numpy(), batch["frame"].numpy()))
+        scores["model"].update(predicted, truth, mask)
         scores["identity"].update(to_physical(batch["input"][:, -len(normalization.field_names) :]), truth, mask)
-    return {who: {m: v if np.isfinite(v) else None for m, v in acc.mean().items()} for who, acc in scores.items()}
+    if replay is not None and sum(len(p) for p in published) != len(replay.case):
+        raise CfdbenchError("the predictions file holds more one-step pairs than the split has: it belongs to other data")
+    means = {who: {m: v if np.isfinite(v) else None for m, v in acc.mean().items()} for who, acc in scores.items()}
+    cases, frames = (np.concatenate(column) for column in zip(*pairs))
+    return OneStepScores(means, Pairs(Encoded.concatenate(published), cases, frames))

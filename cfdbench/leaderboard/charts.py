@@ -12,8 +12,19 @@ from html import escape
 
 WIDTH, HEIGHT = 560, 320
 MARGIN = {"left": 64, "right": 150, "top": 28, "bottom": 40}
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+# Sasha Trubetskoy's distinct colours that stay visible as thin lines on white (black is the baseline's);
+# beyond them, hues a golden angle apart.
+PALETTE = (
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+    "#9a6324", "#469990", "#800000", "#808000", "#000075", "#a9a9a9", "#bfef45",
+)  # fmt: skip
 BASELINE_COLOUR = "#000000"
+
+
+def series_colours(count: int) -> list[str]:
+    """``count`` distinct colours: the palette's, then hues a golden angle apart at a darker lightness."""
+    extra = [f"hsl({(137.508 * i) % 360:.1f},70%,35%)" for i in range(max(0, count - len(PALETTE)))]
+    return list(PALETTE[:count]) + extra
 
 
 MAX_DECADES_ABOVE_BASELINE = 3  # a blowing-up curve is clipped here, so the others stay readable
@@ -62,7 +73,7 @@ def line_chart_svg(series: dict[str, list[float | None]], steps: list[int], titl
     parts.append(f'<text x="{MARGIN["left"] + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">rollout step</text>')
     centre = MARGIN["top"] + plot_h / 2
     parts.append(f'<text transform="translate(14,{centre:.1f}) rotate(-90)" text-anchor="middle">{escape(y_label)}</text>')
-    colours = iter(PALETTE * (len(series) // len(PALETTE) + 1))
+    colours = iter(series_colours(sum(label != baseline for label in series)))
     for index, (label, values) in enumerate(series.items()):
         is_baseline = label == baseline
         colour = BASELINE_COLOUR if is_baseline else next(colours)

@@ -2,13 +2,19 @@
 
 An entry carries everything needed to trust and reproduce a leaderboard row: the scores
 *and* the identity-baseline scores on the same data, the per-step rollout curves, the
-dataset content hash, the model and training configuration, the hardware, package
-versions, seed and git commit. Published leaderboards that nobody can reproduce are the
-failure this guards against (shared/reference/peers.md, sections 5 and 6.7), so every
-entry is validated on every write and every read.
+dataset content hash, the model's constructor arguments and code, the full training recipe,
+the hardware, package versions, seed and git commit. Published leaderboards that nobody can
+reproduce are the failure this guards against (shared/reference/peers.md, sections 5 and 6.7),
+so every entry is validated on every write and every read.
 
-The format is versioned: ``schema_version`` names the JSON Schema (``entry_schema_v2.json``)
-that the entry follows, and entries of other versions are refused with a clear message.
+:class:`Entry` is the one definition of the format: its fields are the JSON object's keys (the
+JSON Schema ``entry_schema.json`` is tested against them), it is built by the pipeline, read by
+:func:`load_entry` and written by :func:`save_entry`. It reads like its JSON object
+(``entry["metrics"]``), so the renderers take entries and plain dicts alike.
+
+The format is versioned: ``schema_version`` 3 is written; version 2 (entries scored before the
+code identity and the published predictions existed) is still read; other versions are refused
+with a clear message.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -31,9 +39,9 @@ import cfdbench
 from cfdbench.errors import CfdbenchError
 from cfdbench.io import write_text_atomic
 
-SCHEMA_VERSION = 2
-SUPPORTED_SCHEMA_VERSIONS = (2,)
-SCHEMA_PATH = Path(__file__).with_name("entry_schema_v2.json")
+SCHEMA_VERSION = 3
+SUPPORTED_SCHEMA_VERSIONS = (2, 3)
+SCHEMA_PATH = Path(__file__).with_name("entry_schema.json")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CURVE_METRICS = ("mse", "nmse", "mae", "max_abs", "rel_l2")  # present in every entry; others are optional
@@ -43,6 +51,93 @@ _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# --------------------------------------------------------------------------- the entry type
+
+
+def _key(*, optional: bool = False, tier: str | None = None) -> Any:
+    """A field of :class:`Entry`: ``optional`` keys may be absent (None, not written); ``tier`` names the
+    verification tier that recomputes the value ("B": from the published predictions, "C": only by
+    re-running the checkpoint)."""
+    return field(default=None, metadata={"optional": True, "tier": tier}) if optional else field(metadata={"tier": tier})
+
+
+@dataclass(frozen=True, eq=False)
+class Entry(Mapping):
+    """One leaderboard entry; its fields, in order, are the keys of the JSON object.
+
+    Build it with keyword arguments (a misspelt key fails at once), :meth:`from_dict` for JSON that
+    must be validated, and write it with :func:`save_entry`. Equality is that of the JSON objects,
+    so an entry equals the dict it was read from.
+    """
+
+    schema_version: int = _key()
+    entry_id: str = _key()
+    date: str = _key()
+    model: dict = _key()  # name, card, config (constructor arguments), parameter counts
+    dataset: dict = _key()  # name, version, content_hash, split, n_cases, case_ids
+    task: dict = _key()  # input_frames, stride, rollout_steps, start_frame, fields
+    metrics: dict = _key(tier="B")  # one_step / rollout -> model / identity -> metric -> score
+    curves: dict = _key(tier="B")
+    training: dict | None = _key()  # None: evaluated without training
+    hardware: dict = _key()
+    software: dict = _key()
+    seed: int = _key()
+    git_commit: str = _key()
+    rollout_windows: dict = _key(tier="B")
+    valid_time: dict = _key(tier="B")
+    confidence: dict = _key(tier="B")
+    cost: dict = _key()
+    diverged: dict = _key(tier="B")
+    code: dict | None = _key(optional=True)  # required from version 3 on
+    predictions: dict | None = _key(optional=True)  # the published predictions' file beside the entry
+    strouhal: dict | None = _key(optional=True, tier="B")
+    channel_statistics: dict | None = _key(optional=True, tier="B")
+    refinement: dict | None = _key(optional=True, tier="C")
+    hybrid: dict | None = _key(optional=True)
+    artifacts: dict | None = _key(optional=True)  # run-folder files; dropped on submission
+
+    @classmethod
+    def all_keys(cls) -> tuple[str, ...]:
+        """Every key an entry may hold, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def required_keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if not f.metadata.get("optional"))
+
+    @classmethod
+    def tier_keys(cls, tier: str) -> tuple[str, ...]:
+        """The keys whose values verification ``tier`` recomputes: "B" from the predictions, "C" also
+        what only a re-run gives."""
+        tiers = ("B", "C") if tier == "C" else (tier,)
+        return tuple(f.name for f in fields(cls) if f.metadata.get("tier") in tiers)
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "entry") -> "Entry":
+        """A validated entry from its JSON object; any problem is one line naming ``source`` and the field."""
+        raw = raw.to_dict() if isinstance(raw, Entry) else raw
+        validate_entry(raw, source)
+        return cls(**{key: raw[key] for key in _ALL_KEYS if key in raw})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: every required key, and the optional ones that are set."""
+        return {key: getattr(self, key) for key in self}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _ALL_KEYS or (key not in _REQUIRED_KEYS and getattr(self, key) is None):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in _ALL_KEYS if key in _REQUIRED_KEYS or getattr(self, key) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+_ALL_KEYS = Entry.all_keys()
+_REQUIRED_KEYS = frozenset(Entry.required_keys())
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -51,13 +146,13 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
-    """The draft 2020-12 validator for the v1 schema, built once (the schema itself is checked)."""
+    """The draft 2020-12 validator of the entry schema, built once (the schema itself is checked)."""
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 
 
-def validate_entry(entry: dict, source: str = "entry") -> None:
+def validate_entry(entry: Any, source: str = "entry") -> None:
     """Check ``entry`` against the schema and the cross-field rules; raise one readable line.
 
     The message reads ``"<source>: invalid leaderboard entry: <json path>: <message>"`` so a
@@ -65,6 +160,7 @@ def validate_entry(entry: dict, source: str = "entry") -> None:
     number is finite (JSON cannot hold NaN or infinity), that the date is a real date, and
     that every curve has exactly ``task.rollout_steps`` values.
     """
+    entry = entry.to_dict() if isinstance(entry, Entry) else entry
     problem = (
         _version_problem(entry)
         or _json_value_problem(entry, "$")
@@ -72,6 +168,7 @@ def validate_entry(entry: dict, source: str = "entry") -> None:
         or _date_problem(entry)
         or _curve_problem(entry)
         or _consistency_problem(entry)
+        or _derived_problem(entry)
     )
     if problem:
         path, message = problem
@@ -79,7 +176,7 @@ def validate_entry(entry: dict, source: str = "entry") -> None:
 
 
 def _version_problem(entry: Any) -> tuple[str, str] | None:
-    """Refuse non-objects and other schema versions before the v1 schema produces noise."""
+    """Refuse non-objects and other schema versions before the schema produces noise."""
     if not isinstance(entry, dict):
         return "$", f"expected a JSON object, got {_type_name(entry)}"
     if "schema_version" not in entry:
@@ -155,8 +252,8 @@ def _curve_problem(entry: dict) -> tuple[str, str] | None:
     steps = entry["curves"]["steps"]
     if len(steps) != steps_k:
         return "$.curves.steps", _length_message(len(steps), steps_k)
-    if any(later <= earlier for earlier, later in zip(steps, steps[1:])):
-        return "$.curves.steps", "steps must be strictly increasing"
+    if steps != list(range(1, steps_k + 1)):
+        return "$.curves.steps", f"steps must be 1, 2, ..., {steps_k} (one per rollout step)"
     for who in ("model", "identity"):
         for metric, curve in entry["curves"][who].items():
             for stat in ("mean", "std"):
@@ -204,6 +301,42 @@ def _mean_problem(entry: dict, who: str, metric: str, value: float | None, first
     return None
 
 
+def _derived_problem(entry: dict) -> tuple[str, str] | None:
+    """Numbers the pages show that follow from others in the entry must agree with them: the case
+    count, the parameter count of the cost block, the speed-up, the diverged cases, valid times and
+    intervals within their bounds."""
+    data, cost, steps = entry["dataset"], entry["cost"], entry["task"]["rollout_steps"]
+    if data["n_cases"] != len(data["case_ids"]):
+        return "$.dataset.n_cases", f"{data['n_cases']} is not the number of case_ids ({len(data['case_ids'])})"
+    if cost["parameter_count"] != entry["model"]["parameter_count"]:
+        return "$.cost.parameter_count", f"{cost['parameter_count']} differs from $.model.parameter_count"
+    if ("speedup_vs_solver" in cost) != bool(cost.get("solver")):
+        return "$.cost.speedup_vs_solver", "is given exactly when the solver's cost ($.cost.solver) is"
+    if "speedup_vs_solver" in cost and not math.isclose(
+        cost["speedup_vs_solver"], speedup_vs_solver(cost), rel_tol=CONSISTENCY_RTOL
+    ):
+        return (
+            "$.cost.speedup_vs_solver",
+            f"{cost['speedup_vs_solver']!r} is not solver.seconds_per_rollout / seconds_per_rollout",
+        )
+    strangers = sorted(set(entry["diverged"]) - set(data["case_ids"]))
+    if strangers:
+        return "$.diverged", f"cases {strangers} are not among the scored case_ids"
+    for who, times in entry["valid_time"].items():
+        if max(times["mean_steps"], times["median_steps"]) > steps or times["censored_cases"] > data["n_cases"]:
+            return f"$.valid_time.{who}", f"exceeds the {steps}-step horizon or the {data['n_cases']} cases"
+    for who, intervals in entry["confidence"].items():
+        for metric, interval in intervals.items():
+            if interval is not None and interval[0] > interval[1]:
+                return f"$.confidence.{who}.{metric}", f"{interval} has its low end above its high end"
+    return None
+
+
+def speedup_vs_solver(cost: dict) -> float:
+    """The cost block's speed-up: the generator's seconds per case over the model's, for one rollout."""
+    return cost["solver"]["seconds_per_rollout"] / max(cost["seconds_per_rollout"], 1e-12)
+
+
 def _length_message(actual: int, expected: int) -> str:
     return f"has {actual} values but task.rollout_steps is {expected} (one value per rollout step)"
 
@@ -230,7 +363,7 @@ def _short_repr(value: Any, limit: int = 60) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def load_entry(path: str | os.PathLike) -> dict:
+def load_entry(path: str | os.PathLike) -> Entry:
     """Read and validate one entry; any problem is a CfdbenchError naming the file.
 
     Python's reader accepts the non-standard NaN/Infinity literals; validation then rejects
@@ -241,11 +374,10 @@ def load_entry(path: str | os.PathLike) -> dict:
         entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CfdbenchError(f"{path}: cannot read leaderboard entry: {exc}") from exc
-    validate_entry(entry, source=str(path))
-    return entry
+    return Entry.from_dict(entry, source=str(path))
 
 
-def load_entries(folder: str | os.PathLike) -> list[dict]:
+def load_entries(folder: str | os.PathLike) -> list[Entry]:
     """Every ``*.json`` entry under ``folder``, sorted by path, each validated."""
     return [load_entry(path) for path in entry_paths(folder)]
 
@@ -259,15 +391,16 @@ def entry_paths(folder: str | os.PathLike) -> list[Path]:
     return sorted(folder.rglob("*.json"))
 
 
-def save_entry(entry: dict, path: str | os.PathLike) -> Path:
-    """Validate, then write pretty JSON (sorted keys, trailing newline) atomically.
+def save_entry(entry: Mapping, path: str | os.PathLike) -> Path:
+    """Validate ``entry`` (an :class:`Entry` or its JSON object), then write pretty JSON (sorted keys,
+    trailing newline) atomically.
 
     Nothing is written when validation fails, and a crash mid-write leaves either the old
     file or the new one, never a half-written entry.
     """
     path = Path(path)
-    validate_entry(entry, source=str(path))
-    text = json.dumps(entry, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
+    entry = Entry.from_dict(dict(entry), source=str(path))
+    text = json.dumps(entry.to_dict(), indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
     return write_text_atomic(path, text)
 
 
@@ -290,6 +423,16 @@ def _hardware() -> dict:
         "gpu": torch.cuda.get_device_name(0) if has_cuda else None,
         "n_gpus": torch.cuda.device_count() if has_cuda else 0,
     }
+
+
+def device_description(device: Any) -> str:
+    """What ran on a torch device: the GPU's name, or the CPU model with its torch thread count."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {torch.get_num_threads()} torch threads"
 
 
 def cpu_model() -> str:

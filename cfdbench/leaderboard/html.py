@@ -16,9 +16,12 @@ from cfdbench.leaderboard.render import (
     Table,
     agreed_identity,
     dataset_tables,
+    entry_link,
     format_number,
     hash_groups,
     ratio_text,
+    sortable,
+    verification_text,
 )
 
 TABLE_COLUMNS = (
@@ -36,7 +39,9 @@ INTRO = (
     "every number is read from the named entry, which also records the dataset hash, configurations, hardware, "
     "package versions, seed and git commit. Errors are means over the test cases (rollouts: also over the steps); "
     "lower is better. <em>identity</em> predicts the last input frame unchanged; <em>ratio to identity</em> is "
-    "identity NMSE / model NMSE. Click a column header to sort."
+    "identity NMSE / model NMSE. <em>verifiable by</em>: A, the pages rebuilt from the entry files; B, every score "
+    "recomputed from the predictions published beside the entry (an entry awaiting a re-run has A only). "
+    "Click a column header to sort."
 )
 BASELINE_LABEL = "identity (baseline)"
 MISSING = object()  # a metric the entry does not report (older or foreign evaluators)
@@ -44,12 +49,14 @@ MISSING = object()  # a metric the entry does not report (older or foreign evalu
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 76rem; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
+td { font-variant-numeric: tabular-nums; }
 th { background: #f3f3f3; cursor: pointer; user-select: none; }
 td.text, th.text { text-align: left; }
 tr.baseline td { font-style: italic; background: #fafafa; }
 td.better { background: #d8f0d8; } td.worse { background: #f6d6d6; }
 figure { margin: 0.5rem 0 2rem; }
+div.wide { overflow-x: auto; }
 """
 
 SORT_SCRIPT = """
@@ -104,45 +111,66 @@ def _ratio(identity_nmse: float | None, model_nmse: float | None) -> str:
 
 
 def _scores_table(table: Table) -> str:
-    """Model rows and one identity row per dataset hash, sortable by every column."""
-    rows = []
-    for entry in table.entries:
-        scores = entry["metrics"][table.block]
-        valid = entry["valid_time"]["model"]["mean_steps"] if table.block == "rollout" else None
-        rows.append(
-            "<tr>"
-            + _text(entry["model"]["name"])
-            + _number(entry["model"]["parameter_count"])
-            + "".join(_number(scores["model"].get(key, MISSING)) for key, _ in TABLE_COLUMNS)
-            + _ratio(scores["identity"]["nmse"], scores["model"]["nmse"])
-            + (_number(valid) + _speedup(entry) if table.block == "rollout" else "")
-            + _text(entry["entry_id"])
-            + _text(entry["date"][:10])
-            + "</tr>"
-        )
+    """Ranked model rows and the table's one identity row (its entries share one dataset hash),
+    sortable by every column; each row links to its entry file."""
     identity = agreed_identity(list(table.entries), table)
-    rows.append(
-        '<tr class="baseline">'
-        + _text(BASELINE_LABEL)
+    rows = [(sortable(e["metrics"][table.block]["model"]["nmse"]), 1, "", _model_cells(e, table)) for e in table.entries]
+    rows.append((sortable(identity["nmse"]), 0, ' class="baseline"', _identity_cells(table, identity)))
+    lines, rank = [], 0
+    for _, is_model, css, cells in sorted(rows, key=lambda row: row[:2]):
+        rank += is_model
+        first = _sorted(str(rank), rank) if is_model else _sorted("—", None)
+        lines.append(f"<tr{css}>{first}{cells}</tr>")
+    titles = ["rank", "model", "params", *(t for _, t in TABLE_COLUMNS), "ratio to identity"]
+    titles += ["valid steps", "speed-up vs solver"] if table.block == "rollout" else []
+    titles += ["entry", "verifiable by", "date"]
+    text_columns = {1, len(titles) - 3, len(titles) - 2, len(titles) - 1}
+    return (
+        f'<div class="wide"><table class="sortable">{_header(titles, text_columns)}<tbody>{"".join(lines)}</tbody></table></div>'
+    )
+
+
+def _model_cells(entry: dict, table: Table) -> str:
+    scores = entry["metrics"][table.block]
+    rollout = table.block == "rollout"
+    return (
+        _text(entry["model"]["name"])
+        + _number(entry["model"]["parameter_count"])
+        + "".join(_number(scores["model"].get(key, MISSING)) for key, _ in TABLE_COLUMNS)
+        + _ratio(scores["identity"]["nmse"], scores["model"]["nmse"])
+        + (_number(entry["valid_time"]["model"]["mean_steps"]) + _speedup(entry) if rollout else "")
+        + f'<td class="text"><a href="{escape(entry_link(entry))}">{escape(entry["entry_id"])}</a></td>'
+        + _text(verification_text(entry))
+        + _text(entry["date"][:10])
+    )
+
+
+def _identity_cells(table: Table, identity: dict) -> str:
+    rollout = table.block == "rollout"
+    return (
+        _text(BASELINE_LABEL)
         + _number(0)
         + "".join(_number(identity.get(key, MISSING)) for key, _ in TABLE_COLUMNS)
         + _sorted("1x", -1.0)
-        + (_number(table.entries[0]["valid_time"]["identity"]["mean_steps"]) + _text("") if table.block == "rollout" else "")
-        + _text("same data and task")
+        + (_number(table.entries[0]["valid_time"]["identity"]["mean_steps"]) + _text("") if rollout else "")
+        + _text(f"from {len(table.entries)} entries on the same data and task")
         + _text("")
-        + "</tr>"
+        + _text("")
     )
-    titles = ["model", "params", *(t for _, t in TABLE_COLUMNS), "ratio to identity"]
-    titles += ["valid steps", "speed-up vs solver"] if table.block == "rollout" else []
-    titles += ["entry", "date"]
-    text_columns = {0, len(titles) - 2, len(titles) - 1}
-    return f'<table class="sortable">{_header(titles, text_columns)}<tbody>{"".join(rows)}</tbody></table>'
 
 
 def _speedup(entry: dict) -> str:
-    """The generator's time over the model's for one rollout, e.g. ``35x`` (blank without a generator)."""
-    speedup = entry["cost"].get("speedup_vs_solver")
-    return _sorted(f"{speedup:.3g}x", -speedup) if speedup is not None else _text("")
+    """The generator's time per case over the model's for one rollout, e.g. ``35x``, both batched; the
+    cell's title says where each was measured (blank without a recorded solver cost)."""
+    cost = entry["cost"]
+    speedup = cost.get("speedup_vs_solver")
+    if speedup is None:
+        return _text("")
+    solver = cost["solver"]
+    title = (
+        f"solver: {solver['hardware']}, batches of {solver['batch_size']}; model: {cost['device']}, {entry['hardware']['cpu']}"
+    )
+    return f'<td data-sort="{-speedup!r}" title="{escape(title)}">{escape(f"{speedup:.3g}x")}</td>'
 
 
 def _relative(value: float | None | object, reference: float | None | object) -> tuple[str, float | None, str]:

@@ -20,12 +20,13 @@ from urllib.parse import quote
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.metrics.channel import SCORE_LABELS
 from cfdbench.io import write_text_atomic
-from cfdbench.leaderboard.entry import entry_paths, load_entry
+from cfdbench.leaderboard.entry import Entry, entry_paths, load_entry
 
 # Attached by build_leaderboard to in-memory copies, never saved: the entry file's link
 # relative to the Markdown page, and its path for error messages.
 FILE_KEY = "_file"
 SOURCE_KEY = "_source"
+AWAITING_KEY = "_awaiting"  # why tier B cannot verify the entry yet (None: it publishes its predictions)
 METRIC_COLUMNS = (("nmse", "NMSE"), ("mse", "MSE"), ("mae", "MAE"), ("max_abs", "max abs"), ("rel_l2", "rel. L2"))
 IDENTITY_RTOL = 1e-6
 HEADER = [
@@ -106,11 +107,11 @@ def render_leaderboard(entries: list[dict]) -> str:
         return "\n".join(lines + ["", "No entries yet."]) + "\n"
     for dataset, split, tables in dataset_tables(entries):
         lines += ["", f"## {dataset} ({split} split)"]
-        for table in tables:
+        for table in (group for t in tables for group in hash_groups(t)):
             lines += ["", f"### {table.heading}", "", table.task_line, ""] + _table_lines(table)
             if table.block == "rollout":
-                charts = [f"![NMSE per rollout step](figures/{figure_name(dataset, split, g)})" for g in hash_groups(table)]
-                lines += [""] + charts + _channel_lines(table) + _refinement_lines(table) + _hybrid_lines(table)
+                lines += ["", f"![NMSE per rollout step](figures/{figure_name(dataset, split, table)})"]
+                lines += _channel_lines(table) + _refinement_lines(table) + _hybrid_lines(table)
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +122,8 @@ def _refinement_lines(table: Table) -> list[str]:
         refined = entry["refinement"]
         nmse, residual = refined["nmse"], refined["residual_h_minus_1"]
         lines.append(
-            f"- {markdown_text(entry['model']['name'])}, spectral refinement of the first {refined['window_frames']}-frame window "
+            f"- {markdown_text(entry['model']['name'])}, spectral refinement of the first "
+            f"{refined['window_frames']}-frame window "
             f"({refined['cases']} cases): NMSE {format_number(nmse['before'])} → {format_number(nmse['after'])}; "
             f"H^-1 norm of the Navier–Stokes residual {format_number(residual['before'])} → "
             f"{format_number(residual['after'])} (true frames: {format_number(residual['truth'])})."
@@ -199,34 +201,46 @@ def build_leaderboard(entries_dir: Path, out_dir: Path, baseline: str = "identit
     Any invalid entry raises a CfdbenchError naming its file before anything is written. The
     figures folder belongs to the build: charts of tables that no longer exist are removed.
     """
+    out_dir = Path(out_dir)
+    pages = render_pages(entries_dir, out_dir, baseline)
+    written = [write_text_atomic(out_dir / name, text) for name, text in pages.items()]
+    for stale in (out_dir / "figures").glob("*.svg"):
+        if f"figures/{stale.name}" not in pages:
+            stale.unlink()
+    return written
+
+
+def render_pages(entries_dir: Path, out_dir: Path, baseline: str = "identity") -> dict[str, str]:
+    """What the build writes, by path relative to ``out_dir``: the Markdown page, the HTML page and the
+    rollout charts, rendered from the validated entries under ``entries_dir``."""
     from cfdbench.leaderboard.html import render_html, rollout_chart
+    from cfdbench.leaderboard.verify import awaiting_reason, awaiting_reruns
 
     entries_dir, out_dir = Path(entries_dir), Path(out_dir)
-    entries = [_with_link(load_entry(path), path, out_dir) for path in entry_paths(entries_dir)]
+    awaiting = awaiting_reruns(entries_dir)
+    entries = [
+        _with_link(load_entry(path), path, out_dir, awaiting_reason(path, entries_dir, awaiting))
+        for path in entry_paths(entries_dir)
+    ]
     _check_unique_ids(entries)
     figures = {
-        figure_name(dataset, split, group): rollout_chart(dataset, group)
+        f"figures/{figure_name(dataset, split, group)}": rollout_chart(dataset, group)
         for dataset, split, tables in dataset_tables(entries)
         for table in tables
         if table.block == "rollout"
         for group in hash_groups(table)
     }
-    pages = {"README.md": render_leaderboard(entries), "index.html": render_html(entries, baseline)}
-    written = [write_text_atomic(out_dir / name, text) for name, text in pages.items()]
-    written += [write_text_atomic(out_dir / "figures" / name, svg) for name, svg in figures.items()]
-    for stale in (out_dir / "figures").glob("*.svg"):
-        if stale.name not in figures:
-            stale.unlink()
-    return written
+    return {"README.md": render_leaderboard(entries), "index.html": render_html(entries, baseline), **figures}
 
 
 # --------------------------------------------------------------------------- grouping
 
 
-def _with_link(entry: dict, path: Path, page_dir: Path) -> dict:
-    """A copy of ``entry`` that knows its file's link relative to the Markdown page."""
+def _with_link(entry: Entry, path: Path, page_dir: Path, awaiting: str | None = None) -> dict:
+    """A copy of ``entry`` that knows its file's link relative to the page and, for an entry tier B
+    cannot verify yet, why."""
     link = Path(os.path.relpath(path.resolve(), page_dir.resolve())).as_posix()
-    return {**entry, FILE_KEY: link, SOURCE_KEY: str(path)}
+    return {**entry, FILE_KEY: link, SOURCE_KEY: str(path), AWAITING_KEY: awaiting}
 
 
 def _check_unique_ids(entries: list[dict]) -> None:
@@ -288,10 +302,10 @@ def _task_line(entry: dict) -> str:
 def _table_lines(table: Table) -> list[str]:
     """Header, alignment row and ranked rows (the baseline is unranked)."""
     numeric = ["params"] + [title for _, title in METRIC_COLUMNS] + ["ratio to identity"]
-    titles = ["rank", "model"] + numeric + ["entry", "dataset", "date"]
-    aligns = ["---:", ":---"] + ["---:"] * len(numeric) + [":---"] * 3  # numbers right, text left
+    titles = ["rank", "model"] + numeric + ["entry", "verifiable by", "dataset", "date"]
+    aligns = ["---:", ":---"] + ["---:"] * len(numeric) + [":---"] * 4  # numbers right, text left
     lines = ["| " + " | ".join(titles) + " |", "|" + "|".join(aligns) + "|"]
-    rows = sorted(_model_rows(table) + _identity_rows(table), key=lambda row: row.sort_key)
+    rows = sorted(_model_rows(table) + [_identity_row(table)], key=lambda row: row.sort_key)
     rank = 0
     for row in rows:
         if not row.is_baseline:
@@ -310,7 +324,8 @@ def _model_rows(table: Table) -> list[_Row]:
             f"{model['parameter_count']:,}",
             *_metric_cells(scores["model"]),
             ratio_text(scores["identity"]["nmse"], scores["model"]["nmse"]),
-            f"[{markdown_text(entry['entry_id'])}]({quote(_link(entry), safe='/._-')})",
+            f"[{markdown_text(entry['entry_id'])}]({quote(entry_link(entry), safe='/._-')})",
+            markdown_text(verification_text(entry)),
             _dataset_cell(entry),
             entry["date"][:10],
         )
@@ -319,23 +334,29 @@ def _model_rows(table: Table) -> list[_Row]:
     return rows
 
 
-def _identity_rows(table: Table) -> list[_Row]:
-    """One baseline row per dataset content hash, after checking the entries agree on it."""
-    rows = []
-    for content_hash, group in groupby(sorted(table.entries, key=hash_then_id), key=content_hash_of):
-        group = list(group)
-        scores = agreed_identity(group, table)
-        cells = (
-            "**identity** (baseline)",
-            "0",
-            *_metric_cells(scores),
-            "1x",
-            f"from {len(group)} entr{'y' if len(group) == 1 else 'ies'}",
-            _dataset_cell(group[0]),
-            "—",
-        )
-        rows.append(_Row((sortable(scores["nmse"]), 0, "", content_hash), True, cells))
-    return rows
+def _identity_row(table: Table) -> _Row:
+    """The baseline row of a table of entries on one dataset hash, once they agree on its scores."""
+    scores = agreed_identity(list(table.entries), table)
+    n = len(table.entries)
+    cells = (
+        "**identity** (baseline)",
+        "0",
+        *_metric_cells(scores),
+        "1x",
+        f"from {n} entr{'y' if n == 1 else 'ies'}",
+        "",
+        _dataset_cell(table.entries[0]),
+        "—",
+    )
+    return _Row((sortable(scores["nmse"]), 0, "", ""), True, cells)
+
+
+def verification_text(entry: dict) -> str:
+    """Which verification tiers can check an entry: A and B when it publishes its predictions, else A
+    and the reason it awaits a re-run (``leaderboard/awaiting-rerun.json``)."""
+    if entry.get("predictions"):
+        return "A, B"
+    return f"A; awaiting re-run ({entry.get(AWAITING_KEY) or 'no predictions'})"
 
 
 def sortable(value: float | None) -> float:
@@ -374,8 +395,9 @@ def _where(entry: dict) -> str:
     return entry.get(SOURCE_KEY) or f"entry '{entry['entry_id']}'"
 
 
-def _link(entry: dict) -> str:
-    return entry.get(FILE_KEY) or f"entries/{entry['entry_id']}.json"
+def entry_link(entry: dict) -> str:
+    """The entry file, relative to the page (``entries/<dataset>/<entry_id>.json`` when not read from a file)."""
+    return entry.get(FILE_KEY) or f"entries/{entry['dataset']['name']}/{entry['entry_id']}.json"
 
 
 def _dataset_cell(entry: dict) -> str:

@@ -1,32 +1,21 @@
-"""Getting an entry onto the leaderboard, and checking one that is there.
-
-- :func:`submit_run` takes a run folder's ``entry.json``, validates it, checks that its dataset is
-  the published one (the content hash recorded in the dataset's card), refuses a duplicate, and
-  writes it under ``leaderboard/entries/<dataset>/``.
-- :func:`verify_entry` re-runs an entry's evaluation from a checkpoint on the local copy of its
-  dataset and lists every number that differs beyond a stated tolerance.
+"""Getting an entry onto the leaderboard: :func:`submit_run` takes a run folder's ``entry.json``,
+validates it, checks that its dataset is the published one (the content hash recorded in the
+dataset's card), that its operator's code can be recovered and its predictions are beside it,
+refuses a duplicate, and writes it under ``leaderboard/entries/<dataset>/`` with its predictions
+file (and a plug-in's source under ``leaderboard/code/``). Verification is :mod:`.verify`'s.
 """
 
 from __future__ import annotations
 
-import math
+import shutil
 from pathlib import Path
-from typing import Any
 
 from cfdbench.cards import find_channel_card, load_dataset_card
+from cfdbench.data.download import sha256_of
 from cfdbench.errors import CfdbenchError
-from cfdbench.leaderboard.entry import entry_paths, load_entry, save_entry
-from cfdbench.training.spectral_refine import RefineSettings
-
-# Re-evaluating a checkpoint on other hardware changes float32 results at the 1e-6 level per
-# step, and autoregressive rollouts amplify that; 1e-4 relative still catches any edited digit
-# that matters for a ranking.
-VERIFY_RTOL = 1e-4
-VERIFY_ATOL = 1e-12
-REPRODUCED = (
-    "metrics", "curves", "rollout_windows", "valid_time", "confidence", "diverged",
-    "strouhal", "channel_statistics", "refinement",
-)  # fmt: skip
+from cfdbench.leaderboard.code import CODE_DIR, find_stored_source, recoverable_problem
+from cfdbench.leaderboard.entry import SCHEMA_VERSION, Entry, entry_paths, load_entry, save_entry
+from cfdbench.leaderboard.verify import list_awaiting
 
 
 def published_hash(dataset: str) -> str:
@@ -45,8 +34,8 @@ def published_hash(dataset: str) -> str:
     return str(hashes[dataset])
 
 
-def _identity_key(entry: dict) -> tuple:
-    """What makes two entries the same submission: model and its settings, data, task, seed."""
+def _identity_key(entry: Entry) -> tuple:
+    """What makes two entries the same submission: model and its settings and code, data, task, seed."""
     training = entry["training"]["config"] if entry["training"] else None
     return (
         entry["model"]["name"],
@@ -56,73 +45,65 @@ def _identity_key(entry: dict) -> tuple:
         repr(sorted(entry["task"].items())),
         entry["seed"],
         repr(sorted(training.items())) if training else None,
+        (entry.code or {}).get("sha256"),
     )
 
 
 def submit_run(run_dir: Path, entries_root: Path) -> Path:
-    """Validate ``run_dir/entry.json`` and write it to ``entries_root/<dataset>/<entry_id>.json``."""
+    """Validate ``run_dir/entry.json`` and write it to ``entries_root/<dataset>/<entry_id>.json``, its
+    predictions beside it and a plug-in's source in ``entries_root/../code/``. Every check runs before
+    anything is written: a refused entry changes nothing."""
     source = Path(run_dir) / "entry.json" if Path(run_dir).is_dir() else Path(run_dir)
     entry = load_entry(source)
-    dataset = entry["dataset"]["name"]
-    expected = published_hash(dataset)
-    if entry["dataset"]["content_hash"] != expected:
-        raise CfdbenchError(
-            f"{source}: evaluated on {dataset} with content hash {entry['dataset']['content_hash'][:12]}..., but its card "
-            f"publishes {expected[:12]}...: regenerate the dataset (`cfdbench data generate {dataset}`) and re-evaluate"
-        )
+    predictions = _submission_problems(entry, source)
+    dataset = entry.dataset["name"]
     folder = Path(entries_root) / dataset
     existing = entry_paths(folder) if folder.is_dir() else []
     for path in existing:
         if _identity_key(load_entry(path)) == _identity_key(entry):
             raise CfdbenchError(f"{source}: the leaderboard already holds this submission as {path}")
-    target = folder / f"{entry['entry_id']}.json"
+    target = folder / f"{entry.entry_id}.json"
     if target.exists():
         raise CfdbenchError(f"{source}: {target} already exists")
-    published = {key: value for key, value in entry.items() if key != "artifacts"}  # run-folder paths mean nothing here
-    return save_entry(published, target)
+    folder.mkdir(parents=True, exist_ok=True)
+    if entry.code["kind"] == "source":
+        stored = Path(entries_root).parent / CODE_DIR / f"{entry.code['sha256']}.py"
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(find_stored_source(entry.code, source), stored)
+    if predictions is not None:
+        shutil.copyfile(predictions, folder / predictions.name)
+    path = save_entry(
+        {key: value for key, value in entry.items() if key != "artifacts"}, target
+    )  # run-folder paths mean nothing here
+    if predictions is None:
+        list_awaiting(entries_root, [target], "hybrid solver: scored by re-running the generator (tier C)")
+    return path
 
 
-def compare_numbers(expected: Any, actual: Any, path: str = "$", rtol: float = VERIFY_RTOL) -> list[str]:
-    """Every leaf of ``expected`` (numbers, nulls, nested dicts and lists) that ``actual`` does not
-    reproduce within ``rtol``, as ``"<json path>: entry <a>, re-run <b>"``."""
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return [f"{path}: entry has an object, re-run {actual!r}"]
-        extra = [f"{path}.{key}: missing in the entry, re-run {actual[key]!r}" for key in actual if key not in expected]
-        return extra + [m for key in expected for m in compare_numbers(expected[key], actual.get(key), f"{path}.{key}", rtol)]
-    if isinstance(expected, list):
-        if not isinstance(actual, list) or len(actual) != len(expected):
-            return [f"{path}: entry has {len(expected)} values, re-run {actual!r}"]
-        return [m for i, (e, a) in enumerate(zip(expected, actual)) for m in compare_numbers(e, a, f"{path}[{i}]", rtol)]
-    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
-        if isinstance(actual, (int, float)) and math.isclose(expected, actual, rel_tol=rtol, abs_tol=VERIFY_ATOL):
-            return []
-    elif expected == actual:
-        return []
-    return [f"{path}: entry {expected!r}, re-run {actual!r}"]
-
-
-def verify_entry(
-    entry_path: Path, checkpoint: Path, device: str = "auto", rtol: float = VERIFY_RTOL, dataset: str | Path | None = None
-) -> list[str]:
-    """Re-run the evaluation an entry describes from ``checkpoint`` on ``dataset`` (default: the entry's
-    dataset by name in the data folder); the differences (empty: verified)."""
-    from cfdbench.pipeline import evaluate_checkpoint
-
-    entry = load_entry(entry_path)
-    data, task = entry["dataset"], entry["task"]
-    refine = RefineSettings(**entry["refinement"]["settings"]) if entry.get("refinement") else None
-    _, rerun = evaluate_checkpoint(
-        checkpoint, str(dataset or data["name"]), data["split"], task["rollout_steps"], task["start_frame"], device, None, refine
-    )
-    if rerun["dataset"]["content_hash"] != data["content_hash"]:
+def _submission_problems(entry: Entry, source: Path) -> Path | None:
+    """Refuse, in one line, an entry the leaderboard cannot rank or others cannot check: an older
+    format, data other than the published bytes, code that cannot be recovered, predictions that are
+    missing or do not match. Returns the predictions file (None for a hybrid solver, which has none)."""
+    if entry.schema_version < SCHEMA_VERSION:
         raise CfdbenchError(
-            f"{entry_path}: the local {data['name']} has content hash {rerun['dataset']['content_hash'][:12]}..., the entry's "
-            f"is {data['content_hash'][:12]}...: verify needs the same data"
+            f"{source}: written in entry format {entry.schema_version}, without its code identity and predictions; "
+            f"re-evaluate the checkpoint with this cfdbench (`cfdbench evaluate --checkpoint ...`) and submit that"
         )
-    if rerun["task"] != task or rerun["dataset"]["case_ids"] != data["case_ids"]:
-        raise CfdbenchError(f"{entry_path}: the checkpoint's task or split differs from the entry's ({rerun['task']})")
-    problems = []
-    for key in REPRODUCED:  # every score the pages show; timings (cost) depend on the machine
-        problems += compare_numbers(entry.get(key), rerun.get(key), f"$.{key}", rtol)
-    return problems + compare_numbers(entry["model"]["parameter_count"], rerun["model"]["parameter_count"], "$.model", rtol)
+    dataset = entry.dataset["name"]
+    expected = published_hash(dataset)
+    if entry.dataset["content_hash"] != expected:
+        raise CfdbenchError(
+            f"{source}: evaluated on {dataset} with content hash {entry.dataset['content_hash'][:12]}..., but its card "
+            f"publishes {expected[:12]}...: regenerate the dataset (`cfdbench data generate {dataset}`) and re-evaluate"
+        )
+    problem = recoverable_problem(entry, source)
+    if problem:
+        raise CfdbenchError(f"{source}: the operator's code cannot be recovered: {problem}")
+    if entry.predictions is None:
+        if entry.hybrid is None:
+            raise CfdbenchError(f"{source}: publishes no predictions, so nobody could recompute its scores: re-evaluate it")
+        return None
+    predictions = source.parent / entry.predictions["file"]
+    if not predictions.is_file() or sha256_of(predictions) != entry.predictions["sha256"]:
+        raise CfdbenchError(f"{source}: its predictions file {predictions.name} is missing or does not match the entry")
+    return predictions

@@ -69,7 +69,11 @@ def builtin_model_names() -> list[str]:
 
 
 def model_label(spec: str) -> str:
-    """A file-name- and leaderboard-safe label for a model spec (``pkg.mod:Cls`` -> ``pkg.mod-Cls``)."""
+    """A file-name- and leaderboard-safe label for a model spec (``pkg.mod:Cls`` -> ``pkg.mod-Cls``; a
+    file's stem only: ``/home/me/ops/myop.py:MyOp`` -> ``myop-MyOp``)."""
+    where, colon, attribute = spec.rpartition(":")
+    if colon and where.endswith(".py"):
+        spec = f"{Path(where).stem}:{attribute}"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-.")
 
 
@@ -80,9 +84,9 @@ def get_model_class(spec: str) -> type[NeuralOperator]:
         return _REGISTRY[spec]
     entry_points = _entry_points()
     if spec in entry_points:
-        return _checked(_load_entry_point(entry_points[spec]), spec)
+        return checked_operator(_load_entry_point(entry_points[spec]), spec)
     if ":" in spec:
-        return _checked(_load_from_spec(spec), spec)
+        return checked_operator(_load_from_spec(spec), spec)
     raise UnknownNameError("model", spec, sorted(set(_REGISTRY) | set(entry_points)))
 
 
@@ -126,8 +130,9 @@ def _import_file(path: Path) -> Any:
     return module
 
 
-def _checked(obj: Any, spec: str) -> type[NeuralOperator]:
-    """A plug-in must be a NeuralOperator subclass; it is registered under the spec it came from."""
+def checked_operator(obj: Any, spec: str) -> type[NeuralOperator]:
+    """A plug-in must be a NeuralOperator subclass; it is registered under the spec it came from (a
+    stored copy of its source too, so that checkpoints naming the spec rebuild from it)."""
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise CfdbenchError(f"model '{spec}' is {obj!r}, not a torch module class")
     if not issubclass(obj, NeuralOperator):
@@ -140,9 +145,10 @@ def _checked(obj: Any, spec: str) -> type[NeuralOperator]:
     return obj
 
 
-def build_model(name: str, meta: OperatorMeta, **hparams: Any) -> NeuralOperator:
-    """Instantiate a registered model; bad hyper-parameter names get a one-line error."""
-    cls = get_model_class(name)
+def build_model(name: str, meta: OperatorMeta, model_class: type[NeuralOperator] | None = None, **hparams: Any) -> NeuralOperator:
+    """Instantiate the model ``name`` (its class given as ``model_class``, e.g. a stored plug-in, or looked
+    up by name); bad hyper-parameter names get a one-line error."""
+    cls = model_class or get_model_class(name)
     if meta.n_spatial_dims not in cls.spatial_dims:
         dims = " or ".join(f"{d}D" for d in cls.spatial_dims)
         shape = meta.grid_shape
@@ -218,8 +224,11 @@ def save_checkpoint(model: NeuralOperator, path: Path, **extra: Any) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[NeuralOperator, dict[str, Any]]:
-    """Rebuild a model from a checkpoint alone; returns (model, the checkpoint's extra entries)."""
+def load_checkpoint(
+    path: Path, map_location: str | torch.device = "cpu", model_class: type[NeuralOperator] | None = None
+) -> tuple[NeuralOperator, dict[str, Any]]:
+    """Rebuild a model from a checkpoint alone (with ``model_class`` when the class the checkpoint names
+    comes from elsewhere, e.g. an entry's stored source); returns (model, the checkpoint's extra entries)."""
     if not Path(path).is_file():
         raise CfdbenchError(f"checkpoint not found: {path}")
     try:
@@ -227,7 +236,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
         config = payload["config"]
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise CfdbenchError(f"{path}: not a readable cfdbench checkpoint ({err.__class__.__name__})") from None
-    model = build_model(config["name"], OperatorMeta.from_dict(config["meta"]), **config["hparams"])
+    model = build_model(config["name"], OperatorMeta.from_dict(config["meta"]), model_class, **config["hparams"])
     model.load_state_dict(payload["state_dict"])
     model.to(map_location)
     extra = {k: v for k, v in payload.items() if k not in ("config", "state_dict")}
