@@ -148,6 +148,8 @@ class InterpolatedDisc(Obstacle):
     requires_explicit_viscosity = True
 
     def __init__(self, grid: StaggeredGrid, cx: Tensor, cy: Tensor, radius: Tensor):
+        if grid.bc_x == "periodic" or grid.bc_y == "periodic":
+            raise CfdbenchError("a disc needs bounded axes (walls or an inlet and outlet)")
         super().__init__(grid)
         self.discs = torch.stack([cx, cy, radius], dim=1).double().cpu().numpy()
         self._u = _NormalInterpolation(grid, grid.u_coordinates(), self.discs)
@@ -156,9 +158,9 @@ class InterpolatedDisc(Obstacle):
         free_u, free_v = self._u.keep, self._v.keep
         self._continuity = torch.clamp(free_u[..., 1:] + free_u[..., :-1] + free_v[:, 1:] + free_v[:, :-1], max=1.0)
         closed = self._continuity == 0
-        self._outward_u = _outward_faces(closed, dim=2, faces=grid.u_shape[2]).to(grid.dtype)
-        self._outward_v = _outward_faces(closed, dim=1, faces=grid.v_shape[1]).to(grid.dtype)
-        lengths = (self._outward_u.abs().sum(dim=(1, 2)) * grid.dy.reshape(-1) + self._outward_v.abs().sum(dim=(1, 2)) * grid.dx.reshape(-1))
+        self._outward_u = _outward_faces(closed, dim=2).to(grid.dtype)
+        self._outward_v = _outward_faces(closed, dim=1).to(grid.dtype)
+        lengths = _face_sum(self._outward_u.abs(), self._outward_v.abs(), grid)
         self._layer_perimeter = lengths.clamp(min=1e-300).reshape(-1, 1, 1)
 
     def continuity_cells(self) -> Tensor:
@@ -173,8 +175,7 @@ class InterpolatedDisc(Obstacle):
         normal velocity over the layer's outer faces: left in, that leak is a source of a fraction
         of a percent of the inflow, which shifts the drag by as much through the outlet's momentum."""
         u, v = self._u.apply(u), self._v.apply(v)
-        g = self.grid
-        leak = (u * self._outward_u).sum(dim=-1).sum(dim=-1) * g.dy.reshape(-1) + (v * self._outward_v).sum(dim=-1).sum(dim=-1) * g.dx.reshape(-1)
+        leak = _face_sum(u * self._outward_u, v * self._outward_v, self.grid)
         correction = leak.reshape(-1, 1, 1) / self._layer_perimeter
         return u - correction * self._outward_u, v - correction * self._outward_v
 
@@ -188,16 +189,18 @@ class InterpolatedDisc(Obstacle):
         return self.fraction_cells < 0.5
 
 
-def _outward_faces(closed: Tensor, dim: int, faces: int) -> Tensor:
-    """(B, ...) +1 on faces with a ``closed`` cell below them along ``dim`` and an open one above,
-    -1 for the converse, 0 elsewhere: the outward orientation of the closed region's boundary."""
-    cells = closed.shape[dim]
-    if faces == cells:  # periodic: face i lies between cells i - 1 and i
-        below, above = torch.roll(closed, 1, dim), closed
-    else:  # bounded: faces 0..n, nothing beyond the ends
-        below = torch.nn.functional.pad(closed, (1, 0) if dim == 2 else (0, 0, 1, 0), value=False)
-        above = torch.nn.functional.pad(closed, (0, 1) if dim == 2 else (0, 0, 0, 1), value=False)
+def _outward_faces(closed: Tensor, dim: int) -> Tensor:
+    """(B, ...) +1 on the faces (0..n along ``dim``, a bounded axis) with a ``closed`` cell below them
+    and an open one above, -1 for the converse, 0 elsewhere: the closed region's outward orientation."""
+    below = torch.nn.functional.pad(closed, (1, 0) if dim == 2 else (0, 0, 1, 0), value=False)
+    above = torch.nn.functional.pad(closed, (0, 1) if dim == 2 else (0, 0, 0, 1), value=False)
     return (below & ~above).to(torch.int8) - (~below & above).to(torch.int8)
+
+
+def _face_sum(on_u: Tensor, on_v: Tensor, grid: StaggeredGrid) -> Tensor:
+    """Σ over u faces of ``on_u`` dy plus Σ over v faces of ``on_v`` dx, per case (B,): a flux, rows first
+    (the same order whatever the batch)."""
+    return on_u.sum(dim=-1).sum(dim=-1) * grid.dy.reshape(-1) + on_v.sum(dim=-1).sum(dim=-1) * grid.dx.reshape(-1)
 
 
 def _inside_discs(cx: Tensor, cy: Tensor, radius: Tensor):
@@ -209,8 +212,8 @@ class _NormalInterpolation:
     """The direct forcing of one velocity component on its own points (see :class:`InterpolatedDisc`).
 
     Planned once in float64 on the CPU. Per case: which points keep their value, the flat indices of
-    the forcing points, each one's image stencil on free points (four indices and weights, the wall
-    factor d / (d + Δ) included) and the inverse of ``I - S_F``."""
+    the forcing points, each one's two image stencils on free points (eight indices and weights, the
+    quadratic's factors included) and the inverse of ``I - S_F``."""
 
     def __init__(self, grid: StaggeredGrid, points: tuple[Tensor, Tensor], discs: np.ndarray):
         x, y = (c.double().cpu().numpy() for c in points)
