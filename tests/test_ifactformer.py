@@ -131,6 +131,20 @@ def test_bf16_autocast_keeps_the_positional_phases_in_float32():
     assert float((mixed - reference).detach().norm() / reference.detach().norm()) < 0.05
 
 
+@pytest.mark.parametrize("name", ("ifactformer_m", "ifactformer_o"))
+def test_runs_in_float64_throughout(name):
+    """Positions and phases follow the model's precision (they were cast to float32): a float64 model
+    gives float64 outputs, and agrees with its float32 copy to float32 round-off."""
+    meta = channel_meta(shape=(8, 9, 16))
+    torch.manual_seed(3)
+    model = build_model(name, meta, **SMALL).eval()
+    inputs, mask, params = torch.randn(1, 3, 8, 9, 16), torch.ones(1, 1, 8, 9, 16), torch.zeros(1, 3)
+    single = model(inputs, mask, params).detach()
+    double = model.double()(inputs.double(), mask.double(), params.double()).detach()
+    assert double.dtype == torch.float64
+    assert float((double - single.double()).norm() / double.norm()) < 1e-5
+
+
 def test_the_implicit_layer_shares_one_block():
     """n_layer repeats the same weights: the parameter count does not depend on it."""
     one, seven = (build_model("ifactformer_m", channel_meta(), **{**SMALL, "n_layer": n}) for n in (1, 7))

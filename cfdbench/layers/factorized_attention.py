@@ -5,8 +5,8 @@ Instead of N x N attention over all N = nx·ny·nz points, each axis gets its ow
 values are contracted with the kernels along their axes: in parallel and summed by
 concatenation (IFactFormer-m) or one after another (FactFormer's and IFactFormer-o's chain).
 No softmax; scaling 1 (1/sqrt(Dk) when kernel_multiplier > 4), as in the reference
-(``../shared/reference/models.md`` A.2–A.3). Positional phases are computed in float32 even
-under bf16 autocast.
+(``../shared/reference/models.md`` A.2–A.3). Positional phases are computed in at least
+float32 (bf16 autocast cannot hold them) and in float64 for a float64 model.
 """
 
 from __future__ import annotations
@@ -41,14 +41,21 @@ class RotaryEmbedding(nn.Module):
         self.coordinate_scale = coordinate_scale
 
     def forward(self, x: Tensor, coordinates: Tensor) -> Tensor:
-        """Rotate ``x`` (..., N, d) by the angles of ``coordinates`` (N,), in float32 even under
-        autocast: the angles reach hundreds of radians, beyond bf16's resolution."""
+        """Rotate ``x`` (..., N, d) by the angles of ``coordinates`` (N,), in at least float32 even
+        under autocast (the angles reach hundreds of radians, beyond bf16's resolution), in float64 for
+        a float64 model."""
+        wide = at_least_float32(x.dtype)
         with torch.autocast(x.device.type, enabled=False):
-            angle = (coordinates.float()[:, None] * self.coordinate_scale) * self.inv_freq.float()[None, :]
+            angle = (coordinates.to(wide)[:, None] * self.coordinate_scale) * self.inv_freq.to(wide)[None, :]
             freqs = torch.cat([angle, angle], dim=-1)
-            x32 = x.float()
-            first, second = x32.chunk(2, dim=-1)
-            return (x32 * freqs.cos() + torch.cat([-second, first], dim=-1) * freqs.sin()).to(x.dtype)
+            xw = x.to(wide)
+            first, second = xw.chunk(2, dim=-1)
+            return (xw * freqs.cos() + torch.cat([-second, first], dim=-1) * freqs.sin()).to(x.dtype)
+
+
+def at_least_float32(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; half precisions (and float32) give float32."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 class AxisKernel(nn.Module):
@@ -134,7 +141,8 @@ class GaussianFourierFeatures(nn.Module):
         self.linear = nn.Linear(dim, dim)
 
     def forward(self, positions: Tensor) -> Tensor:
-        with torch.autocast(positions.device.type, enabled=False):  # phases of ~1e3 rad: float32
-            projected = 2 * math.pi * positions.float() @ self.frequencies.float()
+        wide = at_least_float32(self.linear.weight.dtype)
+        with torch.autocast(positions.device.type, enabled=False):  # phases of ~1e3 rad: at least float32
+            projected = 2 * math.pi * positions.to(wide) @ self.frequencies.to(wide)
             features = torch.cat([projected.sin(), projected.cos()], dim=-1)
         return self.linear(features)

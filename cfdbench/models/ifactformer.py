@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from cfdbench.errors import CfdbenchError
-from cfdbench.layers.factorized_attention import FactorizedAttention, GaussianFourierFeatures
+from cfdbench.layers.factorized_attention import FactorizedAttention, GaussianFourierFeatures, at_least_float32
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import register_model
 
@@ -63,8 +63,10 @@ class _ImplicitFactFormer(NeuralOperator):
         self.head = nn.Sequential(nn.Conv1d(dim, dim // 2, 1, bias=False), nn.GELU(), nn.Conv1d(dim // 2, channels, 1))
 
     def _axes(self, shape: tuple[int, int, int], like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Uniform, endpoint-inclusive coordinates along x, y, z (the reference's convention), float32."""
-        return tuple(torch.linspace(0, length, n, device=like.device, dtype=torch.float32) for length, n in zip(self.box, shape))
+        """Uniform, endpoint-inclusive coordinates along x, y, z (the reference's convention), in at
+        least float32 (float64 for a float64 model)."""
+        dtype = at_least_float32(like.dtype)
+        return tuple(torch.linspace(0, length, n, device=like.device, dtype=dtype) for length, n in zip(self.box, shape))
 
     def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:
         batch, _, nz, ny, nx = inputs.shape

@@ -41,13 +41,14 @@ from cfdbench.models.registry import register_model
 
 
 def positional_encoding(channels: int, shape: tuple[int, int, int], beta: float, like: Tensor) -> Tensor:
-    """(channels, H, W, T): x and y on [0, 1], t_k = k / 100, then channels - 3 temporal bases
-    exp(βt) sin(π(k+1)t) (k even) or exp(βt) cos(π(k+1)t) (k odd)."""
+    """(channels, H, W, T): x and y on [0, 1], t_k = (k + 1) / 100 (the reference's grid, which starts
+    one step in), then channels - 3 temporal bases exp(βt) sin(π(k+1)t) (k even) or
+    exp(βt) cos(π(k+1)t) (k odd)."""
     h, w, t = shape
     grid = {"dtype": like.dtype, "device": like.device}
     y = torch.linspace(0, 1, h, **grid)[:, None, None].expand(h, w, t)
     x = torch.linspace(0, 1, w, **grid)[None, :, None].expand(h, w, t)
-    time = torch.arange(t, **grid) / 100
+    time = (torch.arange(t, **grid) + 1) / 100
     bases = []
     for k in range(channels - 3):
         wave = torch.sin if k % 2 == 0 else torch.cos
@@ -108,7 +109,7 @@ class SpatiotemporalFNO(NeuralOperator):
         self.width, self.beta, self.latent_steps, self.conditioning = width, beta, latent_steps, conditioning
         in_channels = meta.n_fields + (1 + meta.n_params if conditioning else 0)
         self.act = make_activation(activation)
-        self.norm = nn.GroupNorm(1, in_channels * width)
+        self.norm = nn.GroupNorm(1, in_channels * width, eps=1e-7)  # the reference's eps
         self.lift = nn.Conv3d(in_channels * width, width, 1)
         self.lift_spectral = SpectralConvT(width, width, modes, out_steps=latent_steps)
         self.lift_ffn = PointwiseFFN(width, channel_expansion, activation)
