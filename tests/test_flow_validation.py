@@ -222,13 +222,15 @@ def test_schafer_turek_2d2_sheds_at_the_benchmark_strouhal_number_on_a_coarse_gr
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_schafer_turek_2d2_periodic_shedding():
-    """About 8 min on 2 CPU cores. Measured at D = 24: St 0.3068, C_D,max 3.093, C_L,max 0.762.
-    The penalised wall is first order and under-predicts the lift amplitude (-24 % at D = 24,
-    -34 % at D = 16), so the lift is recorded, not gated, like the 2D-1 lift."""
+    """About 5 min alone on 2 CPU cores. Measured at D = 24: St 0.3003 (inside the bounds), C_D,max
+    3.271 (+1.3 %), C_L,max 1.098 (+9.8 %); the force amplitudes' bounds need a finer grid
+    (docs/benchmarks.md), so they are gated at what this grid gives."""
     result = schafer_turek("2D-2", cells_per_diameter=24, duration=14.0)
     errors = result.relative_errors()
-    assert result.values["periods_measured"] >= 3
-    assert errors["strouhal"] < 0.05, result.values
-    assert errors["drag_max"] < 0.05, result.values
-    assert result.values["lift_max"] > 0.5, result.values  # shedding is fully developed
+    assert result.values["periods_measured"] >= 10
+    low, high = REFERENCE["2D-2"]["strouhal"]
+    assert low <= result.values["strouhal"] <= high, result.values
+    assert errors["drag_max"] < 0.02, result.values
+    assert errors["lift_max"] < 0.12, result.values
