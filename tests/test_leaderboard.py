@@ -21,6 +21,7 @@ from cfdbench.leaderboard.entry import (
     SCHEMA_PATH,
     SCHEMA_VERSION,
     Entry,
+    entry_paths,
     environment_info,
     load_entries,
     load_entry,
@@ -116,7 +117,10 @@ def write_raw(path, entry) -> None:
 
 
 def test_schema_file_is_versioned():
+    import jsonschema
+
     schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)  # a valid draft 2020-12 schema
     assert schema["$id"] == "https://cfdbench.invalid/schemas/leaderboard-entry-v3.json"
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["additionalProperties"] is False
@@ -762,6 +766,58 @@ def test_the_committed_leaderboard_passes_tier_a():
     from cfdbench.leaderboard.verify import verify_board
 
     assert verify_board(Path(__file__).resolve().parents[1] / "leaderboard") == []
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "leaderboard" / "entries"
+
+
+@pytest.fixture(scope="module")
+def committed_data(tmp_path_factory) -> Path:
+    """A folder holding every dataset that committed entries publish predictions for: the data
+    folder's copy when it has one, else generated here (cavity-mini: about 90 s on 2 CPU cores)."""
+    from cfdbench.cards import data_root, load_dataset_card
+    from cfdbench.data.generate import generate_dataset
+
+    folder = tmp_path_factory.mktemp("committed-data")
+    names = {load_entry(path).dataset["name"] for path in entry_paths(COMMITTED) if load_entry(path).predictions}
+    for name in sorted(names):
+        stored = data_root() / name
+        if (stored / "manifest.json").is_file():
+            (folder / name).symlink_to(stored.resolve())
+        else:
+            generate_dataset(load_dataset_card(name), folder / name)
+    return folder
+
+
+@pytest.mark.slow  # generates the datasets unless the data folder holds them
+def test_every_committed_entry_passes_tier_b_or_is_listed_as_awaiting_a_rerun(committed_data):
+    """CI's tier B: each committed entry with predictions gets every score back from them; every other
+    one is on the awaiting list (which the page shows), none passes silently."""
+    from cfdbench.leaderboard.verify import awaiting_reruns, verify_all_predictions
+
+    checked, waiting = verify_all_predictions(COMMITTED, committed_data)
+    assert checked, "no committed entry publishes predictions"
+    assert {path: problems for path, problems in checked.items() if problems} == {}
+    assert set(waiting) == {str(COMMITTED / name) for name in awaiting_reruns(COMMITTED)}
+
+
+@pytest.mark.slow  # as above
+def test_a_committed_entry_edited_consistently_fails_tier_b(committed_data, tmp_path):
+    """One number of a committed entry changed by 1 %, with its curve and windows kept consistent
+    (tier A cannot see it): tier B names it."""
+    from cfdbench.leaderboard.verify import verify_predictions
+
+    path = next(p for p in entry_paths(COMMITTED) if load_entry(p).predictions and load_entry(p).model["name"] != "identity")
+    entry = load_entry(path).to_dict()
+    shutil.copyfile(path.parent / entry["predictions"]["file"], tmp_path / entry["predictions"]["file"])
+    curve = entry["curves"]["model"]["nmse"]["mean"]
+    entry["curves"]["model"]["nmse"]["mean"] = [v * 0.99 for v in curve]
+    entry["metrics"]["rollout"]["model"]["nmse"] = sum(v * 0.99 for v in curve) / len(curve)
+    entry["rollout_windows"]["model"]["nmse"] = {w: v * 0.99 for w, v in entry["rollout_windows"]["model"]["nmse"].items()}
+    save_entry(entry, tmp_path / path.name)
+    problems = verify_predictions(tmp_path / path.name, committed_data / entry["dataset"]["name"])
+    edited = ("$.metrics.rollout.model.nmse", "$.curves.model.nmse", "$.rollout_windows.model.nmse")
+    assert problems and all(p.startswith(edited) for p in problems)
 
 
 def test_tier_b_lists_entries_awaiting_a_rerun_by_name_and_never_passes_them(tmp_path):

@@ -199,10 +199,14 @@ def build_leaderboard(entries_dir: Path, out_dir: Path, baseline: str = "identit
     ``out_dir/index.html`` and the rollout charts ``out_dir/figures/*.svg``, each atomically.
 
     Any invalid entry raises a CfdbenchError naming its file before anything is written. The
-    figures folder belongs to the build: charts of tables that no longer exist are removed.
+    figures folder belongs to the build: charts of tables that no longer exist are removed, and so
+    are the awaiting-rerun listings of entry files that no longer exist.
     """
+    from cfdbench.leaderboard.verify import prune_awaiting
+
     out_dir = Path(out_dir)
     pages = render_pages(entries_dir, out_dir, baseline)
+    prune_awaiting(entries_dir)
     written = [write_text_atomic(out_dir / name, text) for name, text in pages.items()]
     for stale in (out_dir / "figures").glob("*.svg"):
         if f"figures/{stale.name}" not in pages:

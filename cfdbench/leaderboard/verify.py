@@ -103,6 +103,18 @@ def list_awaiting(entries_root: Path, paths: list[Path], reason: str) -> Path:
     return write_json_atomic(path, listed)
 
 
+def prune_awaiting(entries_root: Path) -> None:
+    """Drop the listings of entry files that no longer exist (an entry re-run and replaced, a track
+    rebuilt from scratch): they exempt nothing."""
+    path = awaiting_path(entries_root)
+    if not path.is_file():
+        return
+    listed = json.loads(path.read_text(encoding="utf-8"))
+    kept = {name: item for name, item in listed["entries"].items() if (Path(entries_root) / name).is_file()}
+    if kept != listed["entries"]:
+        write_json_atomic(path, {**listed, "entries": kept})
+
+
 def awaiting_reason(entry_path: Path, entries_root: Path, awaiting: dict[str, dict[str, str]]) -> str | None:
     """Why the entry at ``entry_path`` waits for a re-run, when the list names it with its current digest."""
     listed = awaiting.get(Path(entry_path).relative_to(entries_root).as_posix())
