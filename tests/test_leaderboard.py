@@ -820,6 +820,33 @@ def test_a_committed_entry_edited_consistently_fails_tier_b(committed_data, tmp_
     assert problems and all(p.startswith(edited) for p in problems)
 
 
+@pytest.mark.slow  # cavity-mini (generated unless the data folder has it), one epoch, then the re-run
+def test_a_plugin_run_on_cavity_mini_is_verified_from_its_stored_code_after_its_file_is_deleted(committed_data, tmp_path):
+    """The issue's check: `cfdbench run --model /path/myop.py:MyOperator --dataset cavity-mini`, the file
+    deleted, `leaderboard verify` tier C reproduces the entry; the entry lists every setting that ran."""
+    from dataclasses import fields
+
+    from cfdbench.training.config import TrainConfig
+
+    source = tmp_path / "ops" / "myop.py"
+    source.parent.mkdir()
+    shutil.copyfile(PLUGIN_FILE, source)
+    env = {"CFDBENCH_DATA": str(committed_data)}
+    run = ["run", "--model", f"{source}:MyOperator", "--dataset", "cavity-mini", "--epochs", "1", "--set", "model.width=8"]
+    run += ["--name", "my-op", "--device", "cpu", "--runs-root", str(tmp_path / "runs")]
+    result = run_entry_point(*run, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "has no model card: the trainer's defaults" in result.stdout
+    source.unlink()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    entry = load_entry(run_dir / "entry.json")
+    assert entry.model["name"] == "my-op" and set(entry.training["config"]) == {f.name for f in fields(TrainConfig)}
+    verify = ["leaderboard", "verify", str(run_dir / "entry.json"), "--checkpoint", str(run_dir / "checkpoint.pt")]
+    verified = run_entry_point(*verify, "--device", "cpu", cwd=tmp_path, env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert "verified" in verified.stdout
+
+
 def test_tier_b_lists_entries_awaiting_a_rerun_by_name_and_never_passes_them(tmp_path):
     board = built_board(tmp_path, three_models()[:1])
     result = run_entry_point("leaderboard", "verify", "--tier", "B", "--entries", str(board / "entries"), cwd=tmp_path)
