@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import inspect
 import math
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +135,7 @@ def load_operator(code: dict[str, Any], spec: str, entry_path: Path) -> type | N
     """The operator class an entry's checkpoint must be rebuilt with: a ``source`` operator imported from
     its stored copy (registered under ``spec``, the name its checkpoint records); an installed
     distribution checked against the entry's version and digest; None for a built-in."""
-    from cfdbench.models.registry import checked_operator
+    from cfdbench.models.registry import checked_operator, get_model_class
 
     if code["kind"] == "builtin":
         return None
@@ -147,10 +145,7 @@ def load_operator(code: dict[str, Any], spec: str, entry_path: Path) -> type | N
     path = find_stored_source(code, entry_path)
     if path is None:
         raise CfdbenchError(f"{entry_path}: {recoverable_problem({'code': code, 'git_commit': ''}, entry_path)}")
-    module = _import_stored(path)
-    if not hasattr(module, code["class"]):
-        raise CfdbenchError(f"{path}: the stored source defines no class '{code['class']}'")
-    return checked_operator(getattr(module, code["class"]), spec)
+    return checked_operator(get_model_class(f"{path}:{code['class']}"), spec)  # registered under the checkpoint's name
 
 
 def _check_distribution(code: dict[str, Any]) -> None:
@@ -166,19 +161,3 @@ def _check_distribution(code: dict[str, Any]) -> None:
             f"the installed {name} {installed.version} is not the entry's {name} {version} (SHA-256 "
             f"{code['sha256'][:12]}...): install the version the entry names"
         )
-
-
-def _import_stored(path: Path) -> Any:
-    """Import a stored source file as its own module, named after its digest."""
-    name = f"cfdbench_stored_{path.stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as err:  # noqa: BLE001 - any failure of the stored code is one readable line
-        del sys.modules[name]
-        raise CfdbenchError(f"{path}: the stored operator source does not import ({err.__class__.__name__}: {err})") from None
-    return module

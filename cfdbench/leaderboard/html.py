@@ -47,7 +47,7 @@ BASELINE_LABEL = "identity (baseline)"
 MISSING = object()  # a metric the entry does not report (older or foreign evaluators)
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 76rem; padding: 0 1rem; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 100rem; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
 td { font-variant-numeric: tabular-nums; }
@@ -135,7 +135,7 @@ def _model_cells(entry: dict, table: Table) -> str:
     rollout = table.block == "rollout"
     return (
         _text(entry["model"]["name"])
-        + _number(entry["model"]["parameter_count"])
+        + _sorted(f"{entry['model']['parameter_count']:,}", entry["model"]["parameter_count"])
         + "".join(_number(scores["model"].get(key, MISSING)) for key, _ in TABLE_COLUMNS)
         + _ratio(scores["identity"]["nmse"], scores["model"]["nmse"])
         + (_number(entry["valid_time"]["model"]["mean_steps"]) + _speedup(entry) if rollout else "")
@@ -153,7 +153,7 @@ def _identity_cells(table: Table, identity: dict) -> str:
         + "".join(_number(identity.get(key, MISSING)) for key, _ in TABLE_COLUMNS)
         + _sorted("1x", -1.0)
         + (_number(table.entries[0]["valid_time"]["identity"]["mean_steps"]) + _text("") if rollout else "")
-        + _text(f"from {len(table.entries)} entries on the same data and task")
+        + _text(f"from {len(table.entries)} entr{'y' if len(table.entries) == 1 else 'ies'} on the same data and task")
         + _text("")
         + _text("")
     )
