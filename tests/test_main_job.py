@@ -1,8 +1,13 @@
 """The main job exactly as a newcomer runs it: ``cfdbench run`` with no arguments, CPU only.
 
 This is the pipeline's real check: on the default (FNO on cavity-mini) the trained model
-must beat the identity baseline on one-step NMSE by at least 3x. It takes a few minutes
-(about one to generate the data, two to three to train), the longest test of the default run.
+must beat the identity baseline on one-step NMSE by at least 1.5x and on the 20-step rollout by
+at least 10x. It takes a few minutes (about one to generate the data, two to three to train), the
+longest test of the default run.
+
+Both are scored from frame 1, once the lid has set the flow in motion (the card's rollout start):
+there the identity's one-step NMSE is 0.00274, against 0.0277 with the rest-state pairs, which
+the FNO beat by 3x or more. From frame 1 a run measured 1.9x one step and 62x over the rollout.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from conftest import run_entry_point
 
 from cfdbench.leaderboard.entry import load_entry
 
-MIN_ONE_STEP_GAIN = 3.0
+MIN_ONE_STEP_GAIN = 1.5
+MIN_ROLLOUT_GAIN = 10.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,11 +52,15 @@ def test_run_generates_trains_evaluates_and_beats_identity(main_job):
     entry = load_entry(run_dir / "entry.json")  # validates against the schema
     assert entry["model"]["name"] == "fno" and entry["dataset"]["name"] == "cavity-mini"
     assert entry["task"]["rollout_steps"] == 20 and len(entry["curves"]["steps"]) == 20
+    assert entry["task"]["start_frame"] == 1  # cavity-mini's card: past the rest state
 
     one_step = entry["metrics"]["one_step"]
     gain = one_step["identity"]["nmse"] / one_step["model"]["nmse"]
     assert gain >= MIN_ONE_STEP_GAIN, f"FNO beats identity on one-step NMSE by only {gain:.2f}x"
     assert "identity" in result.stdout and f"{gain:.1f}x" in result.stdout
+    rollout = entry["metrics"]["rollout"]
+    rollout_gain = rollout["identity"]["nmse"] / rollout["model"]["nmse"]
+    assert rollout_gain >= MIN_ROLLOUT_GAIN, f"FNO beats identity on the rollout's NMSE by only {rollout_gain:.2f}x"
 
 
 @pytest.mark.slow  # the leaderboard's verify test re-evaluates a checkpoint in the default run
