@@ -681,7 +681,7 @@ def _print_results(entry: dict) -> None:
 
 def _print_channel_statistics(statistics: dict, steps: int) -> None:
     """The rollout's turbulence against the truth's: relative errors of the profiles and spectra, and Re_τ."""
-    from cfdbench.evaluation.metrics.channel import SCORE_LABELS
+    from cfdbench.metrics.channel import SCORE_LABELS
 
     first, last = statistics["windows"]["late"]
     late = f"steps {first}-{last}"

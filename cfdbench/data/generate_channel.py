@@ -32,8 +32,8 @@ from cfdbench.data.generate import GenerationReport, finalize_dataset
 from cfdbench.data.schema import CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics.channel import mkm_gates, profiles_in_wall_units
 from cfdbench.io import write_json_atomic
+from cfdbench.metrics.channel import RunningProfiles, mkm_gates, profiles_in_wall_units
 from cfdbench.solvers.channel import ChannelSolver, ChannelState, load_checkpoint, save_checkpoint
 from cfdbench.solvers.channel_filter import ChannelFilter
 from cfdbench.solvers.transforms import one_cpu_thread
@@ -41,37 +41,6 @@ from cfdbench.solvers.transforms import one_cpu_thread
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 STATISTICS_EVERY = 0.2  # δ/u_τ between DNS samples of the running statistics
 Progress = Callable[[str, float, float], None]  # (stage, time done, stage length)
-
-
-class RunningProfiles:
-    """Sums over samples, x, z and the batch of the centre velocities, per wall-normal cell."""
-
-    NAMES = ("u", "v", "w", "uu", "vv", "ww", "uv")
-
-    def __init__(self, ny: int, sums: dict[str, list[float]] | None = None, count: int = 0):
-        self.sums = {name: np.asarray(sums[name]) if sums else np.zeros(ny) for name in self.NAMES}
-        self.count = count
-
-    def add(self, state: ChannelState) -> None:
-        u, v, w = ChannelSolver.cell_centred(state.u, state.v, state.w)
-        products = {"u": u, "v": v, "w": w, "uu": u * u, "vv": v * v, "ww": w * w, "uv": u * v}
-        for name, values in products.items():
-            self.sums[name] += values.double().sum(dim=(0, 1, 3)).cpu().numpy()
-        self.count += u.shape[0] * u.shape[1] * u.shape[3]
-
-    def profiles(self) -> dict[str, np.ndarray]:
-        """The profiles of :func:`cfdbench.evaluation.metrics.channel.channel_statistics`."""
-        mean = {name: self.sums[name] / max(self.count, 1) for name in self.NAMES}
-        return {
-            "mean_u": mean["u"],
-            "rms_u": np.sqrt(np.maximum(mean["uu"] - mean["u"] ** 2, 0)),
-            "rms_v": np.sqrt(np.maximum(mean["vv"] - mean["v"] ** 2, 0)),
-            "rms_w": np.sqrt(np.maximum(mean["ww"] - mean["w"] ** 2, 0)),
-            "reynolds_stress": -(mean["uv"] - mean["u"] * mean["v"]),
-        }
-
-    def to_dict(self) -> dict:
-        return {"sums": {k: v.tolist() for k, v in self.sums.items()}, "count": self.count}
 
 
 def turbulence_report(card: ChannelCard, profiles: RunningProfiles) -> dict:
@@ -133,7 +102,7 @@ class ChannelGenerator:
         for _ in range(samples):
             state = self.solver.advance(state, duration / samples, self.card.dt)
             if state.time >= sample_from - 1e-9:
-                profiles.add(state)
+                profiles.add(*ChannelSolver.cell_centred(state.u, state.v, state.w))
             self.progress(stage[0], state.time, stage[1])
         return state
 
@@ -156,7 +125,7 @@ class ChannelGenerator:
         while len(frames["u"]) < card.frames:
             if frames["u"]:
                 state = self.solver.advance(state, card.frame_interval, card.dt)
-                profiles.add(state)
+                profiles.add(*ChannelSolver.cell_centred(state.u, state.v, state.w))
             for name, values in filter_(state).items():
                 frames[name].append(values.to("cpu", torch.float32))
             self.progress("trajectories", (len(frames["u"]) - 1) * card.frame_interval, total)

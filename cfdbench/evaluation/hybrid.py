@@ -24,7 +24,7 @@ import torch
 from cfdbench.data.generate import DTYPES
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import MetricAccumulator
+from cfdbench.metrics import MetricAccumulator
 from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, score_rollouts
 from cfdbench.models.dcdm import DCDMSolver
 from cfdbench.solvers.flows import get_flow

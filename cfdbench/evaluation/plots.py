@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cfdbench.evaluation.metrics.channel import PROFILES, SCORE_LABELS  # noqa: E402
+from cfdbench.metrics.channel import PROFILES, SCORE_LABELS  # noqa: E402
 from cfdbench.io import atomic_path  # noqa: E402
 
 
@@ -131,7 +131,7 @@ def plot_spectra(example: dict, field_names: tuple[str, ...], steps: list[int], 
     """Kinetic-energy spectra E(k) of truth and prediction at the first and last rollout step."""
     import torch
 
-    from cfdbench.evaluation.metrics.spectral import energy_spectrum
+    from cfdbench.metrics.spectral import energy_spectrum
 
     velocity = [field_names.index(c) for c in ("u", "v")]
     mask = torch.as_tensor(example["mask"], dtype=torch.float64)[None, None]

@@ -19,7 +19,7 @@ import torch
 from cfdbench.data.loader import Normalization
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import evaluate_all
+from cfdbench.metrics import evaluate_all
 from cfdbench.evaluation.rollout import RolloutTask, read_cases
 from cfdbench.losses.navier_stokes_residual import RESIDUAL_PROBLEMS
 from cfdbench.models.base import NeuralOperator

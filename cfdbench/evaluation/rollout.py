@@ -7,7 +7,7 @@ a flow recorded from rest is never scored from the rest state, where the identit
 Alignment (CFDBench's off-by-one defect, fixed): the input window holds frames
 ``start, start + s, ..., start + (k-1) s``; prediction ``j`` (1-based) is compared with frame
 ``start + (k-1) s + j s``. The input window is never scored. Scores are computed in physical
-units inside the fluid mask by :mod:`cfdbench.evaluation.metrics`, for the model and for the
+units inside the fluid mask by :mod:`cfdbench.metrics`, for the model and for the
 identity baseline (the last input frame, copied forward) alike.
 
 Volumes (the turbulent channel) are scored by the same pointwise metrics and, because a long
@@ -34,10 +34,10 @@ from cfdbench.cards import dataset_rollout_start
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import VELOCITY_METRICS, MetricAccumulator, evaluate_all, evaluate_velocity, metric_names
-from cfdbench.evaluation.metrics.aggregate import bootstrap_interval, finite_mean, valid_time, windowed_means
-from cfdbench.evaluation.metrics.channel import ROLLOUT_SCORES, channel_statistics, friction_reynolds, rollout_scores
-from cfdbench.evaluation.metrics.physics import strouhal
+from cfdbench.metrics import VELOCITY_METRICS, MetricAccumulator, evaluate_all, evaluate_velocity, metric_names
+from cfdbench.metrics.aggregate import bootstrap_interval, finite_mean, valid_time, windowed_means
+from cfdbench.metrics.channel import ROLLOUT_SCORES, channel_statistics, friction_reynolds, rollout_scores
+from cfdbench.metrics.physics import strouhal
 from cfdbench.evaluation.predictions import Encoded, Pairs, decode, publish
 from cfdbench.models.base import NeuralOperator, predict_batch
 
@@ -111,7 +111,7 @@ class RolloutResult:
 
     def valid_time(self) -> dict[str, dict]:
         """predictor -> steps (and seconds, each case with its own step) before NMSE first exceeds
-        :data:`~cfdbench.evaluation.metrics.aggregate.VALID_TIME_NMSE`."""
+        :data:`~cfdbench.metrics.aggregate.VALID_TIME_NMSE`."""
         return {who: valid_time(metrics["nmse"], self.step_seconds) for who, metrics in self.per_case.items()}
 
     def confidence(self) -> dict[str, dict[str, list[float] | None]]:
@@ -242,7 +242,7 @@ def _is_channel(dataset: StoredDataset, fields: tuple[str, ...]) -> bool:
 
 
 class ChannelScores:
-    """Per-case channel statistics of rollouts (:func:`~cfdbench.evaluation.metrics.channel.rollout_scores`)
+    """Per-case channel statistics of rollouts (:func:`~cfdbench.metrics.channel.rollout_scores`)
     over the whole horizon and over its second half, where a drifting surrogate shows; summarised as
     means over cases, None for a predictor whose rollout of some case diverged."""
 

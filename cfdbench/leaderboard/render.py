@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics.channel import SCORE_LABELS
+from cfdbench.metrics.channel import SCORE_LABELS
 from cfdbench.io import write_text_atomic
 from cfdbench.leaderboard.entry import Entry, entry_paths, load_entry
 

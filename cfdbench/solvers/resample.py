@@ -16,7 +16,7 @@ is built from *fluxes*, not from point values:
    coincide).
 
 Pressure, a cell quantity, is the overlap-weighted mean of the solver cells a stored cell covers.
-On such frames the stored grid's divergence (:func:`cfdbench.evaluation.metrics.physics.divergence`:
+On such frames the stored grid's divergence (:func:`cfdbench.metrics.physics.divergence`:
 central differences averaged 1-2-1 across, the exact image of the face divergence) is round-off.
 """
 

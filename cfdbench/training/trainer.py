@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cfdbench.data.batches import BatchLoader, FixedBatches, RankBatches, to_device
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import MetricAccumulator, metric_names
+from cfdbench.metrics import MetricAccumulator, metric_names
 from cfdbench.models.base import NeuralOperator, predict_batch
 from cfdbench.models.registry import save_checkpoint
 from cfdbench.training import distributed, precision, state

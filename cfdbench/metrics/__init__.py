@@ -14,8 +14,8 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from cfdbench.evaluation.metrics.physics import divergence, ke_drift
-from cfdbench.evaluation.metrics.pointwise import (
+from cfdbench.metrics.physics import divergence, ke_drift
+from cfdbench.metrics.pointwise import (
     boundary_rmse_ring,
     brmse,
     crmse,
@@ -28,7 +28,7 @@ from cfdbench.evaluation.metrics.pointwise import (
     relative_l2,
     vrmse,
 )
-from cfdbench.evaluation.metrics.spectral import BANDS, band_rmse, frmse, spectrum_error
+from cfdbench.metrics.spectral import BANDS, band_rmse, frmse, spectrum_error
 
 METRICS = {
     "mse": mse,

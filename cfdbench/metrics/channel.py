@@ -10,6 +10,7 @@ Averages run over time and the two homogeneous directions x and z.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 TINY = 1e-12
 # Moser, Kim & Mansour (1999) at Re_τ = 178.12 (validation.md §5).
@@ -39,6 +40,39 @@ def channel_statistics(velocity: np.ndarray, wall_axis: int = -2) -> dict[str, n
         "rms_w": rms[2],
         "reynolds_stress": -(fluctuation[0] * fluctuation[1]).mean(axis=0),
     }
+
+
+class RunningProfiles:
+    """The profiles of :func:`channel_statistics` accumulated one sample at a time (sums over samples,
+    x, z and the batch, per wall-normal cell), so that a DNS can gather them while it runs and
+    resume them from a restart file."""
+
+    NAMES = ("u", "v", "w", "uu", "vv", "ww", "uv")
+
+    def __init__(self, ny: int, sums: dict[str, list[float]] | None = None, count: int = 0):
+        self.sums = {name: np.asarray(sums[name]) if sums else np.zeros(ny) for name in self.NAMES}
+        self.count = count
+
+    def add(self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> None:
+        """One sample of cell-centred velocities, each (B, nz, ny, nx)."""
+        products = {"u": u, "v": v, "w": w, "uu": u * u, "vv": v * v, "ww": w * w, "uv": u * v}
+        for name, values in products.items():
+            self.sums[name] += values.double().sum(dim=(0, 1, 3)).cpu().numpy()
+        self.count += u.shape[0] * u.shape[1] * u.shape[3]
+
+    def profiles(self) -> dict[str, np.ndarray]:
+        """The profiles of :func:`channel_statistics`."""
+        mean = {name: self.sums[name] / max(self.count, 1) for name in self.NAMES}
+        return {
+            "mean_u": mean["u"],
+            "rms_u": np.sqrt(np.maximum(mean["uu"] - mean["u"] ** 2, 0)),
+            "rms_v": np.sqrt(np.maximum(mean["vv"] - mean["v"] ** 2, 0)),
+            "rms_w": np.sqrt(np.maximum(mean["ww"] - mean["w"] ** 2, 0)),
+            "reynolds_stress": -(mean["uv"] - mean["u"] * mean["v"]),
+        }
+
+    def to_dict(self) -> dict:
+        return {"sums": {k: v.tolist() for k, v in self.sums.items()}, "count": self.count}
 
 
 def channel_statistics_errors(pred: np.ndarray, truth: np.ndarray, wall_axis: int = -2) -> dict[str, float]:

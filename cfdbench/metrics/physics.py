@@ -4,7 +4,7 @@
 - ``ke_drift``: relative kinetic-energy gain (+) or loss (-) against the truth;
 - ``strouhal``: the dominant shedding frequency of a probe signal as a Strouhal number.
 
-3D channel statistics live in :mod:`cfdbench.evaluation.metrics.channel`.
+3D channel statistics live in :mod:`cfdbench.metrics.channel`.
 
 Velocity arrays are (B, 2, H, W) = (u, v) on a uniform cell-centred grid with spacings ``dx``,
 ``dy`` (B,) in metres; ``mask`` is (B or 1, 1, H, W), 1 in the fluid. Formulas: ``docs/metrics.md``.
