@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfdbench.leaderboard.entry import cpu_model
+from cfdbench.entries.entry import cpu_model
 
 
 def describe_device(device: str) -> str:

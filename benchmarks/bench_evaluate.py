@@ -40,7 +40,7 @@ BARE_LOOP = r"""
 import sys
 import numpy as np
 import torch
-from cfdbench.data.view import open_dataset
+from cfdbench.data.resolve import open_dataset
 from cfdbench.models.registry import load_checkpoint
 
 checkpoint, folder, steps, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -74,7 +74,7 @@ def make_checkpoint(dataset: Path, out: Path) -> Path:
     """An untrained FNO at its card's cavity-mini size, with the training split's normalisation."""
     from cfdbench.cards import load_model_card
     from cfdbench.data.loader import AutoregressiveDataset
-    from cfdbench.data.view import open_dataset
+    from cfdbench.data.resolve import open_dataset
     from cfdbench.models.registry import build_model, save_checkpoint
     from cfdbench.pipeline import operator_meta
 
@@ -127,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cfdbench.cards import data_root
-    from cfdbench.data.view import open_dataset
+    from cfdbench.data.resolve import open_dataset
     from cfdbench.evaluation.rollout import rollout_task
 
     with tempfile.TemporaryDirectory(prefix="cfdbench-bench-evaluate-") as scratch:

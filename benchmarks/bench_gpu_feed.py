@@ -30,11 +30,15 @@ from bench_common import environment_lines, publish  # noqa: E402
 from bench_loader import locate_dataset  # noqa: E402
 from bench_models import measure_one as model_step  # noqa: E402
 
-from cfdbench.data.batches import BatchLoader, RankBatches, to_device  # noqa: E402
+from cfdbench.data.batches import (  # noqa: E402
+    BatchLoader,
+    RankBatches,
+    Ranks,  # noqa: E402
+    to_device,
+)
 from cfdbench.data.loader import AutoregressiveDataset  # noqa: E402
-from cfdbench.data.view import open_dataset  # noqa: E402
+from cfdbench.data.resolve import open_dataset  # noqa: E402
 from cfdbench.pipeline import PLANAR_FIELDS  # noqa: E402
-from cfdbench.training.distributed import Ranks  # noqa: E402
 
 BATCH = 128
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import environment_lines, publish  # noqa: E402
 
-from cfdbench.evaluation.linear_solvers import compare_linear_solvers, markdown_table  # noqa: E402
+from cfdbench.tracks.linear_solvers import compare_linear_solvers, markdown_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "linear-solvers.md"
 

@@ -55,10 +55,11 @@ import numpy as np
 import torch
 
 from cfdbench.data.loader import AutoregressiveDataset, FieldScaler, ParameterScaler
-from cfdbench.data.view import StoredDataset, open_dataset
-from cfdbench.leaderboard.entry import cpu_model
+from cfdbench.data.resolve import dataset_folder, open_dataset
+from cfdbench.data.view import StoredDataset
+from cfdbench.entries.entry import cpu_model
 from cfdbench.pipeline import PLANAR_FIELDS as PREDICTED_FIELDS
-from cfdbench.pipeline import dataset_path, ensure_dataset
+from cfdbench.pipeline import ensure_dataset
 from cfdbench.training.trainer import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,7 +78,7 @@ DEFAULTS = TrainConfig()  # input_frames = stride = 1, seed 0: what train_stage 
 # ---------------------------------------------------------------------------- dataset
 def locate_dataset(name: str, scratch: Path) -> Path:
     """The folder of a finished dataset: as given, else in ``scratch``, else generated into ``scratch``."""
-    given = dataset_path(name)
+    given = dataset_folder(name)
     if (given / "manifest.json").is_file():
         return given.resolve()
     if (scratch / name / "manifest.json").is_file():

@@ -6,8 +6,8 @@ from cfdbench.errors import CfdbenchError  # noqa: E402
 
 
 def open_dataset(path_or_name, **kwargs):
-    """Open a stored dataset as a labelled view (see :func:`cfdbench.data.view.open_dataset`)."""
-    from cfdbench.data.view import open_dataset as _open
+    """Open a stored dataset as a labelled view (see :func:`cfdbench.data.resolve.open_dataset`)."""
+    from cfdbench.data.resolve import open_dataset as _open
 
     return _open(path_or_name, **kwargs)
 

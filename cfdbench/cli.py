@@ -301,8 +301,8 @@ def data_cost(
 ) -> None:
     """Measure the generator's cost per case (batched as `data generate` runs, from rest) and record it
     beside the card, in datasets/<card>/solver-cost.json, for the entries' speed-up."""
+    from cfdbench.entries.entry import device_description
     from cfdbench.evaluation.cost import measure_solver_cost, record_solver_cost
-    from cfdbench.leaderboard.entry import device_description
     from cfdbench.pipeline import resolve_device
 
     torch_device = resolve_device(device)
@@ -554,35 +554,13 @@ def evaluate_command(
 def _evaluate_linear_solvers(
     sizes: list[int], train_size: int, train_steps: int, system: str, memory: int, run_dir: Optional[Path], publish: bool
 ) -> None:
-    import datetime as dt
-    import shutil
+    from cfdbench.tracks.linear_solvers import run_track
 
-    from cfdbench.cards import project_root
-    from cfdbench.evaluation.linear_solvers import (
-        compare_linear_solvers,
-        markdown_table,
-        plot_iterations,
-        render_track,
-        track_entry,
-    )
-    from cfdbench.io import write_json_atomic, write_text_atomic
-
-    folder = run_dir or Path("runs") / f"{dt.datetime.now():%Y%m%dT%H%M%S}-linear-solvers-{system}"
-    rows, training = compare_linear_solvers(sizes, train_size, train_steps, system=system, memory=memory)
-    folder.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(rows)
-    entry = track_entry(rows, system, train_size, train_steps, training, memory)
-    write_text_atomic(folder / "linear_solvers.md", table)
-    write_json_atomic(folder / "linear_solvers.json", entry)
-    plot_iterations(rows, folder / "iterations.png", f"{system} pressure systems")
-    console.print(table)
-    console.print(f"DCDM trained at size {train_size} for {train_steps} steps ({training:.1f} s); results in {folder}")
-    if publish:
-        board = project_root() / "leaderboard" / "linear-solvers"
-        board.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / "iterations.png", board / f"{entry['entry_id']}.png")
-        write_json_atomic(board / f"{entry['entry_id']}.json", entry)
-        console.print(f"published to {render_track(board)}")
+    result = run_track(sizes, train_size, train_steps, system, memory, run_dir, publish)
+    console.print(result.table)
+    console.print(f"DCDM trained at size {train_size} for {train_steps} steps ({result.training_seconds:.1f} s); results in {result.folder}")
+    if result.page is not None:
+        console.print(f"published to {result.page}")
 
 
 CPU_EPOCHS_NOTE = 50  # a main job with at least this many epochs on a CPU says how to shorten it
@@ -611,8 +589,8 @@ def run_command(
     name: Optional[str] = typer.Option(None, help="The model's name on the leaderboard (default: from the model spec)."),
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
-    from cfdbench.data.remote import is_url
-    from cfdbench.pipeline import check_model_for_dataset, dataset_path, ensure_dataset, resolve_device, resolve_run_config, run
+    from cfdbench.data.resolve import dataset_folder, is_url
+    from cfdbench.pipeline import check_model_for_dataset, ensure_dataset, resolve_device, resolve_run_config, run
 
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
     overrides["num_workers"] = num_workers
@@ -624,7 +602,7 @@ def run_command(
             "--epochs N shortens the run (the bar shows the time remaining)"
         )
     check_model_for_dataset(model, dataset, refine)
-    if not is_url(dataset) and not (dataset_path(dataset) / "manifest.json").is_file():
+    if not is_url(dataset) and not (dataset_folder(dataset) / "manifest.json").is_file():
         progress, update = _generation_progress()
         with progress:
             ensure_dataset(dataset, device=str(torch_device), progress=update)
@@ -646,7 +624,7 @@ METRIC_LABELS = {"nmse": "NMSE", "mse": "MSE", "mae": "MAE", "max_abs": "max abs
 
 
 def _refine_settings(refine: bool):
-    from cfdbench.training.spectral_refine import RefineSettings
+    from cfdbench.evaluation.spectral_refine import RefineSettings
 
     return RefineSettings() if refine else None
 
@@ -709,7 +687,7 @@ def leaderboard_build(
 ) -> None:
     """Validate every entry; render leaderboard/README.md, index.html and the rollout charts from them."""
     from cfdbench.cards import project_root
-    from cfdbench.leaderboard.render import build_leaderboard
+    from cfdbench.leaderboard.pages import build_leaderboard
 
     root = project_root() / "leaderboard"
     written = build_leaderboard(entries or root / "entries", out or root, baseline)
@@ -769,7 +747,8 @@ def _verify_tier_a(entry: list[Path] | None, entries_root: Path) -> None:
 
 
 def _verify_tier_b(entry: list[Path] | None, entries_root: Path, rtol: float | None, dataset: str | None) -> None:
-    from cfdbench.leaderboard.verify import PREDICTIONS_RTOL, verify_all_predictions, verify_predictions
+    from cfdbench.leaderboard.verify import PREDICTIONS_RTOL
+    from cfdbench.rescore import verify_all_predictions, verify_predictions
 
     rtol = rtol or PREDICTIONS_RTOL
     if entry:
@@ -787,7 +766,8 @@ def _verify_tier_b(entry: list[Path] | None, entries_root: Path, rtol: float | N
 def _verify_tier_c(
     entry: list[Path] | None, checkpoint: Path | None, device: str, rtol: float | None, dataset: str | None
 ) -> None:
-    from cfdbench.leaderboard.verify import VERIFY_RTOL, verify_checkpoint
+    from cfdbench.leaderboard.verify import VERIFY_RTOL
+    from cfdbench.rescore import verify_checkpoint
 
     if checkpoint is None or not entry or len(entry) != 1:
         raise CfdbenchError("tier C re-runs one entry from its checkpoint: give the entry file and --checkpoint")

@@ -15,12 +15,22 @@ from typing import Any, Callable
 import torch
 
 from cfdbench.cards import data_root, find_channel_card, load_dataset_card, load_model_card, project_root
+from cfdbench.data.batches import Ranks
 from cfdbench.data.dataset_dir import content_hash, verify_checksums
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.remote import is_url, open_remote
-from cfdbench.data.view import StoredDataset, open_dataset
+from cfdbench.data.resolve import dataset_folder, open_dataset
+from cfdbench.data.view import StoredDataset
+from cfdbench.entries.entry import (
+    SCHEMA_VERSION,
+    Entry,
+    environment_info,
+    make_entry_id,
+    save_entry,
+    speedup_vs_solver,
+)
+from cfdbench.entries.predictions import ENCODING, PREDICTIONS_SUFFIX, Predictions
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
-from cfdbench.evaluation.predictions import ENCODING, PREDICTIONS_SUFFIX, Predictions
 from cfdbench.evaluation.refinement import check_refinable, refine_test_cases
 from cfdbench.evaluation.rollout import (
     RolloutResult,
@@ -30,16 +40,9 @@ from cfdbench.evaluation.rollout import (
     rollout_task,
     score_rollouts,
 )
+from cfdbench.evaluation.spectral_refine import RefineSettings
 from cfdbench.io import folder_lock, write_json_atomic
 from cfdbench.leaderboard.code import code_identity, constructor_arguments, store_source
-from cfdbench.leaderboard.entry import (
-    SCHEMA_VERSION,
-    Entry,
-    environment_info,
-    make_entry_id,
-    save_entry,
-    speedup_vs_solver,
-)
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import (
     build_model,
@@ -49,8 +52,7 @@ from cfdbench.models.registry import (
     model_label,
     save_checkpoint,
 )
-from cfdbench.training.distributed import Ranks, broadcast_object, init_distributed, shutdown
-from cfdbench.training.spectral_refine import RefineSettings
+from cfdbench.training.distributed import broadcast_object, init_distributed, shutdown
 from cfdbench.training.tracking import Tracker
 from cfdbench.training.trainer import TrainConfig, TrainResult, check_model, seed_everything, train
 
@@ -75,11 +77,6 @@ def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.d
     return device
 
 
-def dataset_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    return path if path.exists() else data_root() / name_or_path
-
-
 def ensure_dataset(
     name: str,
     fmt: str = "hdf5",
@@ -90,7 +87,7 @@ def ensure_dataset(
     is opened as it is (its cases are verified as they are fetched)."""
     if is_url(name):
         return open_remote(name)
-    path = dataset_path(name)
+    path = dataset_folder(name)
     if not (path / "manifest.json").is_file():
         channel = find_channel_card(name)
         if channel is not None:  # one DNS run; zarr, as `data generate` stores volumes
@@ -118,7 +115,7 @@ def dataset_problem(name: str) -> str | None:
     else its card; None when neither says."""
     if is_url(name):
         return open_remote(name).manifest.get("info", {}).get("problem")
-    path = dataset_path(name)
+    path = dataset_folder(name)
     if (path / "manifest.json").is_file():
         return open_dataset(path).manifest.get("info", {}).get("problem")
     channel = find_channel_card(name)
@@ -130,7 +127,7 @@ def require_dataset(name: str, verify: bool = True) -> StoredDataset:
     checksums; at a URL, each case is verified as it is fetched); the error says how to get it."""
     if is_url(name):
         return open_remote(name)
-    path = dataset_path(name)
+    path = dataset_folder(name)
     if not (path / "manifest.json").is_file():
         load_dataset_card(name)  # unknown names list the valid ones
         raise DatasetNotFoundError(
@@ -354,7 +351,7 @@ def _same_dataset(a: str, b: str) -> bool:
     """Whether two dataset arguments name the same data: equal, or local paths to one folder."""
     if a == b or is_url(a) or is_url(b):
         return a == b
-    return dataset_path(a).resolve() == dataset_path(b).resolve()
+    return dataset_folder(a).resolve() == dataset_folder(b).resolve()
 
 
 def train_on_ranks(config: RunConfig, run_dir: Path | None, resume: bool = False) -> tuple[TrainResult | None, Path]:
@@ -456,7 +453,7 @@ def write_rollout_artifacts(
     )
     if not plots:
         return curves, {"curves_json": "rollout_curves.json"}
-    from cfdbench.evaluation.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
+    from cfdbench.plots import animate_rollout, plot_channel_profiles, plot_fields, plot_rollout_curves, plot_spectra
 
     title = f"{model_label(model)} on {dataset} ({split}, {len(result.case_ids)} cases)"
     plot_rollout_curves(curves, curves["steps"], run_dir / "rollout_nmse.png", title)
@@ -656,7 +653,7 @@ def hybrid_stage(config: RunConfig, data: StoredDataset, run_dir: Path) -> tuple
     """A hybrid solver's run (DCDM): train its network on a training case's pressure system, re-run
     the test cases with it, and score them like a model; returns (model, evaluation, training, the
     entry's ``hybrid`` block)."""
-    from cfdbench.evaluation.hybrid import train_hybrid
+    from cfdbench.training.hybrid import train_hybrid
 
     seed = TrainConfig.from_dict(config.training).seed
     seed_everything(seed)

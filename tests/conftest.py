@@ -54,7 +54,7 @@ def tiny_dataset(tmp_path_factory):
     """A generated five-case dataset (HDF5), shared by the tests that only read it."""
     from cfdbench.cards import load_dataset_card
     from cfdbench.data.generate import generate_dataset
-    from cfdbench.data.view import open_dataset
+    from cfdbench.data.resolve import open_dataset
 
     root = tmp_path_factory.mktemp("tiny")
     card = load_dataset_card(write_card(root))

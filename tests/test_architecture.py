@@ -2,8 +2,8 @@
 
 Allowed direction, each layer importing only the layers below it:
 
-    cli → pipeline → {training, evaluation, leaderboard, validation}
-        → {models, data, metrics, losses, cards} → {solvers, layers} → {io, errors}
+    cli → {pipeline, tracks, rescore} → {training, evaluation, leaderboard, validation}
+        → {models, data, metrics, losses, cards, entries, plots} → {solvers, layers} → {io, errors}
 
 Three rules, each a test: no module imports a layer above its own; the applications one layer
 below the pipeline (training, evaluation, leaderboard, validation) never import one another (what
@@ -24,6 +24,8 @@ LAYERS: dict[str, int] = {
     "cli": 6,
     "__main__": 6,
     "pipeline": 5,
+    "tracks": 5,  # benchmark tracks run and published end to end (the linear-solver track)
+    "rescore": 5,  # verification tiers B and C: an entry's scores recomputed through the pipeline
     "training": 4,
     "evaluation": 4,
     "leaderboard": 4,
@@ -33,6 +35,8 @@ LAYERS: dict[str, int] = {
     "metrics": 3,
     "losses": 3,
     "cards": 3,
+    "entries": 3,  # the Entry type and the predictions file: written by the pipeline, read by the leaderboard
+    "plots": 3,  # figures of a run (evaluation) and of the leaderboard
     "solvers": 2,
     "layers": 2,
     "io": 1,

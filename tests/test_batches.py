@@ -9,11 +9,10 @@ import pytest
 import torch
 from conftest import run_entry_point
 
-from cfdbench.data.batches import BatchLoader, RankBatches
+from cfdbench.data.batches import BatchLoader, RankBatches, Ranks
 from cfdbench.data.loader import AutoregressiveDataset
-from cfdbench.data.view import open_dataset
+from cfdbench.data.resolve import open_dataset
 from cfdbench.errors import CorruptCaseError
-from cfdbench.training.distributed import Ranks
 
 
 def epochs_of_batches(samples, ranks: Ranks, workers: int, epochs=(1, 2), batch_size: int = 6) -> list[list[tuple[dict, int]]]:
@@ -45,7 +44,7 @@ def test_two_workers_give_bitwise_the_batches_of_none(tiny_dataset, cache):
 
 
 def test_ddp_ranks_with_workers_share_the_single_process_global_batches(tiny_dataset):
-    """Rank r of 2 takes rows r, r+2, ... of each global batch (distributed.rank_batches): with 2
+    """Rank r of 2 takes rows r, r+2, ... of each global batch (batches.rank_batches): with 2
     workers per rank, their union is bitwise the global batch one process without workers reads."""
     samples = AutoregressiveDataset(tiny_dataset, "train", cache=False)
     single = epochs_of_batches(samples, Ranks(), 0)

@@ -129,7 +129,7 @@ def raw_release(root, cases_per_subset=(("prop", range(50, 56)), ("bc", range(0,
 def test_convert_keeps_arrays_and_uses_cfdbench_splits(tmp_path):
     from cfdbench.data.convert import convert_release
     from cfdbench.data.loader import AutoregressiveDataset
-    from cfdbench.data.view import open_dataset
+    from cfdbench.data.resolve import open_dataset
 
     raw = raw_release(tmp_path / "raw")
     report = convert_release(raw, "cavity", "prop_bc", tmp_path / "out")

@@ -16,7 +16,7 @@ from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.data.store import list_cases, open_case
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics.channel import PROFILES as PROFILE_NAMES
+from cfdbench.metrics.channel import PROFILES as PROFILE_NAMES
 from cfdbench.pipeline import operator_meta
 from cfdbench.solvers.channel import ChannelGrid, ChannelSolver
 from cfdbench.solvers.channel_filter import ChannelFilter, CoarseGrid, periodic_filter_matrix
@@ -172,7 +172,7 @@ def test_channel_rollouts_are_scored_by_their_statistics(tmp_path, monkeypatch):
     """`cfdbench run` and `evaluate` on volumes: pointwise scores plus the channel statistics of the
     rollout against the DNS truth, in a valid entry with a profile figure; the identity's statistics
     are those of a frozen field, not of the truth."""
-    from cfdbench.leaderboard.entry import validate_entry
+    from cfdbench.entries.entry import validate_entry
     from cfdbench.pipeline import evaluate_checkpoint, run
 
     card = write_channel_card(tmp_path)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cfdbench.errors import CfdbenchError, SimulationDivergedError
-from cfdbench.evaluation.metrics.channel import wall_shear_rate
+from cfdbench.metrics.channel import wall_shear_rate
 from cfdbench.solvers.channel import (
     ChannelGrid,
     ChannelSolver,

@@ -10,9 +10,9 @@ import torch
 from conftest import run_entry_point
 
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.linear_solvers import check_track_entry
 from cfdbench.models.dcdm import DEPTHS, DCDMNetwork, dcdm_loss
-from cfdbench.solvers.pressure import box_with_block_system
+from cfdbench.solvers.pressure_systems import box_with_block_system
+from cfdbench.tracks.linear_solvers import check_track_entry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: DCDM runs faster on one thread
 
@@ -86,7 +86,7 @@ def test_linear_solver_track_writes_its_table_json_and_plot(tmp_path):
 def test_the_flows_own_systems_train_on_one_geometry_and_test_on_another(family):
     """The track's flow families: the training and held-out systems are the flow's own (the dam's
     barrier cells removed, an outlet row; the cavity all-Neumann) and differ in geometry."""
-    from cfdbench.evaluation.linear_solvers import SYSTEMS
+    from cfdbench.tracks.linear_solvers import SYSTEMS
 
     train, test = SYSTEMS[family].build(16, False), SYSTEMS[family].build(16, True)
     assert train.singular == test.singular == (family == "cavity")
@@ -98,7 +98,7 @@ def test_the_flows_own_systems_train_on_one_geometry_and_test_on_another(family)
 
 
 def test_published_track_entries_render_and_a_malformed_one_is_refused(tmp_path):
-    from cfdbench.evaluation.linear_solvers import SolverRow, render_track, track_entry
+    from cfdbench.tracks.linear_solvers import SolverRow, render_track, track_entry
 
     rows = [SolverRow(8, "8x8", 64, 1e-4, s, 5, True, 0.01) for s in ("CG", "Jacobi-PCG", "AMG-PCG", "DCDM")]
     entry = track_entry(rows, "box", 8, 20, 1.0)
@@ -113,8 +113,8 @@ def test_published_track_entries_render_and_a_malformed_one_is_refused(tmp_path)
 def test_the_track_runs_its_3d_family_with_the_3d_network(tmp_path):
     """The cube family: a 3D masked Laplacian (symmetric, constants in its null space), DCDM's 3D
     network trained on one block position and run on another."""
-    from cfdbench.evaluation.linear_solvers import compare_linear_solvers
-    from cfdbench.solvers.pressure import cube_with_block_system
+    from cfdbench.solvers.pressure_systems import cube_with_block_system
+    from cfdbench.tracks.linear_solvers import compare_linear_solvers
 
     system = cube_with_block_system(8)
     assert system.singular and abs(system.matrix - system.matrix.T).max() == 0

@@ -14,9 +14,9 @@ from conftest import run_entry_point
 from cfdbench.data.cfdbench_release import cfdbench_split
 from cfdbench.data.convert import convert_release
 from cfdbench.data.loader import AutoregressiveDataset
-from cfdbench.data.view import open_dataset
+from cfdbench.data.resolve import open_dataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.metrics import evaluate_all
+from cfdbench.metrics import evaluate_all
 
 PARAMS = {
     "cavity": {"vel_top": 1.0, "density": 1.0, "viscosity": 1e-3, "height": 0.01, "width": 0.01},

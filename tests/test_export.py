@@ -20,8 +20,8 @@ from cfdbench.data.convert import convert_release
 from cfdbench.data.export import export_dataset
 from cfdbench.data.generate import generate_dataset
 from cfdbench.data.legacy import legacy_frames
+from cfdbench.data.resolve import open_dataset
 from cfdbench.data.store import case_path
-from cfdbench.data.view import open_dataset
 from cfdbench.data.well_format import check_well_data, check_well_dataset, check_well_file, outlier_steps
 from cfdbench.errors import CfdbenchError
 

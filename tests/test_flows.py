@@ -17,8 +17,8 @@ from cfdbench.data.dataset_dir import content_hash
 from cfdbench.data.generate import card_cases, generate_dataset, parse_shard
 from cfdbench.data.store import list_cases, open_case
 from cfdbench.errors import CfdbenchError, UnknownNameError
+from cfdbench.metrics.physics import divergence
 from cfdbench.solvers.flows import FLOWS
-from cfdbench.evaluation.metrics.physics import divergence
 from cfdbench.solvers.resample import FrameResampler
 
 REPO = Path(__file__).resolve().parents[1]

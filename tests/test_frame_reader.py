@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from cfdbench.data.case_file import consecutive_runs
 from cfdbench.data.frame_reader import FrameReader
 from cfdbench.data.schema import CaseRecord
-from cfdbench.data.store import consecutive_runs, write_case
+from cfdbench.data.store import write_case
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CorruptCaseError
 

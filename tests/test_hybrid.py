@@ -13,16 +13,17 @@ from conftest import TINY_CARD, run_entry_point, write_card
 from torch import nn
 
 from cfdbench.cards import load_dataset_card
-from cfdbench.data.generate import generate_dataset
-from cfdbench.data.view import open_dataset
+from cfdbench.data.generate import DatasetGenerator, generate_dataset
+from cfdbench.data.resolve import open_dataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.evaluation.hybrid import Generator, score_hybrid, simulate_hybrid, training_system
+from cfdbench.evaluation.hybrid import score_hybrid, simulate_hybrid
 from cfdbench.evaluation.rollout import RolloutTask
 from cfdbench.leaderboard.render import render_leaderboard
 from cfdbench.models.base import OperatorMeta
 from cfdbench.models.dcdm import DCDMSolver
 from cfdbench.solvers.simulate import flow_solver
 from cfdbench.training.dcdm import lanczos, ritz_vectors
+from cfdbench.training.hybrid import training_system
 
 CAVITY = dict(vel_top=1.0, density=1.0, viscosity=0.01, height=1.0, width=1.0)
 DAM = dict(velocity=1.0, density=100.0, viscosity=0.1, height=0.4, width=1.5, barrier_height=0.1, barrier_width=0.05)
@@ -110,7 +111,7 @@ def test_a_network_for_another_flow_or_grid_is_refused():
 def test_the_hybrid_with_an_exact_proposal_reproduces_the_exact_solver(tiny_dataset):
     """The plumbing's oracle: with A⁻¹ as its 'network', the hybrid rollout is the exact solver's,
     scored by the rollout evaluator to round-off, while the identity is not."""
-    generator = Generator.of(tiny_dataset)
+    generator = DatasetGenerator.of(tiny_dataset)
     description, system = training_system(generator, tiny_dataset)
     assert description["test_geometry_held_out"] and description["case"] == "geo-0000"  # the only other geometry
     assert system.singular and system.matrix.shape == (256, 256)

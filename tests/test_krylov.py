@@ -14,7 +14,7 @@ from cfdbench.solvers.krylov import (
     consistent_rhs,
     jacobi,
 )
-from cfdbench.solvers.pressure import box_with_block_system
+from cfdbench.solvers.pressure_systems import box_with_block_system
 
 
 @pytest.mark.parametrize("singular", [True, False])

@@ -15,9 +15,8 @@ import pytest
 from conftest import assert_one_line_error, run_entry_point
 
 from cfdbench.data.download import sha256_of
-from cfdbench.errors import CfdbenchError
-from cfdbench.leaderboard import entry as entry_module
-from cfdbench.leaderboard.entry import (
+from cfdbench.entries import entry as entry_module
+from cfdbench.entries.entry import (
     SCHEMA_PATH,
     SCHEMA_VERSION,
     Entry,
@@ -29,7 +28,9 @@ from cfdbench.leaderboard.entry import (
     save_entry,
     validate_entry,
 )
-from cfdbench.leaderboard.render import build_leaderboard, format_number, render_leaderboard
+from cfdbench.errors import CfdbenchError
+from cfdbench.leaderboard.pages import build_leaderboard
+from cfdbench.leaderboard.render import format_number, render_leaderboard
 
 METRICS = ("mse", "nmse", "mae", "max_abs", "rel_l2")
 HASH_A = "a" * 64
@@ -727,7 +728,7 @@ def test_compare_numbers_reports_paths():
 
 def built_board(tmp_path, entries: list[dict]):
     """A leaderboard folder with ``entries`` (none publishing predictions), listed as awaiting a re-run, and its pages."""
-    from cfdbench.leaderboard.verify import list_awaiting
+    from cfdbench.leaderboard.awaiting import list_awaiting
 
     board = tmp_path / "leaderboard"
     save_in_layout(board / "entries", entries)
@@ -793,7 +794,8 @@ def committed_data(tmp_path_factory) -> Path:
 def test_every_committed_entry_passes_tier_b_or_is_listed_as_awaiting_a_rerun(committed_data):
     """CI's tier B: each committed entry with predictions gets every score back from them; every other
     one is on the awaiting list (which the page shows), none passes silently."""
-    from cfdbench.leaderboard.verify import awaiting_reruns, verify_all_predictions
+    from cfdbench.leaderboard.awaiting import awaiting_reruns
+    from cfdbench.rescore import verify_all_predictions
 
     checked, waiting = verify_all_predictions(COMMITTED, committed_data)
     assert checked, "no committed entry publishes predictions"
@@ -805,7 +807,7 @@ def test_every_committed_entry_passes_tier_b_or_is_listed_as_awaiting_a_rerun(co
 def test_a_committed_entry_edited_consistently_fails_tier_b(committed_data, tmp_path):
     """One number of a committed entry changed by 1 %, with its curve and windows kept consistent
     (tier A cannot see it): tier B names it."""
-    from cfdbench.leaderboard.verify import verify_predictions
+    from cfdbench.rescore import verify_predictions
 
     path = next(p for p in entry_paths(COMMITTED) if load_entry(p).predictions and load_entry(p).model["name"] != "identity")
     entry = load_entry(path).to_dict()
@@ -898,7 +900,7 @@ def test_a_plugin_entry_lists_its_whole_recipe_and_stores_its_code(plugin_run):
 
 
 def test_tier_c_reruns_a_plugin_from_its_stored_code_after_its_file_is_gone(plugin_run, tiny_dataset, tmp_path):
-    from cfdbench.leaderboard.verify import verify_checkpoint
+    from cfdbench.rescore import verify_checkpoint
 
     run_dir, entry = plugin_run
     checkpoint = run_dir / "checkpoint.pt"
@@ -920,7 +922,7 @@ def test_tier_c_reruns_a_plugin_from_its_stored_code_after_its_file_is_gone(plug
 def test_tier_b_recomputes_every_score_from_the_published_predictions(plugin_run, tiny_dataset, tmp_path):
     """The predictions beside the entry give back every score exactly; an edit kept consistent across
     curve, score and windows, which tier A cannot see, fails."""
-    from cfdbench.leaderboard.verify import verify_predictions
+    from cfdbench.rescore import verify_predictions
 
     run_dir, entry = plugin_run
     assert verify_predictions(run_dir / "entry.json", tiny_dataset.path) == []

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import run_entry_point
 
-from cfdbench.leaderboard.entry import load_entry
+from cfdbench.entries.entry import load_entry
 
 MIN_ONE_STEP_GAIN = 1.5
 MIN_ROLLOUT_GAIN = 10.0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfdbench.evaluation.metrics import MetricAccumulator, evaluate_all
+from cfdbench.metrics import MetricAccumulator, evaluate_all
 
 
 def synthetic(seed=0, batch=3):
@@ -58,8 +58,8 @@ def test_accumulator_averages_per_sample_not_per_batch():
 
 # --------------------------------------------------------------------------- The Well's and PDEBench's metrics
 
-from cfdbench.evaluation.metrics import evaluate_velocity  # noqa: E402
-from cfdbench.evaluation.metrics.aggregate import (  # noqa: E402
+from cfdbench.metrics import evaluate_velocity  # noqa: E402
+from cfdbench.metrics.aggregate import (  # noqa: E402
     VALID_TIME_NMSE,
     bootstrap_interval,
     step_windows,
@@ -67,7 +67,7 @@ from cfdbench.evaluation.metrics.aggregate import (  # noqa: E402
     valid_time,
     windowed_means,
 )
-from cfdbench.evaluation.metrics.channel import (  # noqa: E402
+from cfdbench.metrics.channel import (  # noqa: E402
     channel_statistics,
     channel_statistics_errors,
     energy_spectra,
@@ -75,13 +75,13 @@ from cfdbench.evaluation.metrics.channel import (  # noqa: E402
     rollout_scores,
     wall_units,
 )
-from cfdbench.evaluation.metrics.physics import (  # noqa: E402
+from cfdbench.metrics.physics import (  # noqa: E402
     divergence,
     dominant_frequency,
     strouhal,
 )
-from cfdbench.evaluation.metrics.pointwise import boundary_band  # noqa: E402
-from cfdbench.evaluation.metrics.spectral import BANDS  # noqa: E402
+from cfdbench.metrics.pointwise import boundary_band  # noqa: E402
+from cfdbench.metrics.spectral import BANDS  # noqa: E402
 
 
 def test_well_and_pdebench_metrics_match_direct_formulas():

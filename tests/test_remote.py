@@ -13,7 +13,7 @@ from conftest import assert_one_line_error, run_entry_point
 
 from cfdbench.data.dataset_dir import content_hash
 from cfdbench.data.remote import cache_root, filesystem, open_remote, push_dataset
-from cfdbench.data.view import open_dataset
+from cfdbench.data.resolve import open_dataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError
 
 moto_server = pytest.importorskip("moto.server")

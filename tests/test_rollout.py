@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from cfdbench.data.loader import Normalization
-from cfdbench.evaluation.metrics import evaluate_all
 from cfdbench.evaluation.rollout import RolloutTask, evaluate_one_step, evaluate_rollout, rollout_task
+from cfdbench.metrics import evaluate_all
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 
 

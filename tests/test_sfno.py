@@ -15,11 +15,11 @@ from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.evaluation.refinement import check_refinable, refine_test_cases
 from cfdbench.evaluation.rollout import RolloutTask, evaluate_rollout
+from cfdbench.evaluation.spectral_refine import RefineSettings, full_modes, widened_output
 from cfdbench.layers.spectral_conv_t import SpectralConvT
 from cfdbench.losses.navier_stokes_residual import interior_mask, vorticity_residual
 from cfdbench.models.base import OperatorMeta, predict_batch
 from cfdbench.models.registry import build_model, get_model_class, load_checkpoint, save_checkpoint
-from cfdbench.training.spectral_refine import RefineSettings, full_modes, widened_output
 from cfdbench.training.trainer import TrainConfig, masked_loss, train
 
 SMALL = {"width": 8, "modes_x": 4, "modes_y": 4, "modes_t": 2, "latent_steps": 2}
@@ -215,7 +215,7 @@ def test_refinement_lowers_the_residual_and_is_refused_where_it_cannot_run(tiny_
 
 
 def test_run_with_refinement_writes_it_into_a_valid_entry(tiny_dataset, tmp_path):
-    from cfdbench.leaderboard.entry import validate_entry
+    from cfdbench.entries.entry import validate_entry
     from cfdbench.pipeline import run
 
     small = [f"model.{key}={value}" for key, value in SMALL.items()] + ["training.input_frames=2", "training.output_frames=2"]

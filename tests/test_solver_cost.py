@@ -45,7 +45,7 @@ def test_the_committed_cavity_mini_cost_is_read_not_measured():
 def test_evaluation_reads_the_recorded_cost_and_never_runs_the_solver(tiny_dataset, tiny_home, tmp_path, monkeypatch):
     from cfdbench.data import generate
     from cfdbench.data.loader import AutoregressiveDataset
-    from cfdbench.leaderboard.entry import speedup_vs_solver
+    from cfdbench.entries.entry import speedup_vs_solver
     from cfdbench.models.registry import build_model, save_checkpoint
     from cfdbench.pipeline import evaluate_checkpoint, operator_meta
 

@@ -9,9 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from cfdbench.data import store
+from cfdbench.data import case_file, store
+from cfdbench.data.case_file import CaseFile
 from cfdbench.data.schema import CaseRecord
-from cfdbench.data.store import CaseFile, list_cases, open_case, remove_partials, write_case
+from cfdbench.data.store import list_cases, open_case, remove_partials, write_case
 from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
 from cfdbench.io import temporary_path
 
@@ -181,7 +182,7 @@ def test_interrupted_write_leaves_no_case(tmp_path, monkeypatch, fmt):
     def crash(writer, record):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "_write_fields", crash)
+    monkeypatch.setattr(case_file, "_write_fields", crash)
     with pytest.raises(KeyboardInterrupt):
         write_case(tmp_path, make_record(seed=2), "tiny", fmt=fmt)  # replacing the existing case
     with pytest.raises(KeyboardInterrupt):
@@ -281,7 +282,7 @@ def test_zarr_cases_open_as_an_xarray_datatree(tmp_path):
     velocity = tree["t1_fields"]["velocity"]
     assert velocity.dims == ("sample", "time", *record.axes, "component")
     assert velocity.shape[2:-1] == tuple(coords[axis].size for axis in record.axes)
-    np.testing.assert_array_equal(tree["t0_fields"]["pressure"].values[0, 0], store._reverse_space(record.fields["p"], 2)[0])
+    np.testing.assert_array_equal(tree["t0_fields"]["pressure"].values[0, 0], case_file._reverse_space(record.fields["p"], 2)[0])
     assert tree["scalars"]["vel_top"].values == np.float32(record.params["vel_top"])
 
 
@@ -302,6 +303,6 @@ def test_sharded_zarr_is_a_few_objects_read_like_any_case_and_by_xarray_alone(tm
     assert tree["t1_fields"]["velocity"].dims == ("sample", "time", *record.axes, "component")
     pressure = xr.open_zarr(sharded, group="t0_fields", consolidated=False)["pressure"]
     assert pressure.dims == ("sample", "time", *record.axes)
-    np.testing.assert_array_equal(pressure.isel(sample=0, time=2).values, store._reverse_space(record.fields["p"], 2)[2])
+    np.testing.assert_array_equal(pressure.isel(sample=0, time=2).values, case_file._reverse_space(record.fields["p"], 2)[2])
     with pytest.raises(CfdbenchError, match="sharding is a zarr layout"):
         write_case(tmp_path / "h5", record, "tiny", fmt="hdf5", zarr_shards=True)

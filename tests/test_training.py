@@ -14,9 +14,9 @@ import pytest
 import torch
 from conftest import run_entry_point
 
+from cfdbench.data.batches import Ranks, check_batch_size, rank_batches
 from cfdbench.errors import CfdbenchError
 from cfdbench.training import distributed
-from cfdbench.training.distributed import Ranks, check_batch_size, rank_batches
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 

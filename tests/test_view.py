@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from cfdbench.data.dataset_dir import compute_stats, make_splits, write_manifest, write_splits, write_stats
+from cfdbench.data.resolve import open_dataset
 from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
 from cfdbench.data.store import write_case
-from cfdbench.data.view import StoredDataset, open_dataset
+from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError, DatasetNotFoundError, UnknownNameError
 
 T, NY, NX = 4, 3, 5

@@ -6,7 +6,7 @@ main process, each step's sample indices and the size of the global batch they b
 ``DataLoader`` workers only gather ``samples[indices]`` (a deterministic read), and the
 ``DataLoader`` returns their results in the schedule's order. 0 and N workers therefore give
 bitwise the same batches (tested), and a DDP rank's batches are its share of the same global
-batches (:func:`cfdbench.training.distributed.rank_batches`).
+batches (:func:`rank_batches`).
 
 With workers: persistent (started once, reused every epoch; :meth:`BatchLoader.set_epoch` picks
 the next epoch's order), ``prefetch_factor`` batches queued per worker, and pinned memory when
@@ -26,11 +26,51 @@ import torch
 from torch import Tensor
 
 from cfdbench.errors import CfdbenchError
-from cfdbench.training.distributed import Ranks, rank_batches
 
 PREFETCH_FACTOR = 2  # batches each worker keeps ready
 Step = tuple[Tensor, int]  # (this process's sample indices, size of the global batch)
 NumberedStep = tuple[int, Tensor, int]  # (step of the pass, indices, global batch size)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a run: rank, world size and the device it trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def check_batch_size(batch_size: int, world_size: int) -> int:
+    """The per-rank batch size; a global batch the ranks cannot share evenly is refused."""
+    if batch_size % world_size:
+        raise CfdbenchError(f"batch size {batch_size} is not divisible by the {world_size} ranks; use a multiple of {world_size}")
+    return batch_size // world_size
+
+
+def epoch_order(n_samples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch: a function of (seed, epoch) only, so a resumed run and every
+    rank draw the same permutation."""
+    return torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def rank_batches(n_samples: int, batch_size: int, ranks: Ranks, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, int]]:
+    """(this rank's sample indices, size of the global batch) per step. A final global batch
+    smaller than the world size is dropped, since a rank cannot step on no samples."""
+    order = epoch_order(n_samples, seed, epoch)
+    for first in range(0, n_samples, batch_size):
+        batch = order[first : first + batch_size]
+        if len(batch) < ranks.world_size:
+            return
+        yield batch[ranks.rank :: ranks.world_size], len(batch)
 
 
 class RankBatches(torch.utils.data.Sampler):

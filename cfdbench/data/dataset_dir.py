@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cfdbench.data.case_file import CaseFile
 from cfdbench.data.schema import SCHEMA_VERSION
-from cfdbench.data.store import CaseFile, list_cases, open_case
+from cfdbench.data.store import list_cases, open_case
 from cfdbench.errors import CfdbenchError
 from cfdbench.io import write_text_atomic
 

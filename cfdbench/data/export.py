@@ -29,12 +29,13 @@ import numpy as np
 import yaml
 
 from cfdbench.cards import DatasetCard, load_dataset_card
+from cfdbench.data.case_file import write_well_file
 from cfdbench.data.cfdbench_release import EXTRAS_FILE, PRESSURE_FILE, SIGNED_LOWER_BOUNDS, SUBSET_ORDER
 from cfdbench.data.dataset_dir import SPLIT_NAMES, compute_stats
 from cfdbench.data.legacy import autoregressive_pairs, autoregressive_split_warning
+from cfdbench.data.resolve import open_dataset
 from cfdbench.data.schema import CaseRecord
-from cfdbench.data.store import write_well_file
-from cfdbench.data.view import StoredDataset, open_dataset
+from cfdbench.data.view import StoredDataset
 from cfdbench.data.well_format import check_well_file
 from cfdbench.errors import CfdbenchError, UnknownNameError
 from cfdbench.io import atomic_path, write_json_atomic, write_text_atomic

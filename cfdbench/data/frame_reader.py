@@ -5,7 +5,7 @@ a few frames of many cases. Opening a case file and parsing its attributes costs
 reading one frame, so a :class:`FrameReader` keeps per process:
 
 - each case's metadata, parsed once: for an uncompressed HDF5 case (the store's default), the
-  byte offset of every frame's chunk (:meth:`~cfdbench.data.store.CaseFile.raw_frames`);
+  byte offset of every frame's chunk (:meth:`~cfdbench.data.case_file.CaseFile.raw_frames`);
 - a bounded, least-recently-used set of open files (``max_open_files``), so that a split of
   thousands of cases never exhausts the process's file descriptors.
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cfdbench.data.store import FIELD_LOCATIONS, CaseFile, RawFrames
+from cfdbench.data.case_file import FIELD_LOCATIONS, CaseFile, RawFrames
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CorruptCaseError
 

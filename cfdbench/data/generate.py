@@ -31,9 +31,10 @@ from cfdbench.data.dataset_dir import (
 )
 from cfdbench.data.schema import SCHEMA_VERSION, CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
+from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError, SimulationDivergedError, UnknownNameError
 from cfdbench.io import folder_lock
-from cfdbench.solvers.flows import get_flow
+from cfdbench.solvers.flows import FLOWS, get_flow
 from cfdbench.solvers.simulate import FlowCase, grid_cells, make_cases, simulate
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -339,3 +340,39 @@ def finalize_dataset(
             "generator": {"device": device, **({**card.solver.__dict__, "compiled": compiled} if generator is None else generator)},
         },
     )
+
+
+# --------------------------------------------------------------------------- re-running a stored dataset
+
+
+@dataclass(frozen=True)
+class DatasetGenerator:
+    """How a stored dataset was generated (its manifest) and its cases: enough to re-run them."""
+
+    problem: str
+    settings: dict  # the manifest's generator block: cells, cfl, dtype, frame interval, frames, spin-up
+    frame_shape: tuple[int, int]
+    cases: dict[str, FlowCase]
+
+    @classmethod
+    def of(cls, dataset: StoredDataset) -> "DatasetGenerator":
+        """The generator of ``dataset``; converted data (no generator) and the channel are refused."""
+        info = dataset.manifest.get("info", {})
+        problem, settings = info.get("problem"), info.get("generator")
+        if problem not in FLOWS:
+            raise CfdbenchError(f"re-running the generator needs a 2D flow {list(FLOWS)}; '{dataset.name}' holds {problem} data")
+        if not settings:
+            raise CfdbenchError(
+                f"re-running the solver that generated the data needs its settings; '{dataset.name}' was not generated (converted data?)"
+            )
+        labelled = []
+        for case_id in dataset.case_ids:
+            with dataset.open_case(case_id) as case:
+                labelled.append((case_id, dict(case.params)))
+                frame_shape = tuple(np.asarray(case.mask).shape)
+        cases = make_cases(get_flow(problem), labelled)
+        return cls(problem, dict(settings), frame_shape, {case.label: case for case in cases})
+
+    def cells(self, case: FlowCase) -> tuple[int, int]:
+        s = self.settings
+        return grid_cells(case.setup, s.get("cells_per_length"), s["cells_x"], s["cells_y"])

@@ -5,7 +5,7 @@ frames on a uniform cell-centred grid, the fluid mask, the physical parameters a
 step. Arrays follow the image convention ``(T, ny, nx)``: row = y, column = x, row 0 at the
 bottom; a 3D record (one with a ``z`` axis, the channel flows) is ``(T, nz, ny, nx)`` and has a
 third velocity component ``w``. The store converts to The Well's ``[x, y(, z)]`` order itself
-(see ``store.py``).
+(see ``case_file.py``).
 """
 
 from __future__ import annotations

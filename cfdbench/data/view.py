@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cfdbench.cards import data_root
+from cfdbench.data.case_file import CaseFile
 from cfdbench.data.dataset_dir import MANIFEST_FILE, SPLITS_FILE, STATS_FILE, read_manifest, read_splits, read_stats
 from cfdbench.data.schema import UNITS
-from cfdbench.data.store import CASES_DIR, CaseFile, check_format, list_cases, open_case
-from cfdbench.errors import CfdbenchError, DatasetNotFoundError, UnknownNameError
+from cfdbench.data.store import list_cases, open_case
+from cfdbench.errors import CfdbenchError, UnknownNameError
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -109,35 +109,4 @@ class StoredDataset:
         return f"StoredDataset({self.name!r}, {len(self)} cases, {splits}, path={str(self.path)!r})"
 
 
-def _resolve(path_or_name: str | Path) -> Path:
-    """An existing dataset folder as given, else a bare name under :func:`data_root`."""
-    path = Path(path_or_name)
-    if (path / CASES_DIR).is_dir() or len(path.parts) != 1 or path.is_absolute():
-        return path
-    return data_root() / path
-
-
-def open_dataset(path_or_name: str | Path, fmt: str | None = None) -> StoredDataset:
-    """Open a dataset folder (a path, or a name resolved under ``data_root()``), or a dataset at an
-    fsspec URL (``s3://bucket/cavity-mini``, ``https://...``, ``hf://datasets/...``), whose cases are
-    fetched into a verified local cache as they are read (``cfdbench.data.remote``).
-
-    Raises :class:`DatasetNotFoundError` saying how to get the dataset when it is not there.
-    """
-    if fmt is not None:
-        check_format(fmt)
-    from cfdbench.data.remote import is_url, open_remote
-
-    if is_url(path_or_name):
-        return open_remote(str(path_or_name))
-    path = _resolve(path_or_name)
-    if not (path / CASES_DIR).is_dir():
-        name = Path(path_or_name).name
-        raise DatasetNotFoundError(
-            f"dataset '{name}' not found at {path}; generate it with `cfdbench data generate {name}` "
-            f"(or set CFDBENCH_DATA to the folder that holds it)"
-        )
-    return StoredDataset(path, fmt)
-
-
-__all__ = ["StoredDataset", "open_dataset"]
+__all__ = ["StoredDataset"]

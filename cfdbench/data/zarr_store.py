@@ -1,7 +1,7 @@
 """The zarr v3 backend: the same tree, attributes and API as the HDF5 store, in a directory.
 
 A case is ``cases/<case_id>.zarr``, a zarr v3 directory store whose groups, arrays,
-attributes and chunking mirror the HDF5 file exactly (see ``store.py``). Zarr suits object
+attributes and chunking mirror the HDF5 file exactly (see ``case_file.py``). Zarr suits object
 stores and parallel writers; HDF5 stays the default because The Well's tooling reads it.
 
 ``sharded=True`` stores each array as one object (zarr's sharding codec: a shard spanning the
@@ -26,8 +26,8 @@ import numpy as np
 import zarr
 from zarr.codecs import GzipCodec
 
+from cfdbench.data.case_file import CaseFile, write_tree
 from cfdbench.data.schema import CaseRecord
-from cfdbench.data.store import CaseFile, write_tree
 from cfdbench.io import fsync_path, remove_path, temporary_path
 
 
@@ -43,7 +43,7 @@ def _json_attr(value: Any) -> Any:
 
 
 class _ZarrWriter:
-    """The :class:`~cfdbench.data.store.TreeWriter` of a zarr group."""
+    """The :class:`~cfdbench.data.case_file.TreeWriter` of a zarr group."""
 
     def __init__(self, root: zarr.Group, compression: str | None, sharded: bool = False):
         self.root = root

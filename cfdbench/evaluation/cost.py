@@ -71,7 +71,7 @@ def measure_solver_cost(dataset: str, device: str, hardware: str, max_cases: int
     ``data generate`` does, and return the seconds per case and stored frame interval (the batches'
     time: simulation, resampling and writes; not the splits, statistics and manifest)."""
     from cfdbench.data.generate import generate_dataset
-    from cfdbench.leaderboard.entry import utc_timestamp
+    from cfdbench.entries.entry import utc_timestamp
 
     card = load_dataset_card(dataset)
     card = replace(card, solver=replace(card.solver, spinup=0.0))  # a rollout starts from a stored state

@@ -21,17 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cfdbench.data.generate import DTYPES
+from cfdbench.data.generate import DTYPES, DatasetGenerator
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.metrics import MetricAccumulator
 from cfdbench.evaluation.rollout import RolloutResult, RolloutTask, score_rollouts
+from cfdbench.metrics import MetricAccumulator
 from cfdbench.models.dcdm import DCDMSolver
 from cfdbench.solvers.flows import get_flow
 from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
-from cfdbench.solvers.pressure import PressureSystem
-from cfdbench.solvers.simulate import FlowCase, build_solver, frame_fields, frames_to_si, grid_cells, make_cases
-from cfdbench.training.dcdm import train_dcdm
+from cfdbench.solvers.simulate import build_solver, frame_fields, frames_to_si
 
 HYBRID_PROBLEMS = ("cavity", "tube", "dam", "cylinder")  # the 2D flows; the channel's pressure is solved in Fourier space
 
@@ -53,84 +51,10 @@ class HybridRuns:
     max_divergence: dict[str, float] = field(default_factory=lambda: {"hybrid": 0.0, "exact": 0.0})
 
 
-# --------------------------------------------------------------------------- the generator
-
-
-@dataclass(frozen=True)
-class Generator:
-    """How a stored dataset was generated (its manifest) and its cases: enough to re-run them."""
-
-    problem: str
-    settings: dict  # the manifest's generator block: cells, cfl, dtype, frame interval, frames, spin-up
-    frame_shape: tuple[int, int]
-    cases: dict[str, FlowCase]
-
-    @classmethod
-    def of(cls, dataset: StoredDataset) -> "Generator":
-        """The generator of ``dataset``; converted data (no generator) and the channel are refused."""
-        info = dataset.manifest.get("info", {})
-        problem, settings = info.get("problem"), info.get("generator")
-        check_hybrid(problem, dataset.name)
-        if not settings:
-            raise CfdbenchError(
-                f"dcdm re-runs the solver that generated the data; '{dataset.name}' was not generated (converted data?)"
-            )
-        labelled = []
-        for case_id in dataset.case_ids:
-            with dataset.open_case(case_id) as case:
-                labelled.append((case_id, dict(case.params)))
-                frame_shape = tuple(np.asarray(case.mask).shape)
-        cases = make_cases(get_flow(problem), labelled)
-        return cls(problem, dict(settings), frame_shape, {case.label: case for case in cases})
-
-    def cells(self, case: FlowCase) -> tuple[int, int]:
-        s = self.settings
-        return grid_cells(case.setup, s.get("cells_per_length"), s["cells_x"], s["cells_y"])
-
-
 def check_hybrid(problem: str | None, dataset: str) -> None:
     """Refuse data whose pressure DCDM's hybrid does not solve (the channel's is direct in Fourier space)."""
     if problem not in HYBRID_PROBLEMS:
         raise CfdbenchError(f"dcdm's hybrid runs the 2D flows' solver {list(HYBRID_PROBLEMS)}; '{dataset}' holds {problem} data")
-
-
-def _geometry(case: FlowCase) -> tuple:
-    s = case.setup
-    return (s.bc_x, round(s.length_x, 9), round(s.length_y, 9), s.block, s.disc, s.inlet_top)
-
-
-def training_system(generator: Generator, dataset: StoredDataset) -> tuple[dict, PressureSystem]:
-    """(description, system) of the pressure problem DCDM trains on: that of the first training
-    case whose geometry no test case shares (else the first training case)."""
-    train = list(dataset.split("train"))
-    if not train:
-        raise CfdbenchError(f"{dataset.name}: no training case to train DCDM on")
-    test_geometries = {_geometry(generator.cases[i]) for i in dataset.split("test")}
-    chosen = next((i for i in train if _geometry(generator.cases[i]) not in test_geometries), train[0])
-    case = generator.cases[chosen]
-    cells = generator.cells(case)
-    solver, _ = build_solver([case], *cells, torch.float64, "cpu")
-    system = solver.pressure_operator.system(torch.zeros(solver.grid.p_shape, dtype=torch.float64), 0)
-    description = {
-        "problem": generator.problem,
-        "dataset": dataset.name,
-        "case": chosen,
-        "cells": list(cells),
-        "unknowns": int(system.matrix.shape[0]),
-        "test_geometry_held_out": _geometry(case) not in test_geometries,
-    }
-    return description, system
-
-
-def train_hybrid(model: DCDMSolver, dataset: StoredDataset, seed: int = 0) -> tuple[list[float], float]:
-    """Train ``model``'s network on the dataset's training system in place; (losses, seconds)."""
-    started = time.perf_counter()
-    description, system = training_system(Generator.of(dataset), dataset)
-    h = model.hparams
-    network = model.network.cpu()
-    _, losses = train_dcdm(system, h["train_steps"], h["train_batch"], h["train_lr"], seed, network, h["lanczos_steps"])
-    model.hparams["trained_on"] = description
-    return losses, time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------- simulation
@@ -141,7 +65,7 @@ def simulate_hybrid(
 ) -> HybridRuns:
     """Exact, hybrid-rollout and hybrid-one-step frames of ``case_ids`` over all of their stored frames,
     in one batch per solver grid."""
-    generator = Generator.of(dataset)
+    generator = DatasetGenerator.of(dataset)
     n_frames = int(generator.settings["n_frames"])
     if task.stride != 1 or task.input_frames != 1 or task.frames_needed > n_frames:
         raise CfdbenchError(f"the hybrid rollout needs one input frame, stride 1 and at most {n_frames} frames")
@@ -157,7 +81,7 @@ def simulate_hybrid(
 
 @torch.no_grad()
 def _simulate_batch(
-    model: DCDMSolver, generator: Generator, cells: tuple[int, int], ids: list[str], task: RolloutTask, device, runs: HybridRuns
+    model: DCDMSolver, generator: DatasetGenerator, cells: tuple[int, int], ids: list[str], task: RolloutTask, device, runs: HybridRuns
 ) -> None:
     s, cases = generator.settings, [generator.cases[i] for i in ids]
     cfl, interval, frame_shape = float(s["cfl"]), float(s["frame_interval"]), generator.frame_shape

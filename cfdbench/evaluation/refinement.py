@@ -1,5 +1,5 @@
 """Spectral refinement on the test split: each case's first window, refined on its Navier–Stokes
-residual (:mod:`cfdbench.training.spectral_refine`), scored against the truth before and after.
+residual (:mod:`cfdbench.evaluation.spectral_refine`), scored against the truth before and after.
 
 The entry's ``refinement`` block holds the mean over test cases of the window's NMSE against the
 truth and of the residual's H^-1 norm (the quantity optimised), before and after, beside the
@@ -19,11 +19,11 @@ import torch
 from cfdbench.data.loader import Normalization
 from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
-from cfdbench.metrics import evaluate_all
 from cfdbench.evaluation.rollout import RolloutTask, read_cases
+from cfdbench.evaluation.spectral_refine import Geometry, RefineSettings, refine_window
 from cfdbench.losses.navier_stokes_residual import RESIDUAL_PROBLEMS
+from cfdbench.metrics import evaluate_all
 from cfdbench.models.base import NeuralOperator
-from cfdbench.training.spectral_refine import Geometry, RefineSettings, refine_window
 
 
 def check_refinable(model_class: type, problem: str | None, dataset: str) -> None:

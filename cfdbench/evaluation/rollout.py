@@ -33,12 +33,12 @@ from torch import Tensor
 from cfdbench.cards import dataset_rollout_start
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.view import StoredDataset
+from cfdbench.entries.predictions import Encoded, Pairs, decode, publish
 from cfdbench.errors import CfdbenchError
 from cfdbench.metrics import VELOCITY_METRICS, MetricAccumulator, evaluate_all, evaluate_velocity, metric_names
 from cfdbench.metrics.aggregate import bootstrap_interval, finite_mean, valid_time, windowed_means
 from cfdbench.metrics.channel import ROLLOUT_SCORES, channel_statistics, friction_reynolds, rollout_scores
 from cfdbench.metrics.physics import strouhal
-from cfdbench.evaluation.predictions import Encoded, Pairs, decode, publish
 from cfdbench.models.base import NeuralOperator, predict_batch
 
 PREDICTORS = ("model", "identity")
@@ -179,7 +179,7 @@ def score_rollouts(
 ) -> RolloutResult:
     """Score the rollouts of any predictor of physical frames (a model, a hybrid solver) on every
     case of ``split``, beside the identity, with the one metric code. The predictions are scored as
-    published (:mod:`cfdbench.evaluation.predictions`); ``replay`` scores published ones instead of
+    published (:mod:`cfdbench.entries.predictions`); ``replay`` scores published ones instead of
     calling ``predict``."""
     case_ids = list(dataset.split(split))
     if not case_ids:
@@ -448,7 +448,7 @@ def evaluate_one_step(
     """Mean per-sample metrics of single predictions over every (window -> next frame) pair of a split
     whose window starts at ``task.start_frame`` or later (read by ``num_workers`` processes); None
     where a prediction held NaN or Inf (scored as diverged, never dropped). The predictions are scored as
-    published (:mod:`cfdbench.evaluation.predictions`); ``replay`` scores published ones instead of the model's."""
+    published (:mod:`cfdbench.entries.predictions`); ``replay`` scores published ones instead of the model's."""
     device = model.eval().device if replay is None else torch.device("cpu")
     samples = AutoregressiveDataset(
         dataset, split, task.input_frames, task.stride, normalization.field_names, normalization=normalization

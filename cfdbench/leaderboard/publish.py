@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 from cfdbench.cards import project_root
-from cfdbench.evaluation.plots import plot_models_curves
-from cfdbench.leaderboard.entry import load_entries
+from cfdbench.entries.entry import load_entries
 from cfdbench.leaderboard.render import agreed_identity, dataset_tables, hash_groups
+from cfdbench.plots import plot_models_curves
 
 SUMMARY_METRICS = ("nmse", "mse", "mae", "vrmse", "divergence")
 

@@ -17,10 +17,9 @@ from itertools import groupby
 from pathlib import Path
 from urllib.parse import quote
 
+from cfdbench.entries.entry import Entry
 from cfdbench.errors import CfdbenchError
 from cfdbench.metrics.channel import SCORE_LABELS
-from cfdbench.io import write_text_atomic
-from cfdbench.leaderboard.entry import Entry, entry_paths, load_entry
 
 # Attached by build_leaderboard to in-memory copies, never saved: the entry file's link
 # relative to the Markdown page, and its path for error messages.
@@ -194,60 +193,17 @@ def _channel_lines(table: Table) -> list[str]:
     return lines + [text for _, text in rows] + [identity]
 
 
-def build_leaderboard(entries_dir: Path, out_dir: Path, baseline: str = "identity") -> list[Path]:
-    """Load and validate every entry under ``entries_dir``; write ``out_dir/README.md``,
-    ``out_dir/index.html`` and the rollout charts ``out_dir/figures/*.svg``, each atomically.
-
-    Any invalid entry raises a CfdbenchError naming its file before anything is written. The
-    figures folder belongs to the build: charts of tables that no longer exist are removed, and so
-    are the awaiting-rerun listings of entry files that no longer exist.
-    """
-    from cfdbench.leaderboard.verify import prune_awaiting
-
-    out_dir = Path(out_dir)
-    pages = render_pages(entries_dir, out_dir, baseline)
-    prune_awaiting(entries_dir)
-    written = [write_text_atomic(out_dir / name, text) for name, text in pages.items()]
-    for stale in (out_dir / "figures").glob("*.svg"):
-        if f"figures/{stale.name}" not in pages:
-            stale.unlink()
-    return written
-
-
-def render_pages(entries_dir: Path, out_dir: Path, baseline: str = "identity") -> dict[str, str]:
-    """What the build writes, by path relative to ``out_dir``: the Markdown page, the HTML page and the
-    rollout charts, rendered from the validated entries under ``entries_dir``."""
-    from cfdbench.leaderboard.html import render_html, rollout_chart
-    from cfdbench.leaderboard.verify import awaiting_reason, awaiting_reruns
-
-    entries_dir, out_dir = Path(entries_dir), Path(out_dir)
-    awaiting = awaiting_reruns(entries_dir)
-    entries = [
-        _with_link(load_entry(path), path, out_dir, awaiting_reason(path, entries_dir, awaiting))
-        for path in entry_paths(entries_dir)
-    ]
-    _check_unique_ids(entries)
-    figures = {
-        f"figures/{figure_name(dataset, split, group)}": rollout_chart(dataset, group)
-        for dataset, split, tables in dataset_tables(entries)
-        for table in tables
-        if table.block == "rollout"
-        for group in hash_groups(table)
-    }
-    return {"README.md": render_leaderboard(entries), "index.html": render_html(entries, baseline), **figures}
-
-
 # --------------------------------------------------------------------------- grouping
 
 
-def _with_link(entry: Entry, path: Path, page_dir: Path, awaiting: str | None = None) -> dict:
+def with_link(entry: Entry, path: Path, page_dir: Path, awaiting: str | None = None) -> dict:
     """A copy of ``entry`` that knows its file's link relative to the page and, for an entry tier B
     cannot verify yet, why."""
     link = Path(os.path.relpath(path.resolve(), page_dir.resolve())).as_posix()
     return {**entry, FILE_KEY: link, SOURCE_KEY: str(path), AWAITING_KEY: awaiting}
 
 
-def _check_unique_ids(entries: list[dict]) -> None:
+def check_unique_ids(entries: list[dict]) -> None:
     """Two files with one entry_id would make links and identity checks ambiguous."""
     seen: dict[str, str] = {}
     for entry in entries:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from cfdbench.cards import find_channel_card, load_dataset_card
 from cfdbench.data.download import sha256_of
+from cfdbench.entries.entry import SCHEMA_VERSION, Entry, entry_paths, load_entry, save_entry
 from cfdbench.errors import CfdbenchError
+from cfdbench.leaderboard.awaiting import list_awaiting
 from cfdbench.leaderboard.code import CODE_DIR, find_stored_source, recoverable_problem
-from cfdbench.leaderboard.entry import SCHEMA_VERSION, Entry, entry_paths, load_entry, save_entry
-from cfdbench.leaderboard.verify import list_awaiting
 
 
 def published_hash(dataset: str) -> str:

@@ -2,39 +2,20 @@
 
 torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`init_distributed` joins the
 process group (NCCL on CUDA, gloo on the CPU) and picks each rank's device. Batches are global:
-:func:`rank_batches` cuts one seeded permutation per epoch into global batches and gives each
-rank every ``world``-th sample of each, so the union of the ranks' batches is exactly the batch
-a single process would draw, and :func:`scaled_loss` makes DDP's gradient average equal the
+:func:`cfdbench.data.batches.rank_batches` cuts one seeded permutation per epoch into global batches
+and gives each rank every ``world``-th sample of each, so the union of the ranks' batches is exactly
+the batch a single process would draw, and :func:`scaled_loss` makes DDP's gradient average equal the
 single-process gradient of the global batch.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
 
-from cfdbench.errors import CfdbenchError
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in a run: rank, world size and the device it trains on."""
-
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
+from cfdbench.data.batches import Ranks
 
 
 def launched_by_torchrun() -> bool:
@@ -52,30 +33,6 @@ def init_distributed(device: torch.device) -> Ranks:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Ranks(rank, world, device)
-
-
-def check_batch_size(batch_size: int, world_size: int) -> int:
-    """The per-rank batch size; a global batch the ranks cannot share evenly is refused."""
-    if batch_size % world_size:
-        raise CfdbenchError(f"batch size {batch_size} is not divisible by the {world_size} ranks; use a multiple of {world_size}")
-    return batch_size // world_size
-
-
-def epoch_order(n_samples: int, seed: int, epoch: int) -> torch.Tensor:
-    """The sample order of one epoch: a function of (seed, epoch) only, so a resumed run and every
-    rank draw the same permutation."""
-    return torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-
-
-def rank_batches(n_samples: int, batch_size: int, ranks: Ranks, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, int]]:
-    """(this rank's sample indices, size of the global batch) per step. A final global batch
-    smaller than the world size is dropped, since a rank cannot step on no samples."""
-    order = epoch_order(n_samples, seed, epoch)
-    for first in range(0, n_samples, batch_size):
-        batch = order[first : first + batch_size]
-        if len(batch) < ranks.world_size:
-            return
-        yield batch[ranks.rank :: ranks.world_size], len(batch)
 
 
 def scaled_loss(per_sample: torch.Tensor, global_batch: int, world_size: int) -> torch.Tensor:

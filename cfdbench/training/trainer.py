@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cfdbench.data.batches import BatchLoader, FixedBatches, RankBatches, to_device
+from cfdbench.data.batches import BatchLoader, FixedBatches, RankBatches, Ranks, check_batch_size, to_device
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.metrics import MetricAccumulator, metric_names
@@ -94,7 +94,7 @@ def check_model(model: NeuralOperator, data: AutoregressiveDataset, device: torc
 
 
 def validation_batches(
-    data: AutoregressiveDataset, batch_size: int, ranks: distributed.Ranks, num_workers: int = 0
+    data: AutoregressiveDataset, batch_size: int, ranks: Ranks, num_workers: int = 0
 ) -> BatchLoader:
     """This rank's validation batches: every ``world``-th sample of the split, in order."""
     mine = torch.arange(ranks.rank, len(data), ranks.world_size)
@@ -106,13 +106,13 @@ def validate(
     model: NeuralOperator,
     data: AutoregressiveDataset,
     batch_size: int,
-    ranks: distributed.Ranks | None = None,
+    ranks: Ranks | None = None,
     batches: BatchLoader | None = None,
 ) -> dict[str, float]:
     """One-step metrics on a split in physical units (the evaluator's metric code), each rank
     scoring every ``world``-th sample (``batches``: those of :func:`validation_batches`) and the
     per-sample sums reduced over ranks."""
-    ranks = ranks or distributed.Ranks(device=model.device)
+    ranks = ranks or Ranks(device=model.device)
     model.eval()
     names = metric_names(len(data.frame_shape))
     scores = MetricAccumulator(len(data.frame_shape))
@@ -176,11 +176,11 @@ def train(
     device: torch.device,
     show_progress: bool = True,
     resume: bool = False,
-    ranks: distributed.Ranks | None = None,
+    ranks: Ranks | None = None,
     tracker: Tracker | None = None,
 ) -> TrainResult:
     """Train ``model`` and keep the checkpoint with the best validation NMSE in ``run_dir``."""
-    ranks = ranks or distributed.Ranks(device=device)
+    ranks = ranks or Ranks(device=device)
     seed_everything(config.seed)
     model.to(ranks.device)
     check_model(model, train_data, ranks.device)
@@ -204,7 +204,7 @@ class _Loop:
         self.precision = precision.resolve_precision(config.precision, ranks.device)
         if self.precision != "fp32":
             precision.keep_spectral_float32(model)
-        self.rank_batch = distributed.check_batch_size(config.batch_size, ranks.world_size)
+        self.rank_batch = check_batch_size(config.batch_size, ranks.world_size)
         # The batch order is drawn here, in the main process; worker processes only read the batches.
         pinned = ranks.device.type == "cuda"
         schedule = RankBatches(len(train_data), config.batch_size, ranks, config.seed)

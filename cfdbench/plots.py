@@ -11,8 +11,8 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cfdbench.metrics.channel import PROFILES, SCORE_LABELS  # noqa: E402
 from cfdbench.io import atomic_path  # noqa: E402
+from cfdbench.metrics.channel import PROFILES, SCORE_LABELS  # noqa: E402
 
 
 def _values(values: list[float | None]) -> np.ndarray:

@@ -31,8 +31,8 @@ from cfdbench.solvers.krylov import (  # noqa: E402
     consistent_rhs,
     jacobi,
 )
-from cfdbench.solvers.pressure import (  # noqa: E402
-    PressureSystem,
+from cfdbench.solvers.pressure import PressureSystem  # noqa: E402
+from cfdbench.solvers.pressure_systems import (  # noqa: E402
     box_with_block_system,
     cube_with_block_system,
     flow_pressure_system,
@@ -187,7 +187,7 @@ def track_entry(
     """A published result of the track: the systems, DCDM's training, every row, and where it ran."""
     import datetime as dt
 
-    from cfdbench.leaderboard.entry import environment_info, make_entry_id
+    from cfdbench.entries.entry import environment_info, make_entry_id
 
     hardware, software, commit = environment_info()
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -253,3 +253,53 @@ def render_track(folder: Path) -> Path:
             f"![iterations against unknowns]({entry['entry_id']}.png) · [entry]({entry['entry_id']}.json)",
         ]
     return write_text_atomic(folder / "README.md", "\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------- run and publish
+
+
+@dataclass(frozen=True)
+class TrackRun:
+    """What one run of the track wrote: its folder, the markdown table, DCDM's training time and,
+    when published, the track's rebuilt page."""
+
+    folder: Path
+    table: str
+    training_seconds: float
+    page: Path | None
+
+
+def run_track(
+    sizes: list[int],
+    train_size: int,
+    train_steps: int,
+    system: str,
+    memory: int,
+    run_dir: Path | None = None,
+    publish: bool = False,
+) -> TrackRun:
+    """Compare the solvers on ``system`` at ``sizes``; write table, entry and plot to ``run_dir``
+    (default ``runs/<time>-linear-solvers-<system>``) and, with ``publish``, copy entry and plot to
+    ``leaderboard/linear-solvers/`` and rebuild its page."""
+    import datetime as dt
+    import shutil
+
+    from cfdbench.cards import project_root
+    from cfdbench.io import write_json_atomic, write_text_atomic
+
+    folder = run_dir or Path("runs") / f"{dt.datetime.now():%Y%m%dT%H%M%S}-linear-solvers-{system}"
+    rows, training = compare_linear_solvers(sizes, train_size, train_steps, system=system, memory=memory)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    entry = track_entry(rows, system, train_size, train_steps, training, memory)
+    write_text_atomic(folder / "linear_solvers.md", table)
+    write_json_atomic(folder / "linear_solvers.json", entry)
+    plot_iterations(rows, folder / "iterations.png", f"{system} pressure systems")
+    page = None
+    if publish:
+        board = project_root() / "leaderboard" / "linear-solvers"
+        board.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / "iterations.png", board / f"{entry['entry_id']}.png")
+        write_json_atomic(board / f"{entry['entry_id']}.json", entry)
+        page = render_track(board)
+    return TrackRun(folder, table, training, page)
