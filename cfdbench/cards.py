@@ -487,16 +487,22 @@ def find_channel_card(name: str) -> ChannelCard | None:
     return None
 
 
+def find_card(name: str) -> "DatasetCard | ChannelCard":
+    """The card of a dataset name or variant, whichever kind it is: a 3D channel card or a 2D flow's
+    card (the one lookup; callers that need one kind's attributes check its type)."""
+    channel = find_channel_card(name)
+    return channel if channel is not None else load_dataset_card(name)
+
+
 def dataset_rollout_start(name: str) -> int:
     """The frame where a dataset's rollouts start, as its card says (``evaluation.rollout_start``);
     0 for data no 2D card describes (CFDBench's converted releases; the channel, stored after its
     spin-up)."""
-    if find_channel_card(name) is not None:
-        return 0
     try:
-        return load_dataset_card(name).evaluation.rollout_start
+        card = find_card(name)
     except UnknownNameError:
         return 0
+    return 0 if isinstance(card, ChannelCard) else card.evaluation.rollout_start
 
 
 # --------------------------------------------------------------------------- model cards

@@ -316,18 +316,18 @@ def data_cost(
 
 def _info_table(dataset) -> Table:
     """Version, format, cases, splits, the first case's frames, grid and parameters, statistics."""
-    info = dataset.manifest.get("info", {})
+    meta = dataset.metadata
     where = getattr(dataset, "url", dataset.path)
     table = Table(title=f"{dataset.name} ({where})", show_header=False)
-    table.add_row("version", str(info.get("version", "?")))
-    table.add_row("format", str(info.get("format", "?")))
+    table.add_row("version", str(meta.version or "?"))
+    table.add_row("format", str(meta.format or "?"))
     table.add_row("cases", str(len(dataset)))
-    if dataset.splits:
-        table.add_row("splits", ", ".join(f"{k}: {len(dataset.split(k))}" for k in ("train", "valid", "test")))
+    if meta.splits:
+        table.add_row("splits", ", ".join(f"{k}: {len(meta.splits[k])}" for k in ("train", "valid", "test")))
     with dataset.open_case(dataset.case_ids[0]) as case:
         table.add_row("frames per case", str(case.n_frames))
-        table.add_row("frame grid (nz, ny, nx)" if len(case.shape) == 3 else "frame grid (ny, nx)", str(case.shape))
-        table.add_row("parameters", ", ".join(case.params))
+    table.add_row("frame grid (nz, ny, nx)" if meta.n_spatial_dims == 3 else "frame grid (ny, nx)", str(meta.grid_shape))
+    table.add_row("parameters", ", ".join(meta.parameter_names))
     for field, stats in (dataset.stats or {}).items():
         if isinstance(stats, dict) and "mean" in stats:
             table.add_row(f"{field} mean / std", f"{stats['mean']:.4g} / {stats['std']:.4g}")

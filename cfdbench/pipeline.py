@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from cfdbench.cards import data_root, find_channel_card, load_dataset_card, load_model_card, project_root
+from cfdbench.cards import data_root, find_card, find_channel_card, load_dataset_card, load_model_card, project_root
 from cfdbench.data.batches import Ranks
 from cfdbench.data.dataset_dir import content_hash, verify_checksums
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
@@ -114,12 +114,11 @@ def dataset_problem(name: str) -> str | None:
     """The flow a dataset holds (cavity, tube, dam, cylinder, channel), from its stored manifest or
     else its card; None when neither says."""
     if is_url(name):
-        return open_remote(name).manifest.get("info", {}).get("problem")
+        return open_remote(name).metadata.problem
     path = dataset_folder(name)
     if (path / "manifest.json").is_file():
-        return open_dataset(path).manifest.get("info", {}).get("problem")
-    channel = find_channel_card(name)
-    return channel.problem if channel else load_dataset_card(name).problem
+        return open_dataset(path).metadata.problem
+    return find_card(name).problem
 
 
 def require_dataset(name: str, verify: bool = True) -> StoredDataset:
@@ -233,16 +232,8 @@ def _check_hparams(name: str, model_class: type, hparams: dict[str, Any]) -> Non
 
 
 def operator_meta(samples: AutoregressiveDataset) -> OperatorMeta:
-    """The data's description for a model, sizes from the stored metadata."""
-    return OperatorMeta(
-        fields=samples.fields,
-        input_frames=samples.input_frames,
-        output_frames=samples.output_frames,
-        n_params=len(samples.parameter_names),
-        grid_shape=tuple(samples.frame_shape),
-        parameter_names=samples.parameter_names,
-        n_spatial_dims=len(samples.frame_shape),
-    )
+    """The data's description for a model: sizes from the dataset's typed metadata, the window from the samples."""
+    return OperatorMeta.from_dataset(samples.dataset.metadata, samples.fields, samples.input_frames, samples.output_frames)
 
 
 def new_run_dir(model: str, dataset: str, root: Path | None = None) -> Path:
@@ -486,7 +477,6 @@ def build_entry(
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     spec = model.registered_name
     card = load_model_card(spec) if spec in builtin_model_names() else None
-    manifest_info = dataset.manifest.get("info", {})
     name = config.name or model_label(spec)
     return Entry(
         schema_version=SCHEMA_VERSION,
@@ -503,7 +493,7 @@ def build_entry(
         code=code_identity(type(model), spec),
         dataset={
             "name": dataset.name,
-            "version": str(manifest_info.get("version", "unknown")),
+            "version": str(dataset.metadata.version or "unknown"),
             "content_hash": content_hash(dataset.path),
             "split": split,
             "n_cases": evaluation.n_cases,
@@ -581,7 +571,7 @@ def evaluate_checkpoint(
     model, extra = load_checkpoint(checkpoint, map_location=torch_device, model_class=model_class)
     check_checkpoint_fits(model, data, checkpoint)
     if refine:
-        check_refinable(type(model), data.manifest.get("info", {}).get("problem"), data.name)
+        check_refinable(type(model), data.metadata.problem, data.name)
     training = extra.get("train_config", {})
     task = rollout_task(data, model.meta.input_frames, int(training.get("stride", 1)), steps, start_frame)
     config = RunConfig(

@@ -110,3 +110,32 @@ def test_names_resolve_under_the_data_root(tmp_path, monkeypatch):
         open_dataset("cavity")
     with pytest.raises(DatasetNotFoundError, match="not found"):
         open_dataset(tmp_path / "elsewhere" / "tiny")
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr"])
+def test_metadata_is_typed_and_parsed_once(tmp_path, fmt):
+    """Fields, grid, Δt, parameters, boundary conditions, splits and content hash come from one place,
+    agree with the case files and the manifest, and size the models' OperatorMeta."""
+    from cfdbench.data.dataset_dir import content_hash, read_splits
+    from cfdbench.models.base import OperatorMeta
+
+    build(tmp_path, fmt)
+    ds = open_dataset(tmp_path)
+    meta = ds.metadata
+    assert meta is ds.metadata  # parsed once
+    with ds.open_case(IDS[0]) as case:
+        assert meta.fields == tuple(case.field_names) == ("u", "v", "p")
+        assert meta.grid_shape == (NY, NX) and meta.n_spatial_dims == 2
+        assert meta.dt == 0.5 and meta.parameter_names == ("vel_top", "viscosity")
+        assert meta.boundary_conditions == case.boundary_conditions
+    assert meta.splits == {name: tuple(ids) for name, ids in read_splits(tmp_path).items()}
+    assert meta.content_hash == content_hash(tmp_path)
+    assert meta.generator is None and not meta.generated and not meta.legacy
+    operator = OperatorMeta.from_dataset(meta, ("u", "v"), input_frames=2)
+    assert operator == OperatorMeta(("u", "v"), 2, 2, (NY, NX), ("vel_top", "viscosity"), 2, 1)
+
+
+def test_metadata_of_an_unsealed_folder_has_no_hash_or_splits(tmp_path):
+    build(tmp_path, "hdf5", finalise=False)
+    meta = StoredDataset(tmp_path).metadata
+    assert meta.content_hash is None and meta.splits is None and meta.name == tmp_path.name

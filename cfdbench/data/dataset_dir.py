@@ -243,7 +243,12 @@ def verify_checksums(dataset_dir: str | Path) -> None:
 
 def content_hash(dataset_dir: str | Path) -> str:
     """SHA-256 over the manifest's sorted (path, digest) pairs: names the data, not the JSON."""
-    files = read_manifest(dataset_dir)["files"]
+    return manifest_content_hash(read_manifest(dataset_dir))
+
+
+def manifest_content_hash(manifest: dict) -> str:
+    """:func:`content_hash` of a manifest already read."""
+    files = manifest["files"]
     lines = "".join(f"{path}\0{files[path]['sha256']}\n" for path in sorted(files))
     return hashlib.sha256(lines.encode()).hexdigest()
 

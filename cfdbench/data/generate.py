@@ -357,8 +357,7 @@ class DatasetGenerator:
     @classmethod
     def of(cls, dataset: StoredDataset) -> "DatasetGenerator":
         """The generator of ``dataset``; converted data (no generator) and the channel are refused."""
-        info = dataset.manifest.get("info", {})
-        problem, settings = info.get("problem"), info.get("generator")
+        problem, settings = dataset.metadata.problem, dataset.metadata.generator
         if problem not in FLOWS:
             raise CfdbenchError(f"re-running the generator needs a 2D flow {list(FLOWS)}; '{dataset.name}' holds {problem} data")
         if not settings:

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from cfdbench.cards import ChannelCard
-from cfdbench.data.dataset_dir import read_manifest
 from cfdbench.data.generate import GenerationReport, finalize_dataset
 from cfdbench.data.schema import CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
+from cfdbench.data.view import StoredDataset
 from cfdbench.errors import CfdbenchError
 from cfdbench.io import write_json_atomic
 from cfdbench.metrics.channel import RunningProfiles, mkm_gates, profiles_in_wall_units
@@ -206,7 +206,7 @@ def generate_channel_dataset(
 
 
 def _check_same_card(card: ChannelCard, out_dir: Path) -> None:
-    if read_manifest(out_dir).get("info", {}).get("card_sha256") != card.content_hash():
+    if StoredDataset(out_dir).metadata.card_sha256 != card.content_hash():
         raise CfdbenchError(f"{out_dir} was generated from another version of {card.name}'s card; move it away to regenerate")
 
 

@@ -13,11 +13,21 @@ xarray view reads one whole case and is meant for inspection and plotting.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cfdbench.data.case_file import CaseFile
-from cfdbench.data.dataset_dir import MANIFEST_FILE, SPLITS_FILE, STATS_FILE, read_manifest, read_splits, read_stats
+from cfdbench.data.dataset_dir import (
+    MANIFEST_FILE,
+    SPLITS_FILE,
+    STATS_FILE,
+    manifest_content_hash,
+    read_manifest,
+    read_splits,
+    read_stats,
+)
+from cfdbench.data.metadata import DatasetMetadata
 from cfdbench.data.schema import UNITS
 from cfdbench.data.store import list_cases, open_case
 from cfdbench.errors import CfdbenchError, UnknownNameError
@@ -42,6 +52,16 @@ class StoredDataset:
         self.stats: dict[str, Any] | None = read_stats(stats_path) if stats_path.is_file() else None
         self.name = str(self.manifest.get("info", {}).get("dataset") or self.path.name)
 
+    @cached_property
+    def metadata(self) -> DatasetMetadata:
+        """The dataset's typed description (fields, grid, Δt, parameters, splits, flow, content hash),
+        parsed once from the manifest, the splits and the first case."""
+        if not self._cases:
+            raise CfdbenchError(f"dataset {self.path} holds no cases")
+        with self.open_case(self.case_ids[0]) as case:
+            content = manifest_content_hash(self.manifest) if self.manifest.get("files") else None
+            return DatasetMetadata.parse(self.manifest, self.splits, case, self.path.name, content)
+
     @property
     def case_ids(self) -> list[str]:
         return list(self._cases)
@@ -57,9 +77,8 @@ class StoredDataset:
 
     @property
     def n_spatial_dims(self) -> int:
-        """2 for planar frames, 3 for volumes (the channel datasets), from the first stored case."""
-        with self.open_case(self.case_ids[0]) as case:
-            return len(case.shape)
+        """2 for planar frames, 3 for volumes (the channel datasets)."""
+        return self.metadata.n_spatial_dims
 
     def split(self, name: str) -> list[str]:
         """Case ids of a split (``train``, ``valid`` or ``test``)."""

@@ -49,7 +49,7 @@ def refine_test_cases(
     """Refine the first predicted window of every case of ``split`` (the rollout's first call):
     (the entry's ``refinement`` block, the seconds it took)."""
     settings = settings or RefineSettings()
-    problem = dataset.manifest.get("info", {}).get("problem")
+    problem = dataset.metadata.problem
     check_refinable(type(model), problem, dataset.name)
     model.eval()
     fields = normalization.field_names

@@ -238,7 +238,7 @@ def _example(truth: Tensor, prediction: Tensor, mask: Tensor) -> dict[str, np.nd
 
 
 def _is_channel(dataset: StoredDataset, fields: tuple[str, ...]) -> bool:
-    return dataset.manifest.get("info", {}).get("problem") == "channel" and {"u", "v", "w"} <= set(fields)
+    return dataset.metadata.problem == "channel" and {"u", "v", "w"} <= set(fields)
 
 
 class ChannelScores:
@@ -358,7 +358,7 @@ def read_cases(
     """Physical frames ``frame_ids`` of some cases, with what the metrics need of each; a case too
     short for ``task`` is refused with the frames it has and needs."""
     frames, masks, params, n_frames, dt, dx, dy, probes, scales, geometry = [], [], [], [], [], [], [], [], [], []
-    cylinder = dataset.manifest.get("info", {}).get("problem") == "cylinder" and "v" in fields
+    cylinder = dataset.metadata.problem == "cylinder" and "v" in fields
     channel = _is_channel(dataset, fields)
     for case_id in case_ids:
         with dataset.open_case(case_id) as case:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from cfdbench.cards import find_channel_card, load_dataset_card
+from cfdbench.cards import find_card
 from cfdbench.data.download import sha256_of
 from cfdbench.entries.entry import SCHEMA_VERSION, Entry, entry_paths, load_entry, save_entry
 from cfdbench.errors import CfdbenchError
@@ -20,12 +20,10 @@ from cfdbench.leaderboard.code import CODE_DIR, find_stored_source, recoverable_
 
 def published_hash(dataset: str) -> str:
     """The content hash the dataset's card publishes for the dataset ``dataset`` (a card or variant name)."""
-    card = find_channel_card(dataset)
-    if card is None:
-        try:
-            card = load_dataset_card(dataset)
-        except CfdbenchError:
-            raise CfdbenchError(f"dataset '{dataset}' has no card in datasets/: only published datasets are ranked") from None
+    try:
+        card = find_card(dataset)
+    except CfdbenchError:
+        raise CfdbenchError(f"dataset '{dataset}' has no card in datasets/: only published datasets are ranked") from None
     hashes = card.raw.get("published_content_hashes") or {}
     if dataset not in hashes:
         raise CfdbenchError(

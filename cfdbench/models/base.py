@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from cfdbench.layers.mlp import grid_points
+
+if TYPE_CHECKING:
+    from cfdbench.data.metadata import DatasetMetadata
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,22 @@ class OperatorMeta:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dataset(
+        cls, metadata: "DatasetMetadata", fields: tuple[str, ...], input_frames: int = 1, output_frames: int = 1
+    ) -> "OperatorMeta":
+        """The description a model gets of a stored dataset (its typed metadata), predicting ``fields``
+        from windows of ``input_frames`` frames, ``output_frames`` at a time."""
+        return cls(
+            fields=tuple(fields),
+            input_frames=input_frames,
+            n_params=len(metadata.parameter_names),
+            grid_shape=tuple(metadata.grid_shape),
+            parameter_names=tuple(metadata.parameter_names),
+            n_spatial_dims=metadata.n_spatial_dims,
+            output_frames=output_frames,
+        )
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "OperatorMeta":

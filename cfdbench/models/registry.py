@@ -247,13 +247,12 @@ def card_meta(dataset: str) -> OperatorMeta:
     """Model metadata sized on a dataset card, as ``cfdbench models`` and the model cards' ``builds``
     size models: (u, v) frames of a 2D card with its parameters, or (u, v, w) on a channel card's
     coarse volumes with its three parameters."""
-    from cfdbench.cards import find_channel_card, load_dataset_card
+    from cfdbench.cards import ChannelCard, find_card
 
-    channel = find_channel_card(dataset)
-    if channel is not None:
-        shape = (channel.coarse.nz, channel.coarse.ny, channel.coarse.nx)
+    card = find_card(dataset)
+    if isinstance(card, ChannelCard):
+        shape = (card.coarse.nz, card.coarse.ny, card.coarse.nx)
         return OperatorMeta(("u", "v", "w"), 1, 3, shape, ("re_tau", "length_x", "length_z"), 3)
-    card = load_dataset_card(dataset)
     return OperatorMeta(("u", "v"), 1, len(card.parameters), card.frame_shape, tuple(card.parameters))
 
 
