@@ -285,7 +285,7 @@ def train_stage(
 
 def resume_config(run_dir: Path, device: str = "auto", epochs: int | None = None, num_workers: int | None = None) -> RunConfig:
     """The saved configuration of a run to resume, on ``device``; only its epoch count may change,
-    and not under a cosine schedule (which was sized for the original count), and its reader
+    and not under a cosine or one-cycle schedule (which was sized for the original count), and its reader
     processes (``num_workers``: the batches are the same for any count)."""
     import json
 
@@ -297,8 +297,10 @@ def resume_config(run_dir: Path, device: str = "auto", epochs: int | None = None
     config = replace(config, device=str(resolve_device(device)))
     saved = TrainConfig.from_dict(config.training)
     if epochs is not None and epochs != saved.epochs:
-        if saved.scheduler == "cosine":
-            raise CfdbenchError(f"cannot resume {run_dir} with --epochs {epochs}: its cosine schedule spans {saved.epochs}")
+        if saved.scheduler in ("cosine", "onecycle"):
+            raise CfdbenchError(
+                f"cannot resume {run_dir} with --epochs {epochs}: its {saved.scheduler} schedule spans {saved.epochs}"
+            )
         config.training["epochs"] = epochs
     if num_workers is not None:
         config.training["num_workers"] = num_workers

@@ -152,7 +152,8 @@ def test_bf16_autocast_keeps_spectral_layers_in_float32(tiny_dataset, tmp_path):
 def test_nan_loss_names_step_and_batch(tiny_dataset, tmp_path, monkeypatch):
     from cfdbench.training import trainer
 
-    monkeypatch.setattr(trainer, "per_sample_loss", lambda pred, target, mask, kind: (pred * float("nan")).flatten(1).sum(1))
+    nan_loss = lambda pred, target, mask: (pred * float("nan")).flatten(1).sum(1)  # noqa: E731
+    monkeypatch.setattr(trainer, "training_loss", lambda config, data: nan_loss)
     with pytest.raises(CfdbenchError, match=r"loss is nan at epoch 1, step 1, on the batch of cases \['"):
         small_run(tiny_dataset, tmp_path)
 
@@ -163,7 +164,7 @@ def test_out_of_memory_names_the_batch_size(tiny_dataset, tmp_path, monkeypatch)
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(trainer, "per_sample_loss", oom)
+    monkeypatch.setattr(trainer, "training_loss", lambda config, data: oom)
     with pytest.raises(CfdbenchError, match="out of GPU memory at batch size 4 per rank .* lower it with --batch-size"):
         small_run(tiny_dataset, tmp_path)
 

@@ -12,8 +12,16 @@ as its last axis; here ``time_average`` is off unless asked, since the time axis
 continuous norm (N points), the convention of the reference code, so its reported numbers carry
 over. ``relative`` divides by the same norm of the target; ``time_average`` then divides by
 sqrt(n_t) (the reference's "relative L2 / sqrt(n_t)").
-"""
 
+Two conventions for the order. cfdbench's ``order`` s is the H^s above: |ê_k|² weighted by
+w_k^s, so s = 0 is L2 and s = 1 is H¹. The reference (torch-cfd ``fno/losses.py``
+``SobolevLoss(norm_order=r)``, at commit 475c738) multiplies ê_k by sqrt(w_k)^(r/2) for r ≠ 0,
+which weights |ê_k|² by w_k^(r/2), and by sqrt(w_k) for r = 0, which weights it by w_k: its
+``norm_order`` r is cfdbench's order r/2, and its "order 0" (the one it trains SFNO with, which
+its comments call L2) is H¹. :func:`reference_order` converts; the loss registry offers both
+(``sobolev`` with ``convention: reference``). Non-relative, the reference also divides by the
+grid's side n (``mesh_weighted``), which the registry applies in that convention.
+"""
 from __future__ import annotations
 
 import math
@@ -22,6 +30,11 @@ import torch
 from torch import Tensor, nn
 
 from cfdbench.errors import CfdbenchError
+
+
+def reference_order(norm_order: float) -> float:
+    """cfdbench's order of the reference's ``norm_order``: r / 2, and 1 (H¹) for its r = 0."""
+    return 1.0 if norm_order == 0 else norm_order / 2
 
 
 def sobolev_weights(
@@ -86,7 +99,8 @@ class SobolevLoss(nn.Module):
         energy = (weights.to(spectrum.real.dtype) * spectrum.abs() ** 2).flatten(1).sum(dim=1)
         return torch.sqrt(energy)
 
-    def forward(self, prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    def per_sample(self, prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The loss of each batch sample: (B,)."""
         if prediction.shape != target.shape:
             raise CfdbenchError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
         error = prediction - target
@@ -102,4 +116,8 @@ class SobolevLoss(nn.Module):
                     f"time_dim {self.time_dim} is not a time axis of (B, ..., ny, nx) fields of shape {tuple(prediction.shape)}"
                 )
             value = value / math.sqrt(prediction.shape[axis])
-        return value.mean()
+        return value
+
+    def forward(self, prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Mean over the batch of :meth:`per_sample`."""
+        return self.per_sample(prediction, target, mask).mean()

@@ -1,7 +1,8 @@
 """A plain, readable training loop for every operator of the suite, on one device or many.
 
-One-step teacher forcing on (window -> next frame) pairs in normalised space, masked loss,
-Adam/AdamW with a step or cosine schedule, validation every epoch with the shared metric code,
+One-step teacher forcing on (window -> next frame) pairs in normalised space, a masked loss chosen
+by name (``cfdbench.losses``; in normalised or physical units), Adam/AdamW with a step, cosine or
+one-cycle schedule stepped every batch, validation every epoch with the shared metric code,
 the best-on-validation checkpoint kept, and the full state saved after every epoch for an exact
 ``--resume``. Under torchrun, DDP averages gradients (``distributed.py``) and only rank 0 writes.
 Mixed precision, gradient clipping, early stopping and ``torch.compile`` are settings of
@@ -13,7 +14,6 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cfdbench.data.batches import BatchLoader, FixedBatches, RankBatches, Ranks, check_batch_size, to_device
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.errors import CfdbenchError
+from cfdbench.losses import PerSampleLoss, build_loss, masked_loss
 from cfdbench.metrics import MetricAccumulator, metric_names
 from cfdbench.models.base import NeuralOperator, predict_batch
 from cfdbench.models.registry import save_checkpoint
@@ -50,18 +51,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def per_sample_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
-    """Masked loss of each sample (B,): NMSE (CFDBench's default) or MSE over fluid cells and fields."""
-    dims = tuple(range(1, pred.dim()))  # fields and space, 2D frames or 3D volumes
-    squared = ((pred - target) ** 2 * mask).sum(dim=dims)
-    if kind == "mse":
-        return squared / (mask.expand(pred.shape[0], 1, *pred.shape[2:]).sum(dim=dims) * pred.shape[1])
-    return squared / ((target**2 * mask).sum(dim=dims) + 1e-8)
+def physical_frames(data: AutoregressiveDataset, x: torch.Tensor) -> torch.Tensor:
+    """A normalised (B, m·C, ...) batch of ``data`` in physical units, as (B, m, C, ...)."""
+    return data.scaler.denormalize(x.unflatten(1, (data.output_frames, -1)), channel_dim=2)
 
 
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
-    """Mean of :func:`per_sample_loss` over the batch."""
-    return per_sample_loss(pred, target, mask, kind).mean()
+def training_loss(config: TrainConfig, data: AutoregressiveDataset) -> PerSampleLoss:
+    """The run's per-sample loss on ``data``'s normalised batches (:func:`cfdbench.losses.build_loss`)."""
+    to_physical = lambda x: physical_frames(data, x).flatten(1, 2)  # noqa: E731 - (B, m·C, ...) in, (B, m·C, ...) out
+    return build_loss(config.loss, config.loss_options, frames=data.output_frames, to_physical=to_physical)
 
 
 def _optimizer(model: NeuralOperator, config: TrainConfig) -> torch.optim.Optimizer:
@@ -74,6 +72,14 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_
         return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size * steps_per_epoch, config.gamma)
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps_per_epoch)
+    if config.scheduler == "onecycle":  # Spectral-Refiner's schedule: up from lr / div_factor, then down
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=config.epochs * steps_per_epoch,
+            div_factor=config.div_factor,
+            final_div_factor=config.final_div_factor,
+        )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
@@ -118,8 +124,7 @@ def validate(
     scores = MetricAccumulator(len(data.frame_shape))
     for batch, _ in batches or validation_batches(data, batch_size, ranks):
         pred = predict_batch(model, to_device(batch, ranks.device), ranks.device).float().cpu()
-        to_physical = partial(data.scaler.denormalize, channel_dim=2)  # (B, m, C, ...) in 2D and 3D
-        pred, target = (to_physical(x.unflatten(1, (data.output_frames, -1))).flatten(0, 1) for x in (pred, batch["target"]))
+        pred, target = (physical_frames(data, x).flatten(0, 1) for x in (pred, batch["target"]))
         scores.update(pred, target, batch["mask"].repeat_interleave(data.output_frames, dim=0))
     values = scores.values()
     sums = torch.tensor([float(values[m].sum()) for m in names] + [float(len(values["mse"]))], dtype=torch.float64)
@@ -211,6 +216,7 @@ class _Loop:
         self.train_batches = BatchLoader(train_data, schedule, config.num_workers, pin_memory=pinned)
         self.valid_batches = validation_batches(valid_data, config.eval_batch_size, ranks, config.num_workers)
         self.steps_per_epoch = len(schedule)
+        self.loss = training_loss(config, train_data)
         self.optimizer = _optimizer(model, config)
         self.scheduler = _scheduler(self.optimizer, config, self.steps_per_epoch)
         self.scaler = precision.grad_scaler(self.precision, ranks.device)
@@ -278,7 +284,7 @@ class _Loop:
         try:
             with precision.autocast(self.precision, device):
                 pred = predict_batch(self.net, batch, device)
-            losses = per_sample_loss(pred.float(), batch["target"].to(device), batch["mask"].to(device), self.config.loss)
+            losses = self.loss(pred.float(), batch["target"].to(device), batch["mask"].to(device))
             loss = distributed.scaled_loss(losses, global_batch, self.ranks.world_size)
             if not distributed.all_finite(loss, self.ranks):  # every rank stops together, no rank waits forever
                 cases = [self.train_data.case_ids[c] for c in batch["case"].tolist()]
