@@ -10,7 +10,7 @@ ends with the same weights as a run that was never interrupted.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ def load_state(path: Path, model: NeuralOperator, optimizer, scheduler, scaler, 
         saved = payload["identity"]
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise CfdbenchError(f"cannot resume from {path}: unreadable ({err.__class__.__name__})") from None
+    saved = {**saved, "training": with_new_defaults(saved.get("training", {}))}
     differences = [key for key in sorted(set(saved) | set(identity)) if saved.get(key) != identity.get(key)]
     if differences:
         shown = ", ".join(f"{k}: saved {saved.get(k)!r}, now {identity.get(k)!r}" for k in differences[:3])
@@ -86,3 +87,17 @@ def load_state(path: Path, model: NeuralOperator, optimizer, scheduler, scaler, 
     scaler.load_state_dict(payload["scaler"])
     restore_rng_states(payload["rng"])
     return Progress(**payload["progress"])
+
+
+def with_new_defaults(training: dict) -> dict:
+    """A saved run's training settings with the settings added since it ran at their defaults: it
+    trained as those defaults do (a setting is only ever added with the behaviour it had before as
+    its default), so it still resumes."""
+    from cfdbench.training.config import TrainConfig
+
+    defaults = {key: value for key, value in asdict(TrainConfig()).items()}
+    return {**{key: defaults[key] for key in defaults.keys() - training.keys() if key in _ADDED_SETTINGS}, **training}
+
+
+# Training settings added after runs were saved without them; each one's default is the old behaviour.
+_ADDED_SETTINGS = frozenset({"loss_options", "div_factor", "final_div_factor"})
