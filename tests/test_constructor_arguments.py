@@ -5,13 +5,17 @@ written before still load and entries' ``model.config`` blocks do not change."""
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 import math
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
 
 from cfdbench.errors import CfdbenchError
+from cfdbench.leaderboard.code import _json_value, constructor_arguments
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.fno import FNO2d
 from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, save_checkpoint
@@ -209,3 +213,50 @@ def test_kwargs_are_recorded_by_keyword_and_unnamed_args_refused():
 def test_a_call_the_constructor_does_not_take_fails_as_before():
     with pytest.raises(TypeError, match="unexpected keyword argument 'depth'"):
         TinyPlugin(META_2D, depth=3)
+
+
+def merged_over_defaults(model_class: type, hparams: dict) -> dict:
+    """What ``constructor_arguments`` wrote before the base class recorded the call: ``hparams`` over
+    the constructor's defaults, as JSON values."""
+    parameters = inspect.signature(model_class.__init__).parameters.values()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    defaults = {p.name: p.default for p in parameters if p.kind in named and p.default is not p.empty and p.name != "meta"}
+    return {key: _json_value(value) for key, value in {**defaults, **hparams}.items()}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_BEFORE))
+def test_entry_config_is_the_json_the_merge_over_defaults_wrote(name):
+    config = constructor_arguments(build_on_meta_device(name))
+    assert config == merged_over_defaults(get_model_class(name), RECORDED_BEFORE[name])
+    assert json.loads(json.dumps(config)) == config
+
+
+class Unusual(TinyPlugin):
+    def __init__(self, meta: OperatorMeta, limit: float = math.inf, device: torch.device = torch.device("cpu"), width: int = 2):
+        super().__init__(meta, width=width)
+
+
+def test_values_json_cannot_hold_are_written_as_repr():
+    assert constructor_arguments(Unusual(META_2D, width=4)) == {"limit": "inf", "device": "device(type='cpu')", "width": 4}
+
+
+def committed_entries() -> list[tuple[str, dict]]:
+    """(model card name, model.config) of every committed leaderboard entry built from a card."""
+    entries = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "leaderboard" / "entries").rglob("*.json")):
+        model = json.loads(path.read_text())["model"]
+        if model.get("card"):
+            entries.append((Path(model["card"]).stem, model["config"]))
+    return entries
+
+
+def test_committed_entries_configs_are_what_their_arguments_record_now():
+    """Rebuilt from its config, each model writes the same config again; an entry whose config names
+    arguments its constructor no longer takes (written by an older class) cannot be rebuilt: skipped."""
+    checked = 0
+    for name, config in committed_entries():
+        accepted = set(inspect.signature(get_model_class(name).__init__).parameters)
+        if set(config) <= accepted:
+            assert constructor_arguments(build_on_meta_device(name, **config)) == config, name
+            checked += 1
+    assert checked >= 50
