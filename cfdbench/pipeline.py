@@ -488,7 +488,7 @@ def build_entry(
             "name": name,
             "card": f"models/{spec}.yaml" if card else None,
             **({} if card else {"source": spec}),
-            "config": constructor_arguments(type(model), model.config["hparams"]),
+            "config": constructor_arguments(model),
             "parameter_count": model.parameter_count(),
             "reference_parameter_count": card.reference_parameter_count if card else None,
         },

@@ -20,10 +20,13 @@ import inspect
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cfdbench.data.download import sha256_of
 from cfdbench.errors import CfdbenchError
+
+if TYPE_CHECKING:
+    from cfdbench.models.base import NeuralOperator
 
 CODE_DIR = "code"  # beside a run's entry.json, and leaderboard/code/ for submitted entries
 
@@ -66,17 +69,10 @@ def distribution_sha256(distribution: importlib.metadata.Distribution) -> str:
     return digest.hexdigest()
 
 
-def constructor_arguments(model_class: type, hparams: dict[str, Any]) -> dict[str, Any]:
-    """Every argument the model was built with: ``hparams`` over the constructor's defaults (``meta``
-    aside), as JSON values (a default JSON cannot hold is written as its ``repr``)."""
-    parameters = inspect.signature(model_class.__init__).parameters.values()
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    defaults = {
-        p.name: p.default
-        for p in parameters
-        if p.kind in named and p.name not in ("self", "meta") and p.default is not inspect.Parameter.empty
-    }
-    return {key: _json_value(value) for key, value in {**defaults, **hparams}.items()}
+def constructor_arguments(model: NeuralOperator) -> dict[str, Any]:
+    """Every argument the model was built with, defaults included (``meta`` aside): the call the base
+    class recorded (``model.hparams``), as JSON values (one JSON cannot hold is written as its ``repr``)."""
+    return {key: _json_value(value) for key, value in model.hparams.items()}
 
 
 def _json_value(value: Any) -> Any:

@@ -5,12 +5,14 @@ Two tasks, one call. An *autoregressive* model maps the last ``input_frames`` fr
 frame of the same fields. A *non-autoregressive* model maps (case parameters, time) to the
 frame at that time. Both are called as ``model(inputs, mask, params, time)`` and return a
 frame, so training, rollouts and metrics are the same code for every model. All sizes come
-from :class:`OperatorMeta`, which is built from the dataset, never hand-written. A model
-records its constructor arguments, so a checkpoint rebuilds it by itself.
+from :class:`OperatorMeta`, which is built from the dataset, never hand-written. The base class
+records the arguments every model was constructed with (:func:`constructor_call`), so a
+checkpoint rebuilds it by itself and no model writes its hyper-parameters down twice.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from cfdbench.errors import CfdbenchError
 from cfdbench.layers.mlp import grid_points
 
 if TYPE_CHECKING:
@@ -74,6 +77,48 @@ class OperatorMeta:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
+def constructor_call(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments ``cls(*args, **kwargs)`` passes to ``cls.__init__``, by name and with its defaults
+    applied, without ``self`` and the first argument (``meta``, recorded as :class:`OperatorMeta`):
+    what ``cls(meta, **record)`` rebuilds the model from.
+
+    A ``**kwargs`` catch-all is recorded flat, one entry per keyword (it rebuilds by keyword; defaults
+    of a class it passes them on to are not seen). Values a ``*args`` catch-all receives have no name
+    to rebuild them by: they are refused. Tuples are recorded as lists, as JSON reads them back."""
+    bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    parameters = list(bound.signature.parameters.values())[1:]  # after self
+    record: dict[str, Any] = {}
+    for index, parameter in enumerate(parameters):
+        value = bound.arguments[parameter.name]
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            record.update((key, item) for key, item in value.items() if key != "meta")
+        elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            _refuse_unnamed(cls, value[1:] if index == 0 else value)  # meta may be the first of them
+        elif index > 0:
+            record[parameter.name] = value
+    return {key: _as_recorded(value) for key, value in record.items()}
+
+
+def _refuse_unnamed(cls: type, values: tuple[Any, ...]) -> None:
+    """Positional values caught by ``*args`` cannot be rebuilt by name from a checkpoint: refuse them."""
+    if values:
+        raise CfdbenchError(
+            f"{cls.__qualname__} got {len(values)} unnamed argument(s) through *args; a checkpoint rebuilds "
+            "a model from named arguments only: pass them by keyword or give them parameters"
+        )
+
+
+def _as_recorded(value: Any) -> Any:
+    """``value`` with its tuples made lists (nested ones too), so the record equals its JSON round trip
+    and shares no list or dict with the caller."""
+    if isinstance(value, (list, tuple)):
+        return [_as_recorded(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_recorded(item) for key, item in value.items()}
+    return value
+
+
 class NeuralOperator(nn.Module):
     """Base class: subclasses implement :meth:`predict` (autoregressive) or :meth:`predict_at`
     (``autoregressive = False``); the base applies the mask.
@@ -88,6 +133,10 @@ class NeuralOperator(nn.Module):
       (``output_window``) returns the next ``meta.output_frames`` frames, (B, m*C, H, W), oldest first.
     Coordinates of the frame grid: :meth:`coordinates`; the physical size of the case's
     domain is in its parameters.
+
+    ``hparams`` holds the arguments the model was constructed with (:func:`constructor_call`), recorded
+    by the base class: those of the class actually instantiated, not of the ``super().__init__``
+    calls under it. ``config`` (name, meta, hparams) rebuilds the model.
     """
 
     autoregressive: bool = True
@@ -95,10 +144,25 @@ class NeuralOperator(nn.Module):
     output_window: bool = False  # predicts meta.output_frames frames per call (else exactly one)
     hybrid_solver: bool = False  # a flow solver with a learned part (DCDM): scored by re-running the solver, not by predict
 
-    def __init__(self, meta: OperatorMeta, **hparams: Any):
+    def __new__(cls, *args: Any, **kwargs: Any) -> "NeuralOperator":
+        """Record the construction call before any ``__init__`` runs: ``__new__`` sees the arguments of
+        the class actually instantiated, once, whatever its ``__init__`` passes to its parents. A call
+        without arguments (copy, unpickling) records nothing: the copied state carries ``hparams``."""
+        instance = super().__new__(cls)
+        if args or kwargs:
+            try:
+                call = constructor_call(cls, args, kwargs)
+            except TypeError:  # arguments __init__ does not take: its own call raises the usual error
+                return instance
+            object.__setattr__(instance, "_constructor_call", call)
+        return instance
+
+    def __init__(self, meta: OperatorMeta, **_ignored: Any):
+        """``meta`` describes the data; keywords passed here (plug-ins written when each model recorded
+        its own arguments) are ignored: the recorded call is the model's ``hparams``."""
         super().__init__()
         self.meta = meta
-        self.hparams = dict(hparams)
+        self.hparams: dict[str, Any] = self.__dict__.pop("_constructor_call", {})
         self.register_buffer("_device_anchor", torch.zeros(0), persistent=False)  # a device even without weights
 
     @property

@@ -108,19 +108,7 @@ class DCDMSolver(NeuralOperator):
             raise CfdbenchError(
                 f"dcdm needs 0 < tolerance < 1, max_iterations >= 1 and memory >= 1 (got {tolerance}, {max_iterations}, {memory})"
             )
-        super().__init__(
-            meta,
-            channels=channels,
-            depths=list(depths),
-            tolerance=tolerance,
-            max_iterations=max_iterations,
-            memory=memory,
-            train_steps=train_steps,
-            train_batch=train_batch,
-            train_lr=train_lr,
-            lanczos_steps=lanczos_steps,
-            trained_on=trained_on,
-        )
+        super().__init__(meta)
         self.network = DCDMNetwork(2, channels, tuple(depths))
 
     def predict(self, inputs: Tensor, mask: Tensor, params: Tensor) -> Tensor:

@@ -43,7 +43,7 @@ class DeepONet(_GridQueries):
     autoregressive = False
 
     def __init__(self, meta: OperatorMeta, width: int = 100, branch_depth: int = 8, trunk_depth: int = 8, act: str = "relu"):
-        super().__init__(meta, width=width, branch_depth=branch_depth, trunk_depth=trunk_depth, act=act)
+        super().__init__(meta)
         c = meta.n_fields
         self.branch = MLP([meta.n_params] + [width] * (branch_depth - 1) + [width * c], act, norm_act=True)
         self.trunk_time = nn.Linear(1, width)
@@ -66,8 +66,8 @@ class _AutoDeepONetBase(_GridQueries):
     """Autoregressive members: the input window (flattened) conditions the branch; the output is
     added to the last input frame (CFDBench's residual form)."""
 
-    def __init__(self, meta: OperatorMeta, residual: bool, **hparams):
-        super().__init__(meta, residual=residual, **hparams)
+    def __init__(self, meta: OperatorMeta, residual: bool):
+        super().__init__(meta)
         self.residual = residual
         self.bias = nn.Parameter(torch.zeros(meta.n_fields))
 
@@ -85,7 +85,7 @@ class AutoDeepONet(_AutoDeepONetBase):
     """Branch ``[window, P] + [width] * depth``, trunk ``[2] + [width] * depth``."""
 
     def __init__(self, meta: OperatorMeta, width: int = 100, depth: int = 8, act: str = "relu", residual: bool = True):
-        super().__init__(meta, residual, width=width, depth=depth, act=act)
+        super().__init__(meta, residual)
         c = meta.n_fields
         self.branch = MLP([meta.window_values + meta.n_params] + [width] * (depth - 1) + [width * c], act)
         self.trunk = MLP([2] + [width] * depth, act)
@@ -99,7 +99,7 @@ class AutoEDeepONet(_AutoDeepONetBase):
     """Enhanced DeepONet: separate branches for the window and the parameters, multiplied."""
 
     def __init__(self, meta: OperatorMeta, width: int = 100, depth: int = 8, act: str = "relu", residual: bool = True):
-        super().__init__(meta, residual, width=width, depth=depth, act=act)
+        super().__init__(meta, residual)
         c = meta.n_fields
         self.field_branch = MLP([meta.window_values] + [width] * (depth - 1) + [width * c], act)
         self.param_branch = MLP([meta.n_params] + [width] * (depth - 1) + [width * c], act)
@@ -128,9 +128,7 @@ class AutoDeepONetCNN(_AutoDeepONetBase):
         act: str = "relu",
         residual: bool = True,
     ):
-        super().__init__(
-            meta, residual, channels=channels, kernel=kernel, width=width, trunk_depth=trunk_depth, head_depth=head_depth, act=act
-        )
+        super().__init__(meta, residual)
         pad = kernel // 2
         stages = [nn.Conv2d(meta.image_channels, channels, kernel, padding=pad)]
         for _ in range(4):

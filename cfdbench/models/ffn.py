@@ -37,7 +37,7 @@ class FFN(NeuralOperator):
     autoregressive = False
 
     def __init__(self, meta: OperatorMeta, width: int = 100, depth: int = 8, act: str = "relu"):
-        super().__init__(meta, width=width, depth=depth, act=act)
+        super().__init__(meta)
         self.net = MLP([meta.n_params + 3] + [width] * depth + [meta.n_fields], act, norm_act=True)
 
     def predict_at(self, time: Tensor, mask: Tensor, params: Tensor) -> Tensor:
@@ -54,7 +54,7 @@ class AutoFFN(NeuralOperator):
     """Autoregressive MLP ``[window + P + 2] + [width] * depth + [C]``, ReLU, residual on the last frame."""
 
     def __init__(self, meta: OperatorMeta, width: int = 200, depth: int = 8, act: str = "relu", residual: bool = True):
-        super().__init__(meta, width=width, depth=depth, act=act, residual=residual)
+        super().__init__(meta)
         self.first = nn.Linear(meta.window_values + meta.n_params + 2, width)
         self.act = activation(act)
         self.rest = MLP([width] * depth + [meta.n_fields], act)

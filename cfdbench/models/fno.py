@@ -88,15 +88,7 @@ class FNO2d(_FNOOperator):
         domain_padding: float | None = 0.125,
         residual: bool = False,
     ):
-        super().__init__(
-            meta,
-            modes=list(modes),
-            hidden_channels=hidden_channels,
-            n_layers=n_layers,
-            projection_channels=projection_channels,
-            domain_padding=domain_padding,
-            residual=residual,
-        )
+        super().__init__(meta)
         self.residual = residual
         n_modes = (2 * modes[0], 2 * modes[1] - 2)  # neuraloperator keeps n//2+1 along the rfft axis
         self.fno_kwargs = fno_arguments(meta, n_modes, hidden_channels, n_layers, projection_channels, domain_padding or None)
@@ -139,9 +131,7 @@ class FNO2dCFDBench(NeuralOperator):
         n_layers: int = 4,
         projection_channels: int = 128,
     ):
-        super().__init__(
-            meta, modes=list(modes), hidden_channels=hidden_channels, n_layers=n_layers, projection_channels=projection_channels
-        )
+        super().__init__(meta)
         n_modes = (2 * modes[0], 2 * modes[1] - 2)  # as in FNO2d: 2 x modes_y centred rows, modes_x columns from k = 0
         self.lift = nn.Conv2d(meta.image_channels + 2, hidden_channels, 1)
         self.blocks = nn.Sequential(*(FourierBlock(hidden_channels, n_modes) for _ in range(n_layers)))
@@ -175,15 +165,7 @@ class FNO3d(_FNOOperator):
         wall_padding: float = 0.125,
         residual: bool = False,
     ):
-        super().__init__(
-            meta,
-            modes=list(modes),
-            hidden_channels=hidden_channels,
-            n_layers=n_layers,
-            projection_channels=projection_channels,
-            wall_padding=wall_padding,
-            residual=residual,
-        )
+        super().__init__(meta)
         self.residual = residual
         padding = [0.0, wall_padding, 0.0] if wall_padding else None
         self.fno_kwargs = fno_arguments(meta, tuple(modes), hidden_channels, n_layers, projection_channels, padding)

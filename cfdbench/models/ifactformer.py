@@ -43,10 +43,7 @@ class _ImplicitFactFormer(NeuralOperator):
         lx: float = 4 * math.pi,
         lz: float = 4 * math.pi / 3,
     ):
-        super().__init__(
-            meta, dim=dim, heads=heads, dim_head=dim_head, depth=depth, n_layer=n_layer,
-            kernel_multiplier=kernel_multiplier, latent_dim=latent_dim, use_rope=use_rope, lx=lx, lz=lz,
-        )  # fmt: skip
+        super().__init__(meta)
         channels = meta.n_fields
         if dim % 2 or (dim // 2) % channels:
             raise CfdbenchError(f"dim must be even and dim/2 a multiple of the {channels} fields (grouped lift), got {dim}")

@@ -167,8 +167,7 @@ def build_model(name: str, meta: OperatorMeta, model_class: type[NeuralOperator]
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CfdbenchError(f"cannot build model '{name}' with {hparams}: {message}") from None
     if not isinstance(getattr(model, "meta", None), OperatorMeta):
-        raise CfdbenchError(f"model '{name}': its __init__ must call super().__init__(meta, **hyper-parameters)")
-    model.hparams = {**hparams, **model.hparams}  # what it was built with, whatever the class recorded
+        raise CfdbenchError(f"model '{name}': its __init__ must call super().__init__(meta)")
     return model
 
 

@@ -51,7 +51,7 @@ class ResNet(NeuralOperator):
         dropout: float = 0.2,
         residual: bool = True,
     ):
-        super().__init__(meta, hidden=hidden, inner=inner, depth=depth, kernel=kernel, dropout=dropout, residual=residual)
+        super().__init__(meta)
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be odd to keep the frame size, got {kernel}")
         self.residual = residual

@@ -85,11 +85,7 @@ class SpatiotemporalFNO(NeuralOperator):
         spatial_padding: float = 0.125,
         conditioning: bool = True,
     ):
-        super().__init__(
-            meta, modes_x=modes_x, modes_y=modes_y, modes_t=modes_t, width=width, latent_steps=latent_steps,
-            num_layers=num_layers, beta=beta, delta=delta, activation=activation, channel_expansion=channel_expansion,
-            spatial_padding=spatial_padding, conditioning=conditioning,
-        )  # fmt: skip
+        super().__init__(meta)
         if width < 4 or width % 2:
             raise CfdbenchError(f"sfno: width must be even and at least 4 (its positional encoding), got {width}")
         if num_layers < 1:

@@ -30,7 +30,7 @@ def double_conv(n_in: int, n_out: int) -> nn.Sequential:
 @register_model("unet")
 class UNet(NeuralOperator):
     def __init__(self, meta: OperatorMeta, dim: int = 12, levels: int = 4, residual: bool = True):
-        super().__init__(meta, dim=dim, levels=levels, residual=residual)
+        super().__init__(meta)
         self.residual, self.levels = residual, levels
         channels = [dim * 2**i for i in range(levels + 1)]
         self.inlet = double_conv(meta.image_channels, channels[0])

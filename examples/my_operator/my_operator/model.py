@@ -12,7 +12,7 @@ class MyOperator(NeuralOperator):
     """Three 3x3 convolutions over [window, mask, x, y, case parameters]; adds a correction to the last frame."""
 
     def __init__(self, meta: OperatorMeta, width: int = 32):
-        super().__init__(meta, width=width)  # records the arguments: checkpoints rebuild the model
+        super().__init__(meta)  # the base class records width: checkpoints rebuild the model
         self.net = nn.Sequential(
             nn.Conv2d(meta.image_channels + 2, width, 3, padding=1),  # + x, y
             nn.GELU(),
