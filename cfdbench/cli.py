@@ -590,22 +590,20 @@ def run_command(
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
     from cfdbench.data.resolve import dataset_folder, is_url
-    from cfdbench.pipeline import check_model_for_dataset, ensure_dataset, resolve_device, resolve_run_config, run
+    from cfdbench.pipeline import ensure_dataset, prepare_run, run_prepared
 
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
     overrides["num_workers"] = num_workers
-    torch_device = resolve_device(device)
-    config = resolve_run_config(model, dataset, torch_device, overrides, steps, set_, name)  # reject bad input before any work
-    if torch_device.type == "cpu" and config.training.get("epochs", 0) >= CPU_EPOCHS_NOTE:
+    config = prepare_run(model, dataset, device, overrides, steps, set_, name, refine)  # bad input refused before any work
+    if config.device.startswith("cpu") and config.training.get("epochs", 0) >= CPU_EPOCHS_NOTE:
         console.print(
             f"[yellow]note:[/] {config.training['epochs']} epochs ({model}'s setting for {dataset}) can take long on a CPU; "
             "--epochs N shortens the run (the bar shows the time remaining)"
         )
-    check_model_for_dataset(model, dataset, refine)
     if not is_url(dataset) and not (dataset_folder(dataset) / "manifest.json").is_file():
         progress, update = _generation_progress()
         with progress:
-            ensure_dataset(dataset, device=str(torch_device), progress=update)
+            ensure_dataset(dataset, device=config.device, progress=update)
     refinement = _refine_settings(refine)
     if "card" not in config.training_sources.values():
         defaults = {k: config.training[k] for k in ("lr", "batch_size", "scheduler") if config.training_sources[k] == "default"}
@@ -613,9 +611,7 @@ def run_command(
             f"[yellow]note:[/] {model} has no model card: the trainer's defaults {defaults} apply unless set; "
             "the entry records every setting"
         )
-    run_dir, entry = run(
-        model, dataset, device, overrides, steps, runs_root, publish, settings=set_, refine=refinement, name=name
-    )
+    run_dir, entry = run_prepared(config, runs_root, publish, refine=refinement)
     _print_results(entry)
     console.print(f"run folder: {run_dir}")
 

@@ -694,10 +694,38 @@ def run(
 ) -> tuple[Path, Entry]:
     """Generate (if needed), train, evaluate (with SFNO's spectral refinement when ``refine``) and
     write an entry (shown as ``name``); returns (run folder, entry)."""
-    torch_device = resolve_device(device)
-    config = resolve_run_config(model, dataset, torch_device, overrides, rollout_steps, settings, name)
-    check_model_for_dataset(model, dataset, refine is not None)
-    data = ensure_dataset(dataset, device=str(torch_device), progress=generation_progress)
+    config = prepare_run(model, dataset, device, overrides, rollout_steps, settings, name, refine is not None)
+    return run_prepared(config, runs_root, publish, show_progress, generation_progress, refine)
+
+
+def prepare_run(
+    model: str = DEFAULT_MODEL,
+    dataset: str = DEFAULT_DATASET,
+    device: str = "auto",
+    overrides: dict[str, Any] | None = None,
+    rollout_steps: int = 20,
+    settings: list[str] | None = None,
+    name: str | None = None,
+    refine: bool = False,
+) -> RunConfig:
+    """Every check of a run that needs no data, before any work: the resolved configuration (bad
+    settings refused), and a model that cannot run on the dataset's flow refused."""
+    config = resolve_run_config(model, dataset, resolve_device(device), overrides, rollout_steps, settings, name)
+    check_model_for_dataset(model, dataset, refine)
+    return config
+
+
+def run_prepared(
+    config: RunConfig,
+    runs_root: Path | None = None,
+    publish: bool = False,
+    show_progress: bool = True,
+    generation_progress: Callable[[int, int], None] | None = None,
+    refine: RefineSettings | None = None,
+) -> tuple[Path, Entry]:
+    """:func:`run` once :func:`prepare_run` has checked the configuration."""
+    model, dataset, rollout_steps = config.model, config.dataset, config.rollout_steps
+    data = ensure_dataset(dataset, device=config.device, progress=generation_progress)
     run_dir = new_run_dir(model, data.name, runs_root)
     if get_model_class(model).hybrid_solver:
         trained, evaluation, result, hybrid = hybrid_stage(config, data, run_dir)
