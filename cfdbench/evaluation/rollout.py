@@ -94,7 +94,7 @@ class RolloutResult:
     example: dict[str, np.ndarray] = field(default_factory=dict)  # truth / prediction of the first case (a plane of volumes)
     channel: dict | None = None  # channel datasets: statistics of the rollouts against the truth
     channel_profiles: dict = field(default_factory=dict)  # channel datasets: y and the first case's profiles per source
-    published: Encoded | None = None  # the model's predictions (cases, K, C, ...) as scored: evaluation.predictions
+    published: Encoded | None = None  # the model's predictions (cases, K, C, ...) as scored: entries.predictions
 
     def curves(self) -> dict[str, dict[str, dict[str, list[float | None]]]]:
         """predictor -> metric -> {"mean", "std"} over cases, per step (None at a diverged step)."""
