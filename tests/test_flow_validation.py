@@ -212,7 +212,6 @@ def test_cylinder_forces_do_not_depend_on_where_the_disc_sits_in_its_cells():
     assert shifted["drag"] == pytest.approx(centred["drag"], rel=5e-3), (centred, shifted)
 
 
-@pytest.mark.slow  # 17-25 s; the 24-cell slow test gates the Strouhal number in its bounds
 def test_schafer_turek_2d2_sheds_at_the_benchmark_strouhal_number_on_a_coarse_grid():
     """2D-2 (Re 100) at 12 cells per diameter: the shedding saturates by t = 7 and its Strouhal number
     is within the benchmark's interval (measured 0.2972); the force amplitudes need finer grids
