@@ -7,7 +7,6 @@ only complete files behind.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -107,20 +106,20 @@ def data_generate(
     Runs on one process, as independent jobs with --shard i/n, or on many ranks with
     `torchrun --nproc_per_node N -m cfdbench data generate ...` (rank 0 seals the folder).
     """
-    from cfdbench.cards import data_root, find_channel_card, load_dataset_card
+    from cfdbench.cards import ChannelCard, data_root, find_card
     from cfdbench.data.generate import distributed_rank, generate_dataset, parse_shard
     from cfdbench.pipeline import resolve_device
 
-    channel = find_channel_card(name)
-    if channel is not None:
+    card = find_card(name)
+    if isinstance(card, ChannelCard):
         if zarr_shards:
             raise CfdbenchError(
                 "--zarr-shards is not available for channel datasets yet: their published zarr bytes are unsharded"
             )
-        _generate_channel(channel, subset, preset, out, fmt or "zarr", device, (max_cases, shard, distributed_rank()))
+        _generate_channel(card, subset, preset, out, fmt or "zarr", device, (max_cases, shard, distributed_rank()))
         return
     fmt = fmt or "hdf5"
-    card = load_dataset_card(name).variant(preset, subset)
+    card = card.variant(preset, subset)
     if max_cases is not None and max_cases < 1:
         raise CfdbenchError(f"--max-cases must be >= 1, got {max_cases}")
     parsed_shard = parse_shard(shard)
@@ -366,24 +365,22 @@ def data_push(
 @data_app.command("list")
 def data_list() -> None:
     """Dataset cards and whether each has been generated here."""
-    from cfdbench.cards import data_root, dataset_names, find_channel_card, load_dataset_card
+    from cfdbench.cards import ChannelCard, data_root, dataset_names, find_card
+    from cfdbench.data.view import StoredDataset
 
     table = Table("dataset", "problem", "cases", "frames", "stored at")
     for name in dataset_names():
-        channel = find_channel_card(name)
-        if channel is not None:
-            path = data_root() / name
-            stored = str(path) if (path / "manifest.json").is_file() else "[dim]not generated[/]"
-            table.add_row(name, channel.problem, str(channel.trajectories), str(channel.frames), stored)
-            continue
-        card = load_dataset_card(name)
+        card = find_card(name)
         path = data_root() / name
         stored = str(path) if (path / "manifest.json").is_file() else "[dim]not generated[/]"
-        table.add_row(name, card.problem, str(len(card.cases())), str(card.solver.n_frames), stored)
+        if isinstance(card, ChannelCard):
+            table.add_row(name, card.problem, str(card.trajectories), str(card.frames), stored)
+        else:
+            table.add_row(name, card.problem, str(len(card.cases())), str(card.solver.n_frames), stored)
     for path in _generated_variants(set(dataset_names())):
-        info = json.loads((path / "manifest.json").read_text()).get("info", {})
-        frames = (info.get("generator") or {}).get("n_frames", "?")
-        table.add_row(path.name, str(info.get("problem", "?")), str(info.get("n_cases", "?")), str(frames), str(path))
+        dataset = StoredDataset(path)
+        frames = (dataset.metadata.generator or {}).get("n_frames", "?")
+        table.add_row(path.name, str(dataset.metadata.problem or "?"), str(len(dataset)), str(frames), str(path))
     console.print(table)
 
 

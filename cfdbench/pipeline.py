@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from cfdbench.cards import data_root, find_card, find_channel_card, load_dataset_card, load_model_card, project_root
+from cfdbench.cards import ChannelCard, data_root, find_card, load_dataset_card, load_model_card, project_root
 from cfdbench.data.batches import Ranks
 from cfdbench.data.dataset_dir import content_hash, verify_checksums
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
@@ -89,16 +89,15 @@ def ensure_dataset(
         return open_remote(name)
     path = dataset_folder(name)
     if not (path / "manifest.json").is_file():
-        channel = find_channel_card(name)
-        if channel is not None:  # one DNS run; zarr, as `data generate` stores volumes
+        card = find_card(name)
+        if isinstance(card, ChannelCard):  # one DNS run; zarr, as `data generate` stores volumes
             from cfdbench.data.generate_channel import generate_channel_dataset
 
-            path = data_root() / channel.name
-            generate_channel_dataset(channel, path, fmt="zarr", device=device)
+            path = data_root() / card.name
+            generate_channel_dataset(card, path, fmt="zarr", device=device)
             return open_dataset(path)
         from cfdbench.data.generate import generate_dataset
 
-        card = load_dataset_card(name)
         generate_dataset(card, data_root() / card.name, fmt=fmt, device=device, progress=progress)
         path = data_root() / card.name
     return verified_dataset(path)
