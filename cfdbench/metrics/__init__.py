@@ -1,7 +1,9 @@
-"""Every score of cfdbench, one module per kind, shared by training validation, the evaluator and
-the leaderboard: ``pointwise`` (masked errors), ``spectral`` (error per wavenumber band, energy
-spectra), ``physics`` (divergence, energy, shedding frequency, channel statistics) and
-``aggregate`` (windows, valid time, bootstrap intervals). Formulas: ``docs/metrics.md``.
+"""Every score of cfdbench, one module per kind, at the bottom of the package so that training
+(its losses and validation), data generation (the channel's spin-up gates), the evaluator and the
+leaderboard all use the same code: ``pointwise`` (masked errors), ``spectral`` (error per
+wavenumber band, energy spectra), ``physics`` (divergence, energy, shedding frequency),
+``channel`` (turbulent-channel statistics, also accumulated while a DNS runs) and ``aggregate``
+(windows, valid time, bootstrap intervals). Formulas: ``docs/metrics.md``.
 
 :data:`METRICS` are the per-frame metrics of any field set: ``fn(pred, target, mask) -> (B,)``.
 :data:`VELOCITY_METRICS` need the velocity (u, v) and, for the divergence, the grid spacing.
