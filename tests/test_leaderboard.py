@@ -775,9 +775,11 @@ COMMITTED = Path(__file__).resolve().parents[1] / "leaderboard" / "entries"
 @pytest.fixture(scope="module")
 def committed_data(tmp_path_factory) -> Path:
     """A folder holding every dataset that committed entries publish predictions for: the data
-    folder's copy when it has one, else generated here (cavity-mini: about 90 s on 2 CPU cores)."""
-    from cfdbench.cards import data_root, load_dataset_card
+    folder's copy when it has one, else generated here (cavity-mini: about 90 s on 2 CPU cores;
+    channel180-tiny, one DNS run: about 3 min)."""
+    from cfdbench.cards import ChannelCard, data_root, find_card
     from cfdbench.data.generate import generate_dataset
+    from cfdbench.data.generate_channel import generate_channel_dataset
 
     folder = tmp_path_factory.mktemp("committed-data")
     names = {load_entry(path).dataset["name"] for path in entry_paths(COMMITTED) if load_entry(path).predictions}
@@ -785,12 +787,15 @@ def committed_data(tmp_path_factory) -> Path:
         stored = data_root() / name
         if (stored / "manifest.json").is_file():
             (folder / name).symlink_to(stored.resolve())
+        elif isinstance(card := find_card(name), ChannelCard):
+            generate_channel_dataset(card, folder / name, fmt="zarr")
         else:
-            generate_dataset(load_dataset_card(name), folder / name)
+            generate_dataset(card, folder / name)
     return folder
 
 
-@pytest.mark.slow  # generates the datasets unless the data folder holds them
+@pytest.mark.slow  # generates the five tiny datasets unless the data folder holds them: ~8 min on 2 cores
+@pytest.mark.timeout(1800)
 def test_every_committed_entry_passes_tier_b_or_is_listed_as_awaiting_a_rerun(committed_data):
     """CI's tier B: each committed entry with predictions gets every score back from them; every other
     one is on the awaiting list (which the page shows), none passes silently."""
@@ -804,6 +809,7 @@ def test_every_committed_entry_passes_tier_b_or_is_listed_as_awaiting_a_rerun(co
 
 
 @pytest.mark.slow  # as above
+@pytest.mark.timeout(1800)
 def test_a_committed_entry_edited_consistently_fails_tier_b(committed_data, tmp_path):
     """One number of a committed entry changed by 1 %, with its curve and windows kept consistent
     (tier A cannot see it): tier B names it."""
@@ -823,6 +829,7 @@ def test_a_committed_entry_edited_consistently_fails_tier_b(committed_data, tmp_
 
 
 @pytest.mark.slow  # cavity-mini (generated unless the data folder has it), one epoch, then the re-run
+@pytest.mark.timeout(1800)
 def test_a_plugin_run_on_cavity_mini_is_verified_from_its_stored_code_after_its_file_is_deleted(committed_data, tmp_path):
     """The issue's check: `cfdbench run --model /path/myop.py:MyOperator --dataset cavity-mini`, the file
     deleted, `leaderboard verify` tier C reproduces the entry; the entry lists every setting that ran."""
