@@ -43,6 +43,7 @@ def test_ranks_share_each_global_batch_exactly():
         check_batch_size(9, 2)
 
 
+@pytest.mark.slow  # 13 s of the default set's 10-minute budget; torchrun's gloo ranks stay in the default set through test_flows' generation test
 def test_two_gloo_ranks_match_one_process(tiny_dataset, tmp_path):
     """Same global batch, same data order: the loss curve of 2 DDP ranks equals one process's.
     21 training samples in batches of 6 leave a last batch of 3, which both runs take (2 + 1 on the ranks)."""
