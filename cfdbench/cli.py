@@ -741,7 +741,7 @@ def _verify_tier_a(entry: list[Path] | None, entries_root: Path) -> None:
 
 def _verify_tier_b(entry: list[Path] | None, entries_root: Path, rtol: float | None, dataset: str | None) -> None:
     from cfdbench.leaderboard.verify import PREDICTIONS_RTOL
-    from cfdbench.rescore import verify_all_predictions, verify_predictions
+    from cfdbench.pipeline import verify_all_predictions, verify_predictions
 
     rtol = rtol or PREDICTIONS_RTOL
     if entry:
@@ -760,7 +760,7 @@ def _verify_tier_c(
     entry: list[Path] | None, checkpoint: Path | None, device: str, rtol: float | None, dataset: str | None
 ) -> None:
     from cfdbench.leaderboard.verify import VERIFY_RTOL
-    from cfdbench.rescore import verify_checkpoint
+    from cfdbench.pipeline import verify_checkpoint
 
     if checkpoint is None or not entry or len(entry) != 1:
         raise CfdbenchError("tier C re-runs one entry from its checkpoint: give the entry file and --checkpoint")

@@ -17,6 +17,7 @@ import torch
 from cfdbench.cards import ChannelCard, data_root, find_card, load_dataset_card, load_model_card, project_root
 from cfdbench.data.batches import Ranks
 from cfdbench.data.dataset_dir import content_hash, verify_checksums
+from cfdbench.data.download import sha256_of
 from cfdbench.data.loader import AutoregressiveDataset, Normalization
 from cfdbench.data.remote import is_url, open_remote
 from cfdbench.data.resolve import dataset_folder, open_dataset
@@ -24,7 +25,9 @@ from cfdbench.data.view import StoredDataset
 from cfdbench.entries.entry import (
     SCHEMA_VERSION,
     Entry,
+    entry_paths,
     environment_info,
+    load_entry,
     make_entry_id,
     save_entry,
     speedup_vs_solver,
@@ -42,7 +45,9 @@ from cfdbench.evaluation.rollout import (
 )
 from cfdbench.evaluation.spectral_refine import RefineSettings
 from cfdbench.io import folder_lock, write_json_atomic
-from cfdbench.leaderboard.code import code_identity, constructor_arguments, store_source
+from cfdbench.leaderboard.awaiting import awaiting_reason, awaiting_reruns
+from cfdbench.leaderboard.code import code_identity, constructor_arguments, load_operator, store_source
+from cfdbench.leaderboard.verify import PREDICTIONS_RTOL, VERIFY_RTOL, compare_numbers, compare_tier
 from cfdbench.models.base import NeuralOperator, OperatorMeta
 from cfdbench.models.registry import (
     build_model,
@@ -755,3 +760,84 @@ def publish_entry(entry_path: Path, entry: Entry) -> Path:
     from cfdbench.leaderboard.submit import submit_run
 
     return submit_run(entry_path, project_root() / "leaderboard" / "entries")
+
+
+# --------------------------------------------------------------------------- verification tiers B and C
+#
+# An entry's scores recomputed by the evaluation's own code, from the predictions published beside
+# it (B) or by re-running a checkpoint (C), each a list of the problems found (empty: verified). Here,
+# beside the evaluation they repeat; tier A, which needs only the repository, is leaderboard.verify.
+
+
+# tier B
+
+
+def verify_predictions(entry_path: Path, dataset: str | Path | None = None, rtol: float = PREDICTIONS_RTOL) -> list[str]:
+    """Tier B: recompute every score of the entry at ``entry_path`` from the predictions published beside
+    it on ``dataset`` (default: the entry's dataset by name in the data folder); the differences."""
+    entry = load_entry(entry_path)
+    if entry.predictions is None:
+        raise CfdbenchError(f"{entry_path}: publishes no predictions, so tier B cannot recompute its scores: re-run it")
+    file = Path(entry_path).parent / entry.predictions["file"]
+    if not file.is_file():
+        raise CfdbenchError(f"{entry_path}: its predictions file {file.name} is not beside it")
+    if sha256_of(file) != entry.predictions["sha256"]:
+        raise CfdbenchError(f"{file}: does not match its entry (SHA-256 {entry.predictions['sha256'][:12]}... in {entry_path})")
+    predictions = Predictions.load(file)
+    data = require_dataset(str(dataset or entry.dataset["name"]))
+    if content_hash(data.path) != entry.dataset["content_hash"]:
+        raise CfdbenchError(
+            f"{entry_path}: the local {entry.dataset['name']} has content hash {content_hash(data.path)[:12]}..., the "
+            f"entry's is {entry.dataset['content_hash'][:12]}...: tier B needs the same data"
+        )
+    task = {key: entry.task[key] for key in ("input_frames", "stride", "start_frame")} | {"steps": entry.task["rollout_steps"]}
+    if predictions.case_ids != entry.dataset["case_ids"] or predictions.task != task:
+        raise CfdbenchError(f"{file}: holds the predictions of another task or split than its entry's")
+    return compare_tier(entry, rescore_predictions(predictions, data, entry.dataset["split"]), "B", rtol)
+
+
+def verify_all_predictions(entries_root: Path, dataset_root: Path | None = None) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Tier B over every entry under ``entries_root``: ({entry path: problems} of those with predictions,
+    {entry path: reason} of those awaiting a re-run); an entry with neither is a problem."""
+    awaiting = awaiting_reruns(entries_root)
+    checked, waiting = {}, {}
+    for path in entry_paths(entries_root):
+        entry = load_entry(path)
+        if entry.predictions is not None:
+            dataset = Path(dataset_root) / entry.dataset["name"] if dataset_root else None
+            checked[str(path)] = verify_predictions(path, dataset)
+            continue
+        reason = awaiting_reason(path, entries_root, awaiting)
+        if reason is None:
+            checked[str(path)] = [f"{path}: publishes no predictions and is not listed as awaiting a re-run"]
+        else:
+            waiting[str(path)] = reason
+    return checked, waiting
+
+
+# tier C
+
+
+def verify_checkpoint(
+    entry_path: Path, checkpoint: Path, device: str = "auto", rtol: float = VERIFY_RTOL, dataset: str | Path | None = None
+) -> list[str]:
+    """Tier C: re-run the evaluation an entry describes from ``checkpoint`` on ``dataset`` (default: the
+    entry's dataset by name in the data folder), the operator rebuilt from the entry's stored code; the
+    differences (empty: verified)."""
+    entry = load_entry(entry_path)
+    data, task = entry.dataset, entry.task
+    model_class = load_operator(entry.code, entry.model.get("source", entry.model["name"]), entry_path) if entry.code else None
+    refine = RefineSettings(**entry.refinement["settings"]) if entry.refinement else None
+    _, rerun = evaluate_checkpoint(
+        checkpoint, str(dataset or data["name"]), data["split"], task["rollout_steps"], task["start_frame"], device,
+        refine=refine, model_class=model_class, plots=False,
+    )  # fmt: skip
+    if rerun.dataset["content_hash"] != data["content_hash"]:
+        raise CfdbenchError(
+            f"{entry_path}: the local {data['name']} has content hash {rerun.dataset['content_hash'][:12]}..., the entry's "
+            f"is {data['content_hash'][:12]}...: verify needs the same data"
+        )
+    if rerun.task != task or rerun.dataset["case_ids"] != data["case_ids"]:
+        raise CfdbenchError(f"{entry_path}: the checkpoint's task or split differs from the entry's ({rerun.task})")
+    problems = compare_tier(entry, rerun, "C", rtol)  # every score the pages show; timings (cost) depend on the machine
+    return problems + compare_numbers(entry.model["parameter_count"], rerun.model["parameter_count"], "$.model", rtol)

@@ -2,7 +2,7 @@
 
 Allowed direction, each layer importing only the layers below it:
 
-    cli → {pipeline, tracks, rescore} → {training, evaluation, leaderboard, validation}
+    cli → {pipeline, tracks} → {training, evaluation, leaderboard, validation}
         → {models, data, metrics, losses, cards, entries, plots} → {solvers, layers} → {io, errors}
 
 Three rules, each a test: no module imports a layer above its own; the applications one layer
@@ -25,7 +25,6 @@ LAYERS: dict[str, int] = {
     "__main__": 6,
     "pipeline": 5,
     "tracks": 5,  # benchmark tracks run and published end to end (the linear-solver track)
-    "rescore": 5,  # verification tiers B and C: an entry's scores recomputed through the pipeline
     "training": 4,
     "evaluation": 4,
     "leaderboard": 4,

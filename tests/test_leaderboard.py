@@ -800,7 +800,7 @@ def test_every_committed_entry_passes_tier_b_or_is_listed_as_awaiting_a_rerun(co
     """CI's tier B: each committed entry with predictions gets every score back from them; every other
     one is on the awaiting list (which the page shows), none passes silently."""
     from cfdbench.leaderboard.awaiting import awaiting_reruns
-    from cfdbench.rescore import verify_all_predictions
+    from cfdbench.pipeline import verify_all_predictions
 
     checked, waiting = verify_all_predictions(COMMITTED, committed_data)
     assert checked, "no committed entry publishes predictions"
@@ -813,7 +813,7 @@ def test_every_committed_entry_passes_tier_b_or_is_listed_as_awaiting_a_rerun(co
 def test_a_committed_entry_edited_consistently_fails_tier_b(committed_data, tmp_path):
     """One number of a committed entry changed by 1 %, with its curve and windows kept consistent
     (tier A cannot see it): tier B names it."""
-    from cfdbench.rescore import verify_predictions
+    from cfdbench.pipeline import verify_predictions
 
     path = next(p for p in entry_paths(COMMITTED) if load_entry(p).predictions and load_entry(p).model["name"] != "identity")
     entry = load_entry(path).to_dict()
@@ -907,7 +907,7 @@ def test_a_plugin_entry_lists_its_whole_recipe_and_stores_its_code(plugin_run):
 
 
 def test_tier_c_reruns_a_plugin_from_its_stored_code_after_its_file_is_gone(plugin_run, tiny_dataset, tmp_path):
-    from cfdbench.rescore import verify_checkpoint
+    from cfdbench.pipeline import verify_checkpoint
 
     run_dir, entry = plugin_run
     checkpoint = run_dir / "checkpoint.pt"
@@ -929,7 +929,7 @@ def test_tier_c_reruns_a_plugin_from_its_stored_code_after_its_file_is_gone(plug
 def test_tier_b_recomputes_every_score_from_the_published_predictions(plugin_run, tiny_dataset, tmp_path):
     """The predictions beside the entry give back every score exactly; an edit kept consistent across
     curve, score and windows, which tier A cannot see, fails."""
-    from cfdbench.rescore import verify_predictions
+    from cfdbench.pipeline import verify_predictions
 
     run_dir, entry = plugin_run
     assert verify_predictions(run_dir / "entry.json", tiny_dataset.path) == []

@@ -1,15 +1,15 @@
 """Verification of the leaderboard in three tiers, each a list of the problems it finds (empty: verified).
 Tier A is here; tiers B and C recompute scores through the pipeline's evaluation, so they live
-above it, in :mod:`cfdbench.rescore`; the comparison of numbers all three use is here.
+in the pipeline beside it (:mod:`cfdbench.pipeline`); the comparison of numbers all three use is here.
 
 - **A** (:func:`verify_board`): every entry file valid (schema, finite numbers, each score the mean of
   its curve, every derived number consistent), the identity baselines in agreement, every published
   predictions file and stored plug-in source present with its digest, every entry without
   predictions listed as awaiting a re-run (pinned by its SHA-256), and the committed pages equal to
   the pages built afresh from the entries. Needs nothing but the repository.
-- **B** (:func:`cfdbench.rescore.verify_predictions`): every score of an entry recomputed, by the evaluation's own
+- **B** (:func:`cfdbench.pipeline.verify_predictions`): every score of an entry recomputed, by the evaluation's own
   code, from the predictions published beside it and the dataset (its content hash checked).
-- **C** (:func:`cfdbench.rescore.verify_checkpoint`): the evaluation re-run from a checkpoint, the operator rebuilt
+- **C** (:func:`cfdbench.pipeline.verify_checkpoint`): the evaluation re-run from a checkpoint, the operator rebuilt
   from the code the entry stores (never from the author's path).
 
 Entries scored before predictions were published cannot pass tier B; ``leaderboard/awaiting-rerun.json``
