@@ -125,6 +125,23 @@ def test_resume_refuses_another_run(tiny_dataset, tmp_path):
         train_stage(other, require_dataset(str(tiny_dataset.path)), tmp_path, show_progress=False, resume=True)
 
 
+
+def test_a_run_saved_before_newer_training_settings_still_resumes(tiny_dataset, tmp_path):
+    """A state whose identity lacks the settings added since (saved by an older cfdbench) resumes: it
+    trained as their defaults do."""
+    from cfdbench.pipeline import require_dataset, resolve_run_config, train_stage
+    from cfdbench.training import state
+
+    small_run(tiny_dataset, tmp_path, epochs=1)
+    path = tmp_path / state.STATE_FILE
+    payload = torch.load(path, weights_only=False)
+    for key in state.ADDED_SETTINGS:
+        payload["identity"]["training"].pop(key)
+    torch.save(payload, path)
+    config = resolve_run_config("fno", str(tiny_dataset.path), torch.device("cpu"), {"epochs": 1, "batch_size": 4}, settings=["model.modes=[4,4]"])
+    _, result, _ = train_stage(config, require_dataset(str(tiny_dataset.path)), tmp_path, show_progress=False, resume=True)
+    assert len(result.history) == 1
+
 def test_bf16_autocast_keeps_spectral_layers_in_float32(tiny_dataset, tmp_path):
     from neuralop.layers.spectral_convolution import SpectralConv
 

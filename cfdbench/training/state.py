@@ -20,6 +20,7 @@ import torch
 from cfdbench.errors import CfdbenchError
 from cfdbench.io import atomic_path
 from cfdbench.models.base import NeuralOperator
+from cfdbench.training.config import TrainConfig
 
 STATE_FILE = "last.pt"
 
@@ -89,15 +90,14 @@ def load_state(path: Path, model: NeuralOperator, optimizer, scheduler, scaler, 
     return Progress(**payload["progress"])
 
 
+
+# Training settings added after runs were saved without them; each one's default is the old behaviour.
+ADDED_SETTINGS = frozenset({"loss_options", "div_factor", "final_div_factor"})
+
+
 def with_new_defaults(training: dict) -> dict:
     """A saved run's training settings with the settings added since it ran at their defaults: it
     trained as those defaults do (a setting is only ever added with the behaviour it had before as
     its default), so it still resumes."""
-    from cfdbench.training.config import TrainConfig
-
-    defaults = {key: value for key, value in asdict(TrainConfig()).items()}
-    return {**{key: defaults[key] for key in defaults.keys() - training.keys() if key in _ADDED_SETTINGS}, **training}
-
-
-# Training settings added after runs were saved without them; each one's default is the old behaviour.
-_ADDED_SETTINGS = frozenset({"loss_options", "div_factor", "final_div_factor"})
+    defaults = asdict(TrainConfig())
+    return {**{key: defaults[key] for key in ADDED_SETTINGS - training.keys()}, **training}
