@@ -57,9 +57,10 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 
 
 def _generation_progress():
-    """A rich progress bar and the callback that drives it: (progress, callback)."""
+    """A rich progress display and the callback that drives it, one bar per stage: a 2D dataset's
+    cases, or a channel DNS's stages (spin-up, trajectories) in units of δ/u_τ."""
     progress = Progress(
-        TextColumn("[bold]generate[/] cases"),
+        TextColumn("[bold]generate[/] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -67,10 +68,12 @@ def _generation_progress():
         TimeRemainingColumn(),
         console=console,
     )
-    task = progress.add_task("generate", total=None)
+    tasks: dict[str, int] = {}
 
-    def update(done: int, total: int) -> None:
-        progress.update(task, completed=done, total=total)
+    def update(stage: str, done: float, total: float | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage if stage == "cases" else f"{stage} (δ/u_τ)", total=total)
+        progress.update(tasks[stage], completed=done, total=total)
 
     return progress, update
 
@@ -106,74 +109,22 @@ def data_generate(
     Runs on one process, as independent jobs with --shard i/n, or on many ranks with
     `torchrun --nproc_per_node N -m cfdbench data generate ...` (rank 0 seals the folder).
     """
-    from cfdbench.cards import ChannelCard, data_root, find_card
-    from cfdbench.data.generate import distributed_rank, generate_dataset, parse_shard
-    from cfdbench.pipeline import resolve_device
+    from cfdbench.pipeline.datasets import generate_data
 
-    card = find_card(name)
-    if isinstance(card, ChannelCard):
-        if zarr_shards:
-            raise CfdbenchError(
-                "--zarr-shards is not available for channel datasets yet: their published zarr bytes are unsharded"
-            )
-        _generate_channel(card, subset, preset, out, fmt or "zarr", device, (max_cases, shard, distributed_rank()))
+    progress, update = _generation_progress()
+    with progress:
+        generated = generate_data(
+            name, subset, preset, out, fmt, device, batch_size, max_cases, shard, on_diverged, compile, zarr_shards, update
+        )
+    report = generated.report
+    if report is None:  # a torchrun rank other than 0: rank 0 reports
         return
-    fmt = fmt or "hdf5"
-    card = card.variant(preset, subset)
-    if max_cases is not None and max_cases < 1:
-        raise CfdbenchError(f"--max-cases must be >= 1, got {max_cases}")
-    parsed_shard = parse_shard(shard)
-    rank = distributed_rank()
-    if rank is not None and parsed_shard is not None:
-        raise CfdbenchError("use either torchrun or --shard, not both")
-    torch_device = resolve_device(device, local_rank=rank[2] if rank else None)
-    out_dir = out or data_root() / card.name
-    options = dict(
-        fmt=fmt, device=str(torch_device), batch_size=batch_size, max_cases=max_cases, on_diverged=on_diverged, compile=compile,
-        zarr_shards=zarr_shards,
-    )
-    if rank is not None:
-        from cfdbench.data.generate import generate_on_ranks
-
-        report = generate_on_ranks(card, out_dir, rank, **options)
-        if rank[0] != 0:
-            return
-    else:
-        progress, update = _generation_progress()
-        with progress:
-            report = generate_dataset(card, out_dir, progress=update, shard=parsed_shard, **options)
     skipped = f", {len(report.skipped)} skipped after blowing up: {', '.join(report.skipped)}" if report.skipped else ""
     replaced = f" ({len(report.replaced)} of them failed their checksum and were simulated again)" if report.replaced else ""
+    statistics = "; DNS statistics in spinup.json and statistics.json" if generated.unit == "trajectories" else ""
     console.print(
-        f"[green]dataset {card.name}[/] at {report.dataset_dir}: {len(report.generated)} cases generated{replaced}, "
-        f"{len(report.reused)} reused (checksums verified){skipped}, {report.seconds:.1f} s"
-    )
-
-
-def _generate_channel(card, subset: str, preset: str, out: Optional[Path], fmt: str, device: str, unsupported: tuple) -> None:
-    """`data generate` for a 3D channel card: one batched DNS run, resumable from its restart files."""
-    from cfdbench.cards import data_root
-    from cfdbench.data.generate_channel import generate_channel_dataset
-    from cfdbench.pipeline import resolve_device
-
-    if subset != "all" or any(option is not None for option in unsupported):
-        raise CfdbenchError("a channel dataset is one DNS run: --subset, --max-cases, --shard and torchrun do not apply")
-    card = card.variant(preset)
-    torch_device = resolve_device(device)
-    out_dir = out or data_root() / card.name
-    progress = Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), TimeElapsedColumn(), console=console)
-    tasks: dict[str, int] = {}
-
-    def update(stage: str, done: float, total: float) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(f"{stage} (δ/u_τ)", total=total)
-        progress.update(tasks[stage], completed=done)
-
-    with progress:
-        report = generate_channel_dataset(card, out_dir, fmt=fmt, device=str(torch_device), progress=update)
-    console.print(
-        f"[green]dataset {card.name}[/] at {report.dataset_dir}: {len(report.generated)} trajectories generated, "
-        f"{len(report.reused)} reused, {report.seconds:.1f} s; DNS statistics in spinup.json and statistics.json"
+        f"[green]dataset {generated.name}[/] at {report.dataset_dir}: {len(report.generated)} {generated.unit} generated"
+        f"{replaced}, {len(report.reused)} reused (checksums verified){skipped}, {report.seconds:.1f} s{statistics}"
     )
 
 
@@ -365,33 +316,13 @@ def data_push(
 @data_app.command("list")
 def data_list() -> None:
     """Dataset cards and whether each has been generated here."""
-    from cfdbench.cards import ChannelCard, data_root, dataset_names, find_card
-    from cfdbench.data.view import StoredDataset
+    from cfdbench.pipeline.datasets import list_datasets
 
     table = Table("dataset", "problem", "cases", "frames", "stored at")
-    for name in dataset_names():
-        card = find_card(name)
-        path = data_root() / name
-        stored = str(path) if (path / "manifest.json").is_file() else "[dim]not generated[/]"
-        if isinstance(card, ChannelCard):
-            table.add_row(name, card.problem, str(card.trajectories), str(card.frames), stored)
-        else:
-            table.add_row(name, card.problem, str(len(card.cases())), str(card.solver.n_frames), stored)
-    for path in _generated_variants(set(dataset_names())):
-        dataset = StoredDataset(path)
-        frames = (dataset.metadata.generator or {}).get("n_frames", "?")
-        table.add_row(path.name, str(dataset.metadata.problem or "?"), str(len(dataset)), str(frames), str(path))
+    for row in list_datasets():
+        stored = str(row.stored_at) if row.stored_at else "[dim]not generated[/]"
+        table.add_row(row.name, row.problem, str(row.cases), str(row.frames), stored)
     console.print(table)
-
-
-def _generated_variants(card_names: set[str]) -> list[Path]:
-    """Generated datasets under the data root that are not a card of their own (presets and subsets
-    such as dam-tiny, cavity-bc), so that `data list` shows everything `train --dataset` accepts."""
-    from cfdbench.cards import data_root
-
-    root = data_root()
-    found = sorted(p for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
-    return [p for p in found if p.name not in card_names]
 
 
 # --------------------------------------------------------------------------- models
@@ -404,34 +335,12 @@ def models_list(
     dataset: str = typer.Option("cavity-mini", help="2D dataset card whose metadata sizes the 2D models (3D: channel180)."),
 ) -> None:
     """Built-in models and installed plug-ins: task, parameter count beside CFDBench's."""
-    from dataclasses import replace
+    from cfdbench.pipeline.catalogue import model_summaries
 
-    from cfdbench.cards import find_channel_card, load_dataset_card, load_model_card
-    from cfdbench.models.registry import build_model, build_summary, builtin_model_names, card_meta, get_model_class, model_names
-
-    metas = {2: (load_dataset_card(dataset).name, card_meta(dataset))}
-    if find_channel_card("channel180") is not None:  # 3D models are sized on the channel's coarse frames
-        metas[3] = ("channel180", card_meta("channel180"))
     table = Table("model", "task", "parameters", "sized on", "CFDBench's / paper's", "builds", "source")
-    builtins = builtin_model_names()
-    for name in model_names():
-        dims = [d for d in get_model_class(name).spatial_dims if d in metas]
-        if not dims:
-            continue
-        sized_on, meta = metas[dims[0]]
-        model_card = load_model_card(name) if name in builtins else None
-        hparams, training = model_card.resolve(sized_on) if model_card else ({}, {})
-        window = {key: int(training.get(key, 1)) for key in ("input_frames", "output_frames")}  # a window model's
-        model = build_model(name, replace(meta, **window), **hparams)
-        reference = model_card.reference_parameter_count if model_card else None
-        task = "autoregressive" if model.autoregressive else "non-autoregressive"
-        if model.output_window:
-            task = f"window {window['input_frames']} -> {window['output_frames']}"
-        if model.hybrid_solver:
-            task = "hybrid solver (learned pressure solve)"
-        source = f"models/{name}.yaml" if model_card else "plug-in"
-        reference = f"{reference:,}" if reference else "-"
-        table.add_row(name, task, f"{model.parameter_count():,}", sized_on, reference, build_summary(model), source)
+    for row in model_summaries(dataset):
+        reference = f"{row.reference_parameter_count:,}" if row.reference_parameter_count else "-"
+        table.add_row(row.name, row.task, f"{row.parameter_count:,}", row.sized_on, reference, row.build, row.source)
     console.print(table)
 
 
@@ -483,22 +392,12 @@ def train_command(
     """Train a model on a stored dataset; writes the best checkpoint, the full state and the history.
 
     Data-parallel on several processes or GPUs: `torchrun --nproc_per_node N -m cfdbench train ...`."""
-    from cfdbench.pipeline import check_resume_flags, resume_config, train_on_ranks
+    from cfdbench.pipeline.train import train_run
 
     overrides = _overrides(None, batch_size, lr, seed) | _training_flags(
         precision, grad_clip, early_stopping, compile_model, wandb, wandb_online
     )
-    if resume is not None:
-        config = resume_config(resume, device, epochs, num_workers)
-        check_resume_flags(resume, config, model, dataset, overrides, set_, run_dir)
-        folder = resume
-    else:
-        from cfdbench.pipeline import resolve_device, resolve_run_config
-
-        overrides |= {"epochs": epochs, "num_workers": num_workers}
-        config = resolve_run_config(model or "fno", dataset or "cavity-mini", resolve_device(device), overrides, settings=set_)
-        folder = run_dir
-    result, folder = train_on_ranks(config, folder, resume is not None)
+    config, result, _ = train_run(model, dataset, device, overrides, set_, epochs, num_workers, run_dir, resume)
     if result is not None:
         console.print(
             f"[green]trained[/] {config.model}: best valid NMSE {result.best_valid_nmse:.4e} (epoch {result.best_epoch}), "
@@ -555,7 +454,8 @@ def _evaluate_linear_solvers(
 
     result = run_track(sizes, train_size, train_steps, system, memory, run_dir, publish)
     console.print(result.table)
-    console.print(f"DCDM trained at size {train_size} for {train_steps} steps ({result.training_seconds:.1f} s); results in {result.folder}")
+    trained = f"DCDM trained at size {train_size} for {train_steps} steps ({result.training_seconds:.1f} s)"
+    console.print(f"{trained}; results in {result.folder}")
     if result.page is not None:
         console.print(f"published to {result.page}")
 
@@ -716,64 +616,13 @@ def leaderboard_verify(
     """Verify leaderboard entries: tier A (every page and file follows from the entries), B (every score
     recomputed from the published predictions) or C (re-run from a checkpoint); fail when anything differs."""
     from cfdbench.cards import project_root
+    from cfdbench.pipeline.verify import verify_entries
 
-    tier = (tier or ("C" if checkpoint else "B")).upper()
     entries_root = entries or project_root() / "leaderboard" / "entries"
-    if tier == "A":
-        _verify_tier_a(entry, entries_root)
-    elif tier == "B":
-        _verify_tier_b(entry, entries_root, rtol, dataset)
-    elif tier == "C":
-        _verify_tier_c(entry, checkpoint, device, rtol, dataset)
-    else:
-        raise UnknownNameError("verification tier", tier, ["A", "B", "C"])
-
-
-def _verify_tier_a(entry: list[Path] | None, entries_root: Path) -> None:
-    from cfdbench.leaderboard.verify import verify_board
-
-    if entry:
-        raise CfdbenchError("tier A verifies the whole leaderboard: give --entries <folder>, not entry files")
-    problems = verify_board(entries_root.parent)
-    _fail_on(problems, f"{entries_root.parent}: tier A")
-    console.print(f"[green]verified (tier A)[/] {entries_root.parent}: every entry valid, its files present, its pages rebuilt")
-
-
-def _verify_tier_b(entry: list[Path] | None, entries_root: Path, rtol: float | None, dataset: str | None) -> None:
-    from cfdbench.leaderboard.verify import PREDICTIONS_RTOL
-    from cfdbench.pipeline import verify_all_predictions, verify_predictions
-
-    rtol = rtol or PREDICTIONS_RTOL
-    if entry:
-        for path in entry:
-            _fail_on(verify_predictions(path, dataset, rtol), f"{path}: not reproduced from its predictions within rtol {rtol:g}")
-        console.print(f"[green]verified (tier B)[/] {len(entry)} entr{'y' if len(entry) == 1 else 'ies'}: every score recomputed")
-        return
-    checked, waiting = verify_all_predictions(entries_root)
-    for path, reason in waiting.items():
-        console.print(f"[yellow]not verified (tier B)[/] {path}: awaiting re-run ({reason})")
-    _fail_on([problem for problems in checked.values() for problem in problems], "tier B")
-    console.print(f"[green]verified (tier B)[/] {len(checked)} entries from their predictions; {len(waiting)} awaiting re-run")
-
-
-def _verify_tier_c(
-    entry: list[Path] | None, checkpoint: Path | None, device: str, rtol: float | None, dataset: str | None
-) -> None:
-    from cfdbench.leaderboard.verify import VERIFY_RTOL
-    from cfdbench.pipeline import verify_checkpoint
-
-    if checkpoint is None or not entry or len(entry) != 1:
-        raise CfdbenchError("tier C re-runs one entry from its checkpoint: give the entry file and --checkpoint")
-    rtol = rtol or VERIFY_RTOL
-    _fail_on(verify_checkpoint(entry[0], checkpoint, device, rtol, dataset), f"{entry[0]}: not reproduced within rtol {rtol:g}")
-    console.print(f"[green]verified[/] {entry[0]}: every metric and curve value reproduced within rtol {rtol:g}")
-
-
-def _fail_on(problems: list[str], what: str) -> None:
-    """One error line listing the first problems, when there are any."""
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise CfdbenchError(f"{what}: {shown}")
+    verified = verify_entries(tier, entry, entries_root, checkpoint, device, rtol, dataset)
+    for path, reason in verified.not_verified.items():
+        console.print(f"[yellow]not verified (tier {verified.tier})[/] {path}: awaiting re-run ({reason})")
+    console.print(f"[green]verified (tier {verified.tier})[/] {verified.summary}")
 
 
 @leaderboard_app.command("publish")

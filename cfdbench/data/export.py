@@ -58,7 +58,7 @@ def export_dataset(dataset: str | Path, out: str | Path, fmt: str) -> ExportRepo
     if fmt not in EXPORT_FORMATS:
         raise UnknownNameError("export format", fmt, list(EXPORT_FORMATS))
     ds = open_dataset(dataset)
-    if ds.splits is None or not ds.manifest:
+    if not ds.sealed:
         raise CfdbenchError(f"{ds.path}: not a finished dataset (no manifest or splits); finish `cfdbench data generate` first")
     meta = ds.metadata
     if meta.legacy:

@@ -50,7 +50,17 @@ class StoredDataset:
         self.splits: dict[str, list[str]] | None = read_splits(self.path) if (self.path / SPLITS_FILE).is_file() else None
         stats_path = self.path / STATS_FILE
         self.stats: dict[str, Any] | None = read_stats(stats_path) if stats_path.is_file() else None
-        self.name = str(self.manifest.get("info", {}).get("dataset") or self.path.name)
+        self.name = DatasetMetadata.name_of(self.manifest, self.path.name)
+
+    @property
+    def sealed(self) -> bool:
+        """Finished by generation or conversion: its manifest and splits are written."""
+        return bool(self.manifest) and self.splits is not None
+
+    @property
+    def problem(self) -> str | None:
+        """The flow it holds, from the manifest alone (:attr:`metadata` also reads the first case)."""
+        return DatasetMetadata.problem_of(self.manifest)
 
     @cached_property
     def metadata(self) -> DatasetMetadata:

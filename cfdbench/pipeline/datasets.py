@@ -1,0 +1,184 @@
+"""From a dataset's name, folder or URL to verified data: open it, generate it when missing,
+or refuse in one line saying how to get it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from cfdbench.cards import ChannelCard, data_root, dataset_names, find_card, load_dataset_card
+from cfdbench.data.dataset_dir import verify_checksums
+from cfdbench.data.remote import is_url, open_remote
+from cfdbench.data.resolve import dataset_folder, open_dataset
+from cfdbench.data.view import StoredDataset
+from cfdbench.errors import CfdbenchError, DatasetNotFoundError
+from cfdbench.pipeline.devices import resolve_device
+
+if TYPE_CHECKING:  # the generators import the solvers: only a command that generates loads them
+    from cfdbench.data.generate import GenerationReport
+
+GenerationProgress = Callable[[str, float, "float | None"], None]
+"""(stage, done, total): cases of a 2D dataset (stage ``cases``), or a channel DNS's stages in δ/u_τ."""
+
+
+@dataclass(frozen=True)
+class GeneratedDataset:
+    """What ``data generate`` did: the dataset's name, the generator's report (None on the ranks of a
+    torchrun other than 0, which seals the folder), and the unit of its cases."""
+
+    name: str
+    report: GenerationReport | None
+    unit: str  # "cases" (a 2D sweep) or "trajectories" (a channel's DNS run)
+
+
+def generate_data(
+    name: str,
+    subset: str = "all",
+    preset: str = "paper",
+    out: Path | None = None,
+    fmt: str | None = None,
+    device: str = "auto",
+    batch_size: int = 16,
+    max_cases: int | None = None,
+    shard: str | None = None,
+    on_diverged: str = "stop",
+    compile: bool = False,
+    zarr_shards: bool = False,
+    progress: GenerationProgress | None = None,
+) -> GeneratedDataset:
+    """``cfdbench data generate``: simulate the dataset a card describes at a preset and subset into
+    ``out`` (default: the data root), resuming an interrupted generation. A 2D sweep runs on one
+    process, as shard ``i/n`` of an array of independent jobs, or on every rank under torchrun; a
+    channel card is one DNS run (stored as zarr by default). Options that do not apply are refused
+    before any work."""
+    from cfdbench.data.generate import distributed_rank, generate_dataset, generate_on_ranks, parse_shard
+
+    card = find_card(name)
+    if isinstance(card, ChannelCard):
+        return _generate_channel(card, subset, preset, out, fmt or "zarr", device, zarr_shards, (max_cases, shard), progress)
+    card = card.variant(preset, subset)
+    if max_cases is not None and max_cases < 1:
+        raise CfdbenchError(f"--max-cases must be >= 1, got {max_cases}")
+    parsed_shard = parse_shard(shard)
+    rank = distributed_rank()
+    if rank is not None and parsed_shard is not None:
+        raise CfdbenchError("use either torchrun or --shard, not both")
+    out_dir = out or data_root() / card.name
+    options = dict(
+        fmt=fmt or "hdf5",
+        device=str(resolve_device(device, local_rank=rank[2] if rank else None)),
+        batch_size=batch_size,
+        max_cases=max_cases,
+        on_diverged=on_diverged,
+        compile=compile,
+        zarr_shards=zarr_shards,
+    )
+    if rank is not None:
+        report = generate_on_ranks(card, out_dir, rank, **options)
+        return GeneratedDataset(card.name, report if rank[0] == 0 else None, "cases")
+    cases = (lambda done, total: progress("cases", done, total)) if progress else None
+    return GeneratedDataset(card.name, generate_dataset(card, out_dir, progress=cases, shard=parsed_shard, **options), "cases")
+
+
+def _generate_channel(
+    card: ChannelCard,
+    subset: str,
+    preset: str,
+    out: Path | None,
+    fmt: str,
+    device: str,
+    zarr_shards: bool,
+    unsupported: tuple,
+    progress: GenerationProgress | None,
+) -> GeneratedDataset:
+    """A channel card's one batched DNS run, resumable from its restart files."""
+    from cfdbench.data.generate import distributed_rank
+    from cfdbench.data.generate_channel import generate_channel_dataset
+
+    if zarr_shards:
+        raise CfdbenchError("--zarr-shards is not available for channel datasets yet: their published zarr bytes are unsharded")
+    if subset != "all" or distributed_rank() is not None or any(option is not None for option in unsupported):
+        raise CfdbenchError("a channel dataset is one DNS run: --subset, --max-cases, --shard and torchrun do not apply")
+    card = card.variant(preset)
+    out_dir = out or data_root() / card.name
+    report = generate_channel_dataset(card, out_dir, fmt=fmt, device=str(resolve_device(device)), progress=progress)
+    return GeneratedDataset(card.name, report, "trajectories")
+
+
+def ensure_dataset(name: str, device: str = "cpu", progress: GenerationProgress | None = None) -> StoredDataset:
+    """Open a dataset, generating it from its card first (as ``data generate NAME`` does) when it is
+    not there or incomplete; a URL is opened as it is (its cases are verified as they are fetched)."""
+    if is_url(name):
+        return open_remote(name)
+    path = dataset_folder(name)
+    if not (path / "manifest.json").is_file():
+        path = generate_data(name, device=device, progress=progress).report.dataset_dir
+    return verified_dataset(path)
+
+
+def verified_dataset(path: Path) -> StoredDataset:
+    """The dataset at ``path``, once its case files match their manifest's checksums (cached per file)."""
+    verify_checksums(path)
+    return open_dataset(path)
+
+
+def dataset_problem(name: str) -> str | None:
+    """The flow a dataset holds (cavity, tube, dam, cylinder, channel), from its stored manifest (at a
+    URL, the manifest alone is fetched) or else its card; None when neither says."""
+    if is_url(name):
+        return open_remote(name).problem
+    path = dataset_folder(name)
+    if (path / "manifest.json").is_file():
+        return open_dataset(path).problem
+    return find_card(name).problem
+
+
+def require_dataset(name: str, verify: bool = True) -> StoredDataset:
+    """Open a dataset that must already exist (``verify``: its case files must match the manifest's
+    checksums; at a URL, each case is verified as it is fetched); the error says how to get it."""
+    if is_url(name):
+        return open_remote(name)
+    path = dataset_folder(name)
+    if not (path / "manifest.json").is_file():
+        load_dataset_card(name)  # unknown names list the valid ones
+        raise DatasetNotFoundError(
+            f"dataset '{name}' is not at {path}; generate it with `cfdbench data generate {name}` "
+            f"(or set CFDBENCH_DATA to where it lives)"
+        )
+    return verified_dataset(path) if verify else open_dataset(path)
+
+
+@dataclass(frozen=True)
+class DatasetListing:
+    """One row of ``data list``: a dataset card, or a generated variant of one (a preset or subset)."""
+
+    name: str
+    problem: str
+    cases: int | str
+    frames: int | str
+    stored_at: Path | None  # None: not generated under the data root
+
+
+def list_datasets() -> list[DatasetListing]:
+    """Every dataset card and whether it has been generated under the data root, then the generated
+    datasets that are not a card of their own (presets and subsets such as dam-tiny, cavity-bc): all
+    that ``train --dataset`` accepts by name."""
+    listing = []
+    names = dataset_names()
+    for name in names:
+        card = find_card(name)
+        path = data_root() / name
+        stored = path if (path / "manifest.json").is_file() else None
+        if isinstance(card, ChannelCard):
+            listing.append(DatasetListing(name, card.problem, card.trajectories, card.frames, stored))
+        else:
+            listing.append(DatasetListing(name, card.problem, len(card.cases()), card.solver.n_frames, stored))
+    root = data_root()
+    generated = sorted(p for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
+    for path in (p for p in generated if p.name not in set(names)):
+        dataset = StoredDataset(path)
+        frames = (dataset.metadata.generator or {}).get("n_frames", "?")
+        listing.append(DatasetListing(path.name, str(dataset.metadata.problem or "?"), len(dataset), frames, path))
+    return listing
