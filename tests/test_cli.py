@@ -75,6 +75,9 @@ def test_unknown_model_lists_the_choices(tmp_path):
 def test_missing_dataset_says_how_to_generate_it(tmp_path):
     assert_one_line_error(cfdbench("data", "info", "cavity-mini", data=tmp_path), "cfdbench data generate cavity-mini")
     assert_one_line_error(cfdbench("train", "--dataset", "cavity-mini", data=tmp_path), "cfdbench data generate cavity-mini")
+    # a channel card's data too (its name is not a 2D card's: the lookup must know both kinds)
+    missing_channel = cfdbench("train", "--dataset", "channel180-tiny", "--model", "ifactformer_m", data=tmp_path)
+    assert_one_line_error(missing_channel, "cfdbench data generate channel180-tiny")
 
 
 def test_bad_training_options_are_refused_before_any_work(tmp_path):

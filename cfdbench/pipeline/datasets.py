@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from cfdbench.cards import ChannelCard, data_root, dataset_names, find_card, load_dataset_card
+from cfdbench.cards import ChannelCard, data_root, dataset_names, find_card
 from cfdbench.data.dataset_dir import verify_checksums
 from cfdbench.data.remote import is_url, open_remote
 from cfdbench.data.resolve import dataset_folder, open_dataset
@@ -142,7 +142,7 @@ def require_dataset(name: str, verify: bool = True) -> StoredDataset:
         return open_remote(name)
     path = dataset_folder(name)
     if not (path / "manifest.json").is_file():
-        load_dataset_card(name)  # unknown names list the valid ones
+        find_card(name)  # unknown names list the valid ones (2D and channel cards alike)
         raise DatasetNotFoundError(
             f"dataset '{name}' is not at {path}; generate it with `cfdbench data generate {name}` "
             f"(or set CFDBENCH_DATA to where it lives)"
