@@ -21,6 +21,7 @@ from cfdbench.solvers.grid import StaggeredGrid, WallVelocity
 from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
 from cfdbench.solvers.obstacles import GridAlignedObstacle, InterpolatedDisc
 from cfdbench.solvers.resample import FrameResampler
+from cfdbench.solvers.threads import ThreadChooser
 
 
 @dataclass(frozen=True)
@@ -185,21 +186,23 @@ def simulate(
     solver, state = build_solver(cases, cells[0], cells[1], dtype, device, compile)
     steps = torch.zeros(len(cases), dtype=torch.int64, device=state.u.device)
     native, resampled, forces = [], [], []
-    for frame in range(n_frames):
-        duration = spinup if frame == 0 else frame_interval
-        if duration > 0:
-            state = solver.advance(state, duration, cfl)
-            steps += state.steps
-            _check_finite(solver, state, cases)
-        resampled.append(frame_fields(solver, state, frame_shape))
-        if state.body_force is not None:
-            forces.append(state.body_force.double().cpu().numpy())
-        elif solver.obstacle is not None:
-            forces.append(np.zeros((len(cases), 2)))
-        if solver_grid_every > 0 and frame % solver_grid_every == 0:
-            native.append((state.u.clone(), state.v.clone(), solver.gauge_pressure(state.p)))
-        if on_frame is not None:
-            on_frame(frame)
+    with ThreadChooser(device) as threads:  # on a CPU shared with other work: the cores left idle
+        for frame in range(n_frames):
+            duration = spinup if frame == 0 else frame_interval
+            if duration > 0:
+                with threads.frame():
+                    state = solver.advance(state, duration, cfl)
+                steps += state.steps
+                _check_finite(solver, state, cases)
+            resampled.append(frame_fields(solver, state, frame_shape))
+            if state.body_force is not None:
+                forces.append(state.body_force.double().cpu().numpy())
+            elif solver.obstacle is not None:
+                forces.append(np.zeros((len(cases), 2)))
+            if solver_grid_every > 0 and frame % solver_grid_every == 0:
+                native.append((state.u.clone(), state.v.clone(), solver.gauge_pressure(state.p)))
+            if on_frame is not None:
+                on_frame(frame)
     return _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, steps)
 
 
