@@ -226,21 +226,21 @@ DATASET_HELP = "Dataset name, folder, or URL (s3://bucket/name, https://..., hf:
 @data_app.command("info")
 def data_info(name: str = typer.Argument(..., help=DATASET_HELP)) -> None:
     """Card summary, stored cases, splits, statistics, and a checksum verification."""
-    from cfdbench.data.dataset_dir import content_hash, verify_manifest
-    from cfdbench.data.remote import RemoteDataset
-    from cfdbench.pipeline import require_dataset
+    from cfdbench.pipeline.datasets import inspect_dataset
 
-    dataset = require_dataset(name, verify=False)  # the table below says which files fail
-    if isinstance(dataset, RemoteDataset):
-        _remote_info(dataset)
-        return
-    table = _info_table(dataset)
-    bad = verify_manifest(dataset.path)
-    table.add_row("checksums", "[green]all match[/]" if not bad else f"[red]{len(bad)} mismatched: {', '.join(bad[:5])}[/]")
-    table.add_row("content hash", content_hash(dataset.path) + ("" if not bad else " (of the manifest; the files differ)"))
+    report = inspect_dataset(name)
+    table = _info_table(report)
+    bad = report.mismatched
+    if bad is None:  # at a URL
+        cached = report.cached_cases
+        table.add_row("checksums", f"each case is checked against the manifest when fetched; {cached} in the cache")
+        table.add_row("local cache", str(report.dataset.path))
+    else:
+        table.add_row("checksums", "[green]all match[/]" if not bad else f"[red]{len(bad)} mismatched: {', '.join(bad[:5])}[/]")
+    table.add_row("content hash", report.content_hash + (" (of the manifest; the files differ)" if bad else ""))
     console.print(table)
     if bad:
-        raise CfdbenchError(f"{len(bad)} case file(s) of {dataset.name} fail their checksum: {', '.join(bad[:5])}")
+        raise CfdbenchError(f"{len(bad)} case file(s) of {report.dataset.name} fail their checksum: {', '.join(bad[:5])}")
 
 
 @data_app.command("cost")
@@ -251,48 +251,31 @@ def data_cost(
 ) -> None:
     """Measure the generator's cost per case (batched as `data generate` runs, from rest) and record it
     beside the card, in datasets/<card>/solver-cost.json, for the entries' speed-up."""
-    from cfdbench.entries.entry import device_description
-    from cfdbench.evaluation.cost import measure_solver_cost, record_solver_cost
-    from cfdbench.pipeline import resolve_device
+    from cfdbench.pipeline.datasets import record_generator_cost
 
-    torch_device = resolve_device(device)
-    cost = measure_solver_cost(name, str(torch_device), device_description(torch_device), max_cases)
-    path = record_solver_cost(name, cost)
+    cost, path = record_generator_cost(name, device, max_cases)
     console.print(
         f"{name}: {cost['seconds_per_frame_interval']:.4g} s per case and frame interval on {cost['hardware']} "
         f"({cost['cases']} cases, batches of {cost['batch_size']}); recorded in {path}"
     )
 
 
-def _info_table(dataset) -> Table:
+def _info_table(report) -> Table:
     """Version, format, cases, splits, the first case's frames, grid and parameters, statistics."""
-    meta = dataset.metadata
-    where = getattr(dataset, "url", dataset.path)
-    table = Table(title=f"{dataset.name} ({where})", show_header=False)
+    dataset, meta = report.dataset, report.dataset.metadata
+    table = Table(title=f"{dataset.name} ({report.where})", show_header=False)
     table.add_row("version", str(meta.version or "?"))
     table.add_row("format", str(meta.format or "?"))
     table.add_row("cases", str(len(dataset)))
     if meta.splits:
         table.add_row("splits", ", ".join(f"{k}: {len(meta.splits[k])}" for k in ("train", "valid", "test")))
-    with dataset.open_case(dataset.case_ids[0]) as case:
-        table.add_row("frames per case", str(case.n_frames))
+    table.add_row("frames per case", str(report.frames_per_case))
     table.add_row("frame grid (nz, ny, nx)" if meta.n_spatial_dims == 3 else "frame grid (ny, nx)", str(meta.grid_shape))
     table.add_row("parameters", ", ".join(meta.parameter_names))
     for field, stats in (dataset.stats or {}).items():
         if isinstance(stats, dict) and "mean" in stats:
             table.add_row(f"{field} mean / std", f"{stats['mean']:.4g} / {stats['std']:.4g}")
     return table
-
-
-def _remote_info(dataset) -> None:
-    """`data info URL`: the table, with how many cases the local cache holds (each verified when fetched)."""
-    from cfdbench.data.dataset_dir import content_hash
-
-    table = _info_table(dataset)
-    table.add_row("checksums", f"each case is checked against the manifest when fetched; {dataset.cached_cases()} in the cache")
-    table.add_row("local cache", str(dataset.path))
-    table.add_row("content hash", content_hash(dataset.path))
-    console.print(table)
 
 
 @data_app.command("push")
@@ -302,15 +285,12 @@ def data_push(
 ) -> None:
     """Upload a sealed dataset (checked against its manifest first); the manifest goes last, so a
     half-pushed dataset is never taken for a complete one."""
-    from cfdbench.data.dataset_dir import content_hash
-    from cfdbench.data.remote import push_dataset
-    from cfdbench.pipeline import require_dataset
+    from cfdbench.pipeline.datasets import push_data
 
-    dataset = require_dataset(name, verify=False)  # push verifies the files itself
     with Progress(TextColumn("[bold]push[/]"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
         task = bar.add_task("push", total=None)
-        sent = push_dataset(dataset.path, url, lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"[green]pushed[/] {dataset.name} to {url}: {sent / 2**20:.1f} MiB, content hash {content_hash(dataset.path)}")
+        dataset, sent, digest = push_data(name, url, lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"[green]pushed[/] {dataset.name} to {url}: {sent / 2**20:.1f} MiB, content hash {digest}")
 
 
 @data_app.command("list")

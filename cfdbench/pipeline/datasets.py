@@ -182,3 +182,59 @@ def list_datasets() -> list[DatasetListing]:
         frames = (dataset.metadata.generator or {}).get("n_frames", "?")
         listing.append(DatasetListing(path.name, str(dataset.metadata.problem or "?"), len(dataset), frames, path))
     return listing
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """``data info``: a dataset's typed description, as stored, with the state of its files."""
+
+    dataset: StoredDataset
+    where: str  # its folder, or its URL
+    frames_per_case: int  # of the first case
+    content_hash: str  # over the manifest's file digests
+    mismatched: list[str] | None  # files failing their manifest checksum; None at a URL (checked as fetched)
+    cached_cases: int | None  # at a URL: cases in the verified local cache
+
+
+def inspect_dataset(name: str) -> DatasetReport:
+    """``data info NAME``: a dataset (by name, folder or URL) described, and every local case file checked
+    against the manifest; at a URL, only the manifest is fetched and the cache counted."""
+    from cfdbench.data.dataset_dir import content_hash, verify_manifest
+    from cfdbench.data.remote import RemoteDataset
+
+    dataset = require_dataset(name, verify=False)  # the report says which files fail
+    remote = isinstance(dataset, RemoteDataset)
+    with dataset.open_case(dataset.case_ids[0]) as case:
+        frames = case.n_frames
+    return DatasetReport(
+        dataset,
+        dataset.url if remote else str(dataset.path),
+        frames,
+        content_hash(dataset.path),
+        None if remote else verify_manifest(dataset.path),
+        dataset.cached_cases() if remote else None,
+    )
+
+
+def push_data(name: str, url: str, progress: Callable[[int, int], None] | None = None) -> tuple[StoredDataset, int, str]:
+    """``data push NAME URL``: upload a sealed local dataset (its files checked against the manifest
+    first; the manifest last, so a half-pushed dataset is never taken for a complete one); returns
+    (the dataset, bytes sent, its content hash)."""
+    from cfdbench.data.dataset_dir import content_hash
+    from cfdbench.data.remote import push_dataset
+
+    dataset = require_dataset(name, verify=False)  # push verifies the files itself
+    sent = push_dataset(dataset.path, url, progress)
+    return dataset, sent, content_hash(dataset.path)
+
+
+def record_generator_cost(name: str, device: str = "auto", max_cases: int | None = None) -> tuple[dict, Path]:
+    """``data cost NAME``: time the generator per case and frame interval on ``device`` (batched as
+    ``data generate`` runs, from rest) and record it beside the card, for the entries' speed-up;
+    returns (the cost, the file it was recorded in)."""
+    from cfdbench.entries.entry import device_description
+    from cfdbench.evaluation.cost import measure_solver_cost, record_solver_cost
+
+    torch_device = resolve_device(device)
+    cost = measure_solver_cost(name, str(torch_device), device_description(torch_device), max_cases)
+    return cost, record_solver_cost(name, cost)
