@@ -137,11 +137,8 @@ def data_download(
     retries: int = typer.Option(5, help="Retries per archive on transient failures (resumed with HTTP Range)."),
 ) -> None:
     """Download CFDBench's released archives, verify and unpack them (resumable; rerun after a failure)."""
-    from cfdbench.cards import data_root
-    from cfdbench.data.cfdbench_release import download_release, find_cases, parse_problems
+    from cfdbench.pipeline.datasets import download_data
 
-    problems = parse_problems(target)
-    raw_root = out or data_root() / "cfdbench-release"
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -157,9 +154,8 @@ def data_download(
                 tasks[name] = progress.add_task(name, total=total)
             progress.update(tasks[name], completed=done, total=total)
 
-        folders = download_release(problems, raw_root, endpoint, from_path, update, retries)
-    for problem, folder in folders.items():
-        counts = {subset: len(cases) for subset, cases in find_cases(folder, problem).items()}
+        downloaded = download_data(target, out, endpoint, from_path, update, retries)
+    for problem, (folder, counts) in downloaded.items():
         console.print(f"[green]{problem}[/] at {folder}: " + ", ".join(f"{n} {s} cases" for s, n in counts.items()))
 
 
@@ -184,17 +180,9 @@ def data_convert(
     ),
 ) -> None:
     """Convert CFDBench's released cases into a cfdbench dataset with CFDBench's exact splits (resumable)."""
-    from cfdbench.cards import data_root
-    from cfdbench.data.cfdbench_release import parse_problems
-    from cfdbench.data.convert import convert_release, dataset_name
+    from cfdbench.pipeline.datasets import convert_data
 
-    problems = parse_problems(target)
-    if len(problems) != 1:
-        raise CfdbenchError("convert one problem at a time: cfdbench/cavity, cfdbench/tube, cfdbench/dam or cfdbench/cylinder")
-    problem = problems[0]
-    out_dir = out or data_root() / dataset_name(problem, subsets, legacy, task)
-    raw_root = raw or data_root() / "cfdbench-release" / problem
-    report = convert_release(raw_root, problem, subsets, out_dir, format, on_error, task, legacy, splits)
+    out_dir, report = convert_data(target, subsets, raw, out, format, on_error, task, legacy, splits)
     for folder, why in report.skipped.items():
         console.print(f"[yellow]skipped[/] {folder}: {why}")
     console.print(

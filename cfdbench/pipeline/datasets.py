@@ -238,3 +238,51 @@ def record_generator_cost(name: str, device: str = "auto", max_cases: int | None
     torch_device = resolve_device(device)
     cost = measure_solver_cost(name, str(torch_device), device_description(torch_device), max_cases)
     return cost, record_solver_cost(name, cost)
+
+
+def download_data(
+    target: str,
+    out: Path | None = None,
+    endpoint: str | None = None,
+    from_path: Path | None = None,
+    progress: Callable[[str, int, "int | None"], None] | None = None,
+    retries: int = 5,
+) -> dict[str, tuple[Path, dict[str, int]]]:
+    """``data download cfdbench/<problem>``: CFDBench's released archives downloaded (or ingested
+    ``from_path``), verified and unpacked under ``out`` (default: <data>/cfdbench-release), resumably;
+    returns, per problem, its folder and the number of cases of each subset."""
+    from cfdbench.data.cfdbench_release import download_release, find_cases, parse_problems
+
+    folders = download_release(
+        parse_problems(target), out or data_root() / "cfdbench-release", endpoint, from_path, progress, retries
+    )
+    return {
+        problem: (folder, {subset: len(cases) for subset, cases in find_cases(folder, problem).items()})
+        for problem, folder in folders.items()
+    }
+
+
+def convert_data(
+    target: str,
+    subsets: str = "prop_bc_geo",
+    raw: Path | None = None,
+    out: Path | None = None,
+    fmt: str = "hdf5",
+    on_error: str = "stop",
+    task: str = "autoregressive",
+    legacy: bool = False,
+    splits: Path | None = None,
+):
+    """``data convert cfdbench/<problem>``: one problem of CFDBench's unpacked release (default:
+    <data>/cfdbench-release/<problem>) converted into a cfdbench dataset with CFDBench's splits (or
+    ``splits``), resumably; returns (the dataset folder, the converter's report)."""
+    from cfdbench.data.cfdbench_release import parse_problems
+    from cfdbench.data.convert import convert_release, dataset_name
+
+    problems = parse_problems(target)
+    if len(problems) != 1:
+        raise CfdbenchError("convert one problem at a time: cfdbench/cavity, cfdbench/tube, cfdbench/dam or cfdbench/cylinder")
+    problem = problems[0]
+    out_dir = out or data_root() / dataset_name(problem, subsets, legacy, task)
+    raw_root = raw or data_root() / "cfdbench-release" / problem
+    return out_dir, convert_release(raw_root, problem, subsets, out_dir, fmt, on_error, task, legacy, splits)
