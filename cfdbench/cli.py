@@ -454,8 +454,8 @@ def run_command(
     name: Optional[str] = typer.Option(None, help="The model's name on the leaderboard (default: from the model spec)."),
 ) -> None:
     """The main job: generate data if needed, train, evaluate the rollout, write entry and plots."""
-    from cfdbench.data.resolve import dataset_folder, is_url
     from cfdbench.pipeline import ensure_dataset, prepare_run, run_prepared
+    from cfdbench.pipeline.datasets import is_stored
 
     overrides = _overrides(epochs, batch_size, lr, seed) | _training_flags(precision, None, None, False, wandb, wandb_online)
     overrides["num_workers"] = num_workers
@@ -465,7 +465,7 @@ def run_command(
             f"[yellow]note:[/] {config.training['epochs']} epochs ({model}'s setting for {dataset}) can take long on a CPU; "
             "--epochs N shortens the run (the bar shows the time remaining)"
         )
-    if not is_url(dataset) and not (dataset_folder(dataset) / "manifest.json").is_file():
+    if not is_stored(dataset):
         progress, update = _generation_progress()
         with progress:
             ensure_dataset(dataset, device=config.device, progress=update)

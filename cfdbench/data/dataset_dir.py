@@ -37,6 +37,11 @@ _HASH_BLOCK = 2**20
 _BLOCK_VALUES = 2**22  # values read at once per case when computing statistics
 
 
+def is_sealed(dataset_dir: str | Path) -> bool:
+    """Whether generation or conversion has finished the folder: the manifest is written last."""
+    return (Path(dataset_dir) / MANIFEST_FILE).is_file()
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

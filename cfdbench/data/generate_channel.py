@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from cfdbench.cards import ChannelCard
+from cfdbench.data.dataset_dir import is_sealed
 from cfdbench.data.generate import GenerationReport, finalize_dataset
 from cfdbench.data.schema import CaseRecord
 from cfdbench.data.store import list_cases, remove_partials, write_case
@@ -190,7 +191,7 @@ def generate_channel_dataset(
     remove_partials(out_dir)
     case_ids = [f"traj-{index:04d}" for index in range(card.trajectories)]
     stored = list_cases(out_dir)
-    if set(case_ids) <= set(stored) and (out_dir / "manifest.json").is_file():
+    if set(case_ids) <= set(stored) and is_sealed(out_dir):
         _check_same_card(card, out_dir)
         return GenerationReport(out_dir, [], case_ids, time.perf_counter() - started)
     generator = ChannelGenerator(card, out_dir, device, progress)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from cfdbench.data.case_file import CaseFile
 from cfdbench.data.dataset_dir import (
-    MANIFEST_FILE,
     SPLITS_FILE,
     STATS_FILE,
+    is_sealed,
     manifest_content_hash,
     read_manifest,
     read_splits,
@@ -46,7 +46,7 @@ class StoredDataset:
     def __init__(self, path: str | Path, fmt: str | None = None):
         self.path = Path(path)
         self._cases = list_cases(self.path, fmt)
-        self.manifest: dict[str, Any] = read_manifest(self.path) if (self.path / MANIFEST_FILE).is_file() else {}
+        self.manifest: dict[str, Any] = read_manifest(self.path) if is_sealed(self.path) else {}
         self.splits: dict[str, list[str]] | None = read_splits(self.path) if (self.path / SPLITS_FILE).is_file() else None
         stats_path = self.path / STATS_FILE
         self.stats: dict[str, Any] | None = read_stats(stats_path) if stats_path.is_file() else None

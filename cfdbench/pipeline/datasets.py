@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from cfdbench.cards import ChannelCard, data_root, dataset_names, find_card
-from cfdbench.data.dataset_dir import verify_checksums
+from cfdbench.data.dataset_dir import is_sealed, verify_checksums
 from cfdbench.data.remote import is_url, open_remote
 from cfdbench.data.resolve import dataset_folder, open_dataset
 from cfdbench.data.view import StoredDataset
@@ -107,13 +107,18 @@ def _generate_channel(
     return GeneratedDataset(card.name, report, "trajectories")
 
 
+def is_stored(name: str) -> bool:
+    """Whether a dataset opens without being generated first: a URL, or a sealed local folder."""
+    return is_url(name) or is_sealed(dataset_folder(name))
+
+
 def ensure_dataset(name: str, device: str = "cpu", progress: GenerationProgress | None = None) -> StoredDataset:
     """Open a dataset, generating it from its card first (as ``data generate NAME`` does) when it is
     not there or incomplete; a URL is opened as it is (its cases are verified as they are fetched)."""
     if is_url(name):
         return open_remote(name)
     path = dataset_folder(name)
-    if not (path / "manifest.json").is_file():
+    if not is_sealed(path):
         path = generate_data(name, device=device, progress=progress).report.dataset_dir
     return verified_dataset(path)
 
@@ -130,7 +135,7 @@ def dataset_problem(name: str) -> str | None:
     if is_url(name):
         return open_remote(name).problem
     path = dataset_folder(name)
-    if (path / "manifest.json").is_file():
+    if is_sealed(path):
         return open_dataset(path).problem
     return find_card(name).problem
 
@@ -141,7 +146,7 @@ def require_dataset(name: str, verify: bool = True) -> StoredDataset:
     if is_url(name):
         return open_remote(name)
     path = dataset_folder(name)
-    if not (path / "manifest.json").is_file():
+    if not is_sealed(path):
         find_card(name)  # unknown names list the valid ones (2D and channel cards alike)
         raise DatasetNotFoundError(
             f"dataset '{name}' is not at {path}; generate it with `cfdbench data generate {name}` "
@@ -170,13 +175,13 @@ def list_datasets() -> list[DatasetListing]:
     for name in names:
         card = find_card(name)
         path = data_root() / name
-        stored = path if (path / "manifest.json").is_file() else None
+        stored = path if is_sealed(path) else None
         if isinstance(card, ChannelCard):
             listing.append(DatasetListing(name, card.problem, card.trajectories, card.frames, stored))
         else:
             listing.append(DatasetListing(name, card.problem, len(card.cases()), card.solver.n_frames, stored))
     root = data_root()
-    generated = sorted(p for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
+    generated = sorted(p for p in root.iterdir() if is_sealed(p)) if root.is_dir() else []
     for path in (p for p in generated if p.name not in set(names)):
         dataset = StoredDataset(path)
         frames = (dataset.metadata.generator or {}).get("n_frames", "?")
