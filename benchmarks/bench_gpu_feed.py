@@ -53,7 +53,7 @@ def delivered_per_second(path: Path, lazy: bool, workers: int, device: torch.dev
     """Median samples/s over ``epochs`` epochs of batches copied to ``device``, after a warm-up epoch."""
     samples = AutoregressiveDataset(open_dataset(path), "train", fields=PLANAR_FIELDS, cache=False if lazy else None)
     schedule = RankBatches(len(samples), BATCH, Ranks(device=device), seed=0)
-    loader = BatchLoader(samples, schedule, workers, pin_memory=device.type == "cuda")
+    loader = BatchLoader(samples, schedule, workers, pin_memory=device.type == "cuda", lend=True)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rates = []
     for epoch in range(epochs + 1):

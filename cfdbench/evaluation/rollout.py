@@ -458,7 +458,7 @@ def evaluate_one_step(
     first_target = task.target_frame_ids[0]  # of the window starting at task.start_frame
     if int(samples.n_frames.max()) <= first_target:
         raise CfdbenchError(f"no {split} case of {dataset.name} has a frame after a window starting at frame {task.start_frame}")
-    for batch in samples.loader(batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"):
+    for batch in samples.loader(batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda", lend=True):
         kept = batch["frame"] >= first_target
         if not kept.any():
             continue

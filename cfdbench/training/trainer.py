@@ -104,7 +104,7 @@ def validation_batches(
 ) -> BatchLoader:
     """This rank's validation batches: every ``world``-th sample of the split, in order."""
     mine = torch.arange(ranks.rank, len(data), ranks.world_size)
-    return BatchLoader(data, FixedBatches(mine, batch_size), num_workers, pin_memory=ranks.device.type == "cuda")
+    return BatchLoader(data, FixedBatches(mine, batch_size), num_workers, pin_memory=ranks.device.type == "cuda", lend=True)
 
 
 @torch.no_grad()
@@ -213,7 +213,7 @@ class _Loop:
         # The batch order is drawn here, in the main process; worker processes only read the batches.
         pinned = ranks.device.type == "cuda"
         schedule = RankBatches(len(train_data), config.batch_size, ranks, config.seed)
-        self.train_batches = BatchLoader(train_data, schedule, config.num_workers, pin_memory=pinned)
+        self.train_batches = BatchLoader(train_data, schedule, config.num_workers, pin_memory=pinned, lend=True)
         self.valid_batches = validation_batches(valid_data, config.eval_batch_size, ranks, config.num_workers)
         self.steps_per_epoch = len(schedule)
         self.loss = training_loss(config, train_data)
