@@ -105,6 +105,25 @@ def test_generation_stores_3d_trajectories_that_the_loader_reads(tmp_path):
     assert generate_channel_dataset(card, tmp_path / "out").reused == report.generated
 
 
+def test_sharded_channel_cases_hold_the_same_frames_in_one_object_per_array(tmp_path):
+    """``--zarr-shards`` for a channel card: each array one object (for object stores), the frames
+    those of the unsharded layout, and xarray opens a case without cfdbench."""
+    xr = pytest.importorskip("xarray")
+    card = write_channel_card(tmp_path)
+    generate_channel_dataset(card, tmp_path / "plain", fmt="zarr")
+    generate_channel_dataset(card, tmp_path / "sharded", fmt="zarr", zarr_shards=True)
+    plain, sharded = (_stored_frames(tmp_path / name) for name in ("plain", "sharded"))
+    assert plain.keys() == sharded.keys()
+    for case_id in plain:
+        np.testing.assert_array_equal(plain[case_id], sharded[case_id])
+    case = list_cases(tmp_path / "sharded")["traj-0000"]
+    arrays = [p for p in case.rglob("zarr.json") if '"node_type": "array"' in p.read_text()]
+    objects = [p for p in case.rglob("*") if p.is_file() and p.name != "zarr.json"]
+    assert len(objects) <= len(arrays)
+    velocity = xr.open_datatree(case, engine="zarr", consolidated=False)["t1_fields"]["velocity"]
+    assert velocity.dims == ("sample", "time", "x", "y", "z", "component")
+
+
 def test_interrupted_generation_resumes_to_the_same_data(tmp_path):
     card = write_channel_card(tmp_path)
     generate_channel_dataset(card, tmp_path / "whole", fmt="hdf5")

@@ -183,8 +183,10 @@ def generate_channel_dataset(
     fmt: str = "zarr",
     device: str = "cpu",
     progress: Progress | None = None,
+    zarr_shards: bool = False,
 ) -> GenerationReport:
-    """Simulate, filter and store a channel card's trajectories; resumes an interrupted run."""
+    """Simulate, filter and store a channel card's trajectories; resumes an interrupted run.
+    ``zarr_shards`` stores each zarr array as one object (for object stores; ``zarr_store.py``)."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +203,7 @@ def generate_channel_dataset(
         statistics = {"time": float(card.frame_interval * (card.frames - 1)), **turbulence_report(card, profiles)}
         write_json_atomic(out_dir / "statistics.json", statistics)
         for record in generator.records(frames, statistics):
-            write_case(out_dir, record, card.name, fmt=fmt)
+            write_case(out_dir, record, card.name, fmt=fmt, zarr_shards=zarr_shards)
     _finalize(card, out_dir, case_ids, fmt, device)
     return GenerationReport(out_dir, case_ids, [], time.perf_counter() - started)
 

@@ -97,13 +97,13 @@ def _generate_channel(
     from cfdbench.data.generate import distributed_rank
     from cfdbench.data.generate_channel import generate_channel_dataset
 
-    if zarr_shards:
-        raise CfdbenchError("--zarr-shards is not available for channel datasets yet: their published zarr bytes are unsharded")
+    if zarr_shards and fmt != "zarr":
+        raise CfdbenchError(f"--zarr-shards is a zarr layout; the {fmt} format has none (use --format zarr)")
     if subset != "all" or distributed_rank() is not None or any(option is not None for option in unsupported):
         raise CfdbenchError("a channel dataset is one DNS run: --subset, --max-cases, --shard and torchrun do not apply")
     card = card.variant(preset)
     out_dir = out or data_root() / card.name
-    report = generate_channel_dataset(card, out_dir, fmt=fmt, device=str(resolve_device(device)), progress=progress)
+    report = generate_channel_dataset(card, out_dir, fmt=fmt, device=str(resolve_device(device)), progress=progress, zarr_shards=zarr_shards)
     return GeneratedDataset(card.name, report, "trajectories")
 
 
