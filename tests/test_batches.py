@@ -4,12 +4,13 @@ in the same order, so resumed and distributed runs stay exact."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 
 import pytest
 import torch
 from conftest import run_entry_point
 
-from cfdbench.data.batches import LENT_STEPS, BatchLoader, RankBatches, Ranks
+from cfdbench.data.batches import LENT_STEPS, BatchLoader, FixedBatches, RankBatches, Ranks
 from cfdbench.data.loader import AutoregressiveDataset
 from cfdbench.data.resolve import open_dataset
 from cfdbench.errors import CorruptCaseError
@@ -116,3 +117,50 @@ def test_a_stopped_pass_or_another_epoch_starts_a_new_stream_with_the_right_batc
         for (batch, size), (want, want_size) in zip(loader, expected[epoch], strict=True):
             assert size == want_size
             assert_same_batches(batch, want)
+
+
+@pytest.mark.timeout(120)
+def test_an_empty_schedule_gives_no_batches_with_workers(tiny_dataset):
+    samples = AutoregressiveDataset(tiny_dataset, "train", cache=False)
+    loader = BatchLoader(samples, FixedBatches(torch.arange(0), 4), num_workers=2, lend=True)
+    assert len(loader) == 0 and list(loader) == []
+
+
+class _FailsWhileMarked(torch.utils.data.Dataset):
+    """The samples of ``samples``, except that a read fails with an OSError (not a CfdbenchError)
+    while ``marker`` exists: a disk or network error in a worker."""
+
+    def __init__(self, samples, marker):
+        self.samples, self.marker = samples, marker
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        return self.gather(torch.as_tensor(index))
+
+    def empty_batch(self, rows):
+        return self.samples.empty_batch(rows)
+
+    def gather(self, index, out=None):
+        if self.marker.exists():
+            raise OSError(f"cannot read {self.marker}")
+        return self.samples.gather(index, out)
+
+
+def test_workers_that_failed_are_stopped_before_the_next_pass_starts(tiny_dataset, tmp_path):
+    """A worker's OSError reaches the loop; its workers are gone at once (they would otherwise go on
+    writing the shared slots beside the next pass's), and the next pass reads the right batches."""
+    samples = AutoregressiveDataset(tiny_dataset, "train", cache=False)
+    expected = epochs_of_batches(samples, Ranks(), 0, epochs=(1,))[0]
+    marker = tmp_path / "failing"
+    loader = BatchLoader(_FailsWhileMarked(samples, marker), RankBatches(len(samples), 6, Ranks(), seed=7), num_workers=2)
+    marker.touch()  # after the loader has read its probe batch in this process
+    loader.set_epoch(1)
+    with pytest.raises(OSError, match="cannot read"):
+        list(loader)
+    assert multiprocessing.active_children() == []
+    marker.unlink()
+    for (batch, size), (want, want_size) in zip(loader, expected, strict=True):
+        assert size == want_size
+        assert_same_batches(batch, want)

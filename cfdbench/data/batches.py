@@ -137,9 +137,12 @@ class _Stream(torch.utils.data.Sampler):
     def __iter__(self) -> Iterator[NumberedStep]:
         number = 0
         for epoch in itertools.count(self.first_epoch):
+            first_of_epoch = number
             for indices, size in self.schedule.steps(epoch):
                 yield number, indices.numpy(), size  # pickled by value: a tensor would travel through a new shared-memory file
                 number += 1
+            if number == first_of_epoch:  # an empty epoch: the stream ends rather than spin
+                return
 
 
 class _SharedSlots:
@@ -264,14 +267,16 @@ class BatchLoader:
                 yield _pinned(self.samples[indices]) if self.pin_memory else self.samples[indices], global_batch
             return
         epoch, drawn_whole = self.schedule.epoch, False
+        if len(self.schedule) == 0:
+            return
         follows = self._stream_epoch is not None and (self._stream_epoch == epoch or not self.schedule.varies_by_epoch)
         if self._stream is None or not follows:  # first pass, a stop, or not the epoch after the last one
             self._stop_stream()
             self._stream = iter(self._data_loader(epoch))
-        self._stream_epoch = None
+        stream, self._stream_epoch = self._stream, None
         try:
             for _ in range(len(self.schedule)):
-                item = next(self._stream)
+                item = next(stream)
                 if isinstance(item, _Failure):
                     raise _rebuilt(item)
                 if isinstance(item, _InSlot):
@@ -280,15 +285,20 @@ class BatchLoader:
                     yield item
             drawn_whole = True
         finally:
-            if drawn_whole:
-                self._stream_epoch = epoch + 1  # the workers are already reading its first batches
-            else:  # an error, or a consumer that stopped early: the next pass starts a new stream
-                self._stop_stream()
+            if self._stream is stream:  # not a pass that a newer one has replaced
+                if drawn_whole:
+                    self._stream_epoch = epoch + 1  # the workers are already reading its first batches
+                else:  # an error, or a consumer that stopped early: the next pass starts a new stream
+                    self._stop_stream()
 
     def _stop_stream(self) -> None:
-        """Stop the workers (dropping the last reference to a DataLoader iterator shuts them down and
-        joins them), before any new worker can write a shared slot."""
-        self._stream, self._stream_epoch = None, None
+        """Stop the workers and wait for them before any new worker can write a shared slot. Explicitly:
+        an exception re-raised from a worker holds the DataLoader iterator in a reference cycle, so
+        dropping our reference alone would leave its workers running until the garbage collector."""
+        stream, self._stream, self._stream_epoch = self._stream, None, None
+        shutdown = getattr(stream, "_shutdown_workers", None)  # torch's own stop-and-join of its workers
+        if shutdown is not None:
+            shutdown()
 
     def _data_loader(self, first_epoch: int) -> torch.utils.data.DataLoader:
         """Workers reading the schedule's steps from ``first_epoch`` on (a new stream: new workers)."""
@@ -299,6 +309,7 @@ class BatchLoader:
             num_workers=self.num_workers,
             prefetch_factor=PREFETCH_FACTOR,
             pin_memory=self.pin_memory,
+            generator=torch.Generator(),  # the workers' base seed, not drawn from the global generator (a resumed run's dropout)
         )
 
 
