@@ -164,3 +164,22 @@ def test_workers_that_failed_are_stopped_before_the_next_pass_starts(tiny_datase
     for (batch, size), (want, want_size) in zip(loader, expected, strict=True):
         assert size == want_size
         assert_same_batches(batch, want)
+
+
+def test_a_pass_draws_from_the_global_generator_as_a_data_loader_pass_does(tiny_dataset):
+    """Dropout and other draws during training see the same global random state for 0 and 2
+    workers: each pass makes the one draw a DataLoader pass makes."""
+    samples = AutoregressiveDataset(tiny_dataset, "train", cache=False)
+    states = []
+    for workers in (0, 2):
+        loader = BatchLoader(samples, RankBatches(len(samples), 6, Ranks(), seed=7), num_workers=workers, lend=True)
+        torch.manual_seed(0)
+        for epoch in (1, 2):
+            loader.set_epoch(epoch)
+            for _ in loader:
+                pass
+        states.append(torch.get_rng_state())
+    torch.manual_seed(0)
+    for _ in range(2):
+        list(torch.utils.data.DataLoader([]))
+    assert torch.equal(states[0], states[1]) and torch.equal(states[0], torch.get_rng_state())

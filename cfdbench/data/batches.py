@@ -262,6 +262,7 @@ class BatchLoader:
         return len(self.schedule)
 
     def __iter__(self) -> Iterator[tuple[dict[str, Tensor], int]]:
+        _draw_like_a_data_loader()
         if not self.num_workers:
             for indices, global_batch in self.schedule:
                 yield _pinned(self.samples[indices]) if self.pin_memory else self.samples[indices], global_batch
@@ -309,8 +310,16 @@ class BatchLoader:
             num_workers=self.num_workers,
             prefetch_factor=PREFETCH_FACTOR,
             pin_memory=self.pin_memory,
-            generator=torch.Generator(),  # the workers' base seed, not drawn from the global generator (a resumed run's dropout)
+            generator=torch.Generator(),  # the workers' base seed: the global generator's one draw per pass is made in __iter__
         )
+
+
+def _draw_like_a_data_loader() -> None:
+    """One draw from torch's global generator, as a pass of ``DataLoader`` makes (its workers' base
+    seed), with or without workers: every pass leaves the global random state as a ``DataLoader``
+    without workers did, so dropout during training is the same for any ``--num-workers`` and after
+    ``--resume``, and runs made before the workers' stream existed replay bitwise."""
+    torch.empty((), dtype=torch.int64).random_()
 
 
 def _shared_slots(samples: torch.utils.data.Dataset, schedule: torch.utils.data.Sampler, count: int) -> _SharedSlots | None:
