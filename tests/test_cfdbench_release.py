@@ -161,6 +161,7 @@ def test_convert_reports_bad_cases_by_path(tmp_path):
     assert str(raw / "data/cavity/bc/case0002") in json.dumps(manifest)
 
 
+@pytest.mark.slow  # 15 s: the default set's margin under CI's 10 minutes (564 s on a clean clone)
 def test_two_commands_then_training_on_converted_release(tmp_path):
     """download --from, convert, then `cfdbench run` on CFDBench-format data with CFDBench's splits."""
     import os

@@ -63,6 +63,7 @@ def test_two_gloo_ranks_match_one_process(tiny_dataset, tmp_path):
     assert not any(p.name.startswith("rank") for p in (tmp_path / "ddp").iterdir())  # rank 0 alone wrote
 
 
+@pytest.mark.slow  # 21 s: the default set's margin under CI's 10 minutes (564 s on a clean clone)
 def test_a_killed_run_resumes_to_the_same_weights(tiny_dataset, tmp_path):
     common = ["--model", "resnet", "--dataset", str(tiny_dataset.path), "--epochs", "5", "--batch-size", "4", "--device", "cpu"]
     full = train_cli(*common, "--run-dir", str(tmp_path / "full"))
