@@ -172,16 +172,12 @@ class _SharedSlots:
         """The batch of a slot: its shared tensors themselves when ``lend`` (and not ``pin``), else
         private copies (pinned for a GPU when ``pin``)."""
         views = {key: self.buffers[slot][key][:rows] for key in self.keys}
-        return views if lend and not pin else {key: _copy(value, pin) for key, value in views.items()}
+        return views if lend and not pin else _private(views, pin)
 
 
-def _pinned(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {key: value.pin_memory() for key, value in batch.items()}
-
-
-def _copy(value: Tensor, pin: bool) -> Tensor:
-    out = torch.empty(value.shape, dtype=value.dtype, pin_memory=pin)
-    return out.copy_(value)
+def _private(batch: dict[str, Tensor], pin: bool) -> dict[str, Tensor]:
+    """A copy of every tensor of ``batch`` (in pinned memory when ``pin``)."""
+    return {key: torch.empty(value.shape, dtype=value.dtype, pin_memory=pin).copy_(value) for key, value in batch.items()}
 
 
 @dataclass(frozen=True)
@@ -265,10 +261,11 @@ class BatchLoader:
         _draw_like_a_data_loader()
         if not self.num_workers:
             for indices, global_batch in self.schedule:
-                yield _pinned(self.samples[indices]) if self.pin_memory else self.samples[indices], global_batch
+                batch = self.samples[indices]
+                yield _private(batch, pin=True) if self.pin_memory else batch, global_batch
             return
-        epoch, drawn_whole = self.schedule.epoch, False
-        if len(self.schedule) == 0:
+        epoch, steps, drawn_whole = self.schedule.epoch, len(self.schedule), False
+        if steps == 0:
             return
         follows = self._stream_epoch is not None and (self._stream_epoch == epoch or not self.schedule.varies_by_epoch)
         if self._stream is None or not follows:  # first pass, a stop, or not the epoch after the last one
@@ -276,7 +273,7 @@ class BatchLoader:
             self._stream = iter(self._data_loader(epoch))
         stream, self._stream_epoch = self._stream, None
         try:
-            for _ in range(len(self.schedule)):
+            for _ in range(steps):
                 item = next(stream)
                 if isinstance(item, _Failure):
                     raise _rebuilt(item)

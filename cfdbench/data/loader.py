@@ -242,22 +242,16 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         offsets = torch.arange(self.input_frames + self.output_frames) * self.stride
         return case, self.sample_start[index][:, None] + offsets
 
-    def _read_frames(self, case: Tensor, frames: Tensor, mask: Tensor, block: Tensor | None = None) -> Tensor:
-        """Prepared frames (B, n, C, H, W) for cases (B,), their frame numbers (B, n) and masks
-        (B, 1, H, W), written into ``block[:B]`` when given (an :meth:`empty_batch`'s ``frames``)."""
-        shape = (*frames.shape, len(self.fields), *self.frame_shape)
-        out = None if block is None else block[: len(case)]
+    def _read_frames(self, case: Tensor, frames: Tensor, mask: Tensor, out: Tensor) -> None:
+        """Prepared frames of cases (B,), their frame numbers (B, n) and masks (B, 1, H, W), written
+        into ``out`` (B, n, C, H, W)."""
+        flat_out = out.view(-1, *out.shape[2:])
         if self._frames is not None:
-            flat = (self.frame_offset[case][:, None] + frames).reshape(-1)
-            if out is None:
-                return self._frames.index_select(0, flat).view(shape)
-            torch.index_select(self._frames, 0, flat, out=out.view(-1, *shape[2:]))
-            return out
+            torch.index_select(self._frames, 0, (self.frame_offset[case][:, None] + frames).reshape(-1), out=flat_out)
+            return
         # Read in file order straight into the batch's layout, then normalised and masked as one block.
-        per_sample = frames.shape[1]
-        flat_out = None if out is None else out.view(-1, *shape[2:])
-        read = self._reader.read(case.repeat_interleave(per_sample), frames.reshape(-1), out=flat_out)
-        return self._prepare(read.view(shape), mask.unsqueeze(1))
+        self._reader.read(case.repeat_interleave(frames.shape[1]), frames.reshape(-1), out=flat_out)
+        self._prepare(out, mask.unsqueeze(1))
 
     def window_views(self, frames: Tensor) -> dict[str, Tensor]:
         """``input`` (B, k*C, H, W) and ``target`` (B, m*C, H, W): views of frames (B, k+m, C, H, W), no copy."""
@@ -279,22 +273,19 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         }
 
     def gather(self, index: Tensor, out: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """The batch of sample indices (B,). With ``out`` (from :meth:`empty_batch`, at least B rows)
-        every tensor is written into its first B rows and the batch is made of views of them: a
-        worker fills a shared-memory batch without allocating one (``batches.py``)."""
+        """The batch of sample indices (B,), written into the first B rows of ``out`` (from
+        :meth:`empty_batch`; a new one when not given) and made of views of them: a worker fills a
+        shared-memory batch without allocating one (``batches.py``)."""
+        rows = len(index)
+        out = self.empty_batch(rows) if out is None else out
         case, frame_ids = self._frame_ids(index)
         first_target = frame_ids[:, self.input_frames]
-        time = first_target / (self.n_frames[case] - 1).clamp(min=1)  # for non-autoregressive models
-        if out is None:
-            mask, params = self.masks.index_select(0, case), self.params.index_select(0, case)
-            frames = self._read_frames(case, frame_ids, mask)  # (B, k+m, C, H, W)
-            return {**self.window_views(frames), "mask": mask, "params": params, "case": case, "frame": first_target, "time": time}
-        rows = len(index)
         mask = torch.index_select(self.masks, 0, case, out=out["mask"][:rows])
         torch.index_select(self.params, 0, case, out=out["params"][:rows])
-        for key, value in (("case", case), ("frame", first_target), ("time", time)):
-            out[key][:rows].copy_(value)
-        self._read_frames(case, frame_ids, mask, out["frames"])
+        out["case"][:rows].copy_(case)
+        out["frame"][:rows].copy_(first_target)
+        out["time"][:rows].copy_(first_target / (self.n_frames[case] - 1).clamp(min=1))  # for non-autoregressive models
+        self._read_frames(case, frame_ids, mask, out["frames"][:rows])
         return {key: value[:rows] for key, value in out.items() if key != "frames"}
 
     def __getitem__(self, index: int | Sequence[int] | Tensor) -> dict[str, Tensor]:
