@@ -97,6 +97,20 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0], lines[0]
 
 
+SMALL_FNO = ["--model", "fno", "--set", "model.modes=[4,4]", "--set", "model.hidden_channels=8", "--device", "cpu"]
+
+
+def train_and_evaluate(dataset: str, cwd: Path) -> Path:
+    """Train a small FNO for one epoch on ``dataset`` (a name, folder or URL) and evaluate its
+    checkpoint over 2 steps, both through the CLI; returns the run folder."""
+    run = cwd / "run"
+    train = run_entry_point("train", *SMALL_FNO, "--dataset", dataset, "--epochs", "1", "--batch-size", "6", "--run-dir", str(run), cwd=cwd)
+    assert train.returncode == 0, train.stderr
+    evaluate = run_entry_point("evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--dataset", dataset, "--steps", "2", "--device", "cpu", cwd=cwd)
+    assert evaluate.returncode == 0, evaluate.stderr
+    return run
+
+
 # A laminar-Re_tau card small enough for the default test run (the pipeline, not turbulence).
 CHANNEL_CARD = {
     "name": "chantest",

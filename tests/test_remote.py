@@ -9,7 +9,7 @@ import socket
 import threading
 
 import pytest
-from conftest import assert_one_line_error, run_entry_point
+from conftest import SMALL_FNO, assert_one_line_error, run_entry_point, train_and_evaluate
 
 from cfdbench.data.dataset_dir import content_hash
 from cfdbench.data.remote import cache_root, filesystem, open_remote, push_dataset
@@ -18,9 +18,6 @@ from cfdbench.errors import CfdbenchError, DatasetNotFoundError
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
-
-SMALL_MODEL = ["--model", "fno", "--set", "model.modes=[4,4]", "--set", "model.hidden_channels=8", "--device", "cpu"]
-
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
@@ -66,16 +63,10 @@ def test_push_info_train_evaluate_and_verify_from_s3(tiny_dataset, s3, tmp_path)
     info = run_entry_point("data", "info", url, cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     assert content_hash(tiny_dataset.path) in info.stdout and "1 in the cache" in info.stdout
-    train = run_entry_point("train", *SMALL_MODEL, "--dataset", url, "--epochs", "1", "--batch-size", "6",
-                            "--run-dir", str(tmp_path / "run"), cwd=tmp_path)  # fmt: skip
-    assert train.returncode == 0, train.stderr
-    evaluate = run_entry_point("evaluate", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--dataset", url,
-                               "--steps", "2", "--device", "cpu", cwd=tmp_path)  # fmt: skip
-    assert evaluate.returncode == 0, evaluate.stderr
+    run = train_and_evaluate(url, tmp_path)
     assert cached_case_entries() == sorted(p.name for p in tiny_dataset.path.glob("cases/*.h5"))  # verified, no temporaries
-    entry = json.loads((tmp_path / "run" / "entry.json").read_text())
+    entry = json.loads((run / "entry.json").read_text())
     assert entry["dataset"]["content_hash"] == content_hash(tiny_dataset.path)
-    run = tmp_path / "run"
     verify = run_entry_point("leaderboard", "verify", str(run / "entry.json"), "--checkpoint", str(run / "checkpoint.pt"),
                              "--dataset", url, "--device", "cpu", cwd=tmp_path)  # fmt: skip
     assert verify.returncode == 0 and "verified" in verify.stdout, verify.stderr
@@ -190,7 +181,7 @@ def test_a_tampered_object_is_refused_and_nothing_is_cached_or_trained(tiny_data
     data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
     fs.pipe_file(victim, bytes(data))
     result = run_entry_point(
-        "train", *SMALL_MODEL, "--dataset", url, "--epochs", "1", "--run-dir", str(tmp_path / "run"), cwd=tmp_path
+        "train", *SMALL_FNO, "--dataset", url, "--epochs", "1", "--run-dir", str(tmp_path / "run"), cwd=tmp_path
     )
     assert_one_line_error(result, f"{s3}/cavity-tiny/cases/", "does not match the manifest", "nothing was cached")
     assert tiny_dataset.split("train")[0] not in " ".join(cached_case_entries())

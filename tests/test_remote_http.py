@@ -11,16 +11,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_entry_point
+from conftest import SMALL_FNO, assert_one_line_error, run_entry_point, train_and_evaluate
 
 from cfdbench.data.dataset_dir import content_hash
 from cfdbench.data.remote import cache_root
 from cfdbench.data.resolve import open_dataset
 
 pytest.importorskip("aiohttp")  # fsspec's http:// driver
-
-SMALL_MODEL = ["--model", "fno", "--set", "model.modes=[4,4]", "--set", "model.hidden_channels=8", "--device", "cpu"]
-
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
@@ -51,12 +48,7 @@ def test_info_train_and_evaluate_from_an_http_url(tiny_dataset, served, tmp_path
     info = run_entry_point("data", "info", url, cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     assert content_hash(tiny_dataset.path) in info.stdout
-    train = run_entry_point("train", *SMALL_MODEL, "--dataset", url, "--epochs", "1", "--batch-size", "6",
-                            "--run-dir", str(tmp_path / "run"), cwd=tmp_path)  # fmt: skip
-    assert train.returncode == 0, train.stderr
-    evaluate = run_entry_point("evaluate", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--dataset", url,
-                               "--steps", "2", "--device", "cpu", cwd=tmp_path)  # fmt: skip
-    assert evaluate.returncode == 0, evaluate.stderr
+    train_and_evaluate(url, tmp_path)
     assert cached_files() == sorted(p.name for p in tiny_dataset.path.glob("cases/*.h5"))  # verified, no temporaries
     remote = open_dataset(url)
     case = remote.case_ids[0]
@@ -71,7 +63,7 @@ def test_a_damaged_object_or_a_folder_without_a_dataset_is_one_line(tiny_dataset
     data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
     victim.write_bytes(bytes(data))
     url = f"{address}/cavity-tiny"
-    result = run_entry_point("train", *SMALL_MODEL, "--dataset", url, "--epochs", "1", "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    result = run_entry_point("train", *SMALL_FNO, "--dataset", url, "--epochs", "1", "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert_one_line_error(result, f"{url}/cases/{victim.name}", "does not match the manifest", "nothing was cached")
     assert victim.name not in cached_files() and not any(".tmp-" in name for name in cached_files())
     assert not (tmp_path / "run").exists()
