@@ -91,9 +91,12 @@ def test_dam_mask_holds_the_barrier_and_parameters_its_size(tmp_path):
     case = read_case(tmp_path / "dam" / "geo" / "case0170", "dam", "geo")
     assert case.params["barrier_height"] == 0.12 and list(case.params)[-2:] == ["barrier_height", "barrier_width"]
     x, y = case.coordinates()
-    mask = case.mask()
-    solid = ~mask
+    fraction = case.fluid_fraction()
+    solid = fraction < 0.5
     assert solid.sum() == ((x >= 0.5) & (x <= 0.55)).sum() * (y <= 0.12).sum() > 0
+    cell_area = (x[1] - x[0]) * (y[1] - y[0])
+    assert (1 - fraction.astype(np.float64)).sum() * cell_area == pytest.approx(0.12 * 0.05, rel=1e-6)  # the barrier, exactly
+    assert np.any((fraction > 0) & (fraction < 1))  # its edges cut cells: they show as fractions
     assert case.case_id == "geo-0170" and FRAME_INTERVAL["dam"] == 0.1 and case.dtype == "float64"
 
 
@@ -104,9 +107,12 @@ def test_cylinder_disc_is_centred_at_the_origin(tmp_path):
     case = read_case(tmp_path / "cylinder" / "bc" / "case0001", "cylinder", "bc")
     x, y = case.coordinates()
     assert x[0] < 0 < x[-1] and y[0] < 0 < y[-1]
-    solid = ~case.mask()
+    fraction = case.fluid_fraction()
+    solid = fraction < 0.5
     xx, yy = np.meshgrid(x, y)
-    assert solid.sum() > 0 and np.all(xx[solid] ** 2 + yy[solid] ** 2 <= 0.01**2)
+    assert solid.sum() > 0 and np.all(xx[solid] ** 2 + yy[solid] ** 2 <= 0.015**2)
+    cell_area = (x[1] - x[0]) * (y[1] - y[0])
+    assert (1 - fraction.astype(np.float64)).sum() * cell_area == pytest.approx(np.pi * 0.01**2, rel=1e-6)
     assert FRAME_INTERVAL["cylinder"] == 0.001 and FRAME_INTERVAL["tube"] == 0.01
 
 

@@ -67,6 +67,11 @@ def test_tube_frames_develop_from_rest_and_conserve_mass(tiny):
         assert u[-1].max() > 1.2 * params["vel_in"]  # boundary layers accelerate the core
 
 
+def _solid_area(case) -> float:
+    """The bodies' area [m²] that a case's stored fluid fractions hold."""
+    return float((1 - case.fluid_fraction.astype(np.float64)).sum() * (case.x[1] - case.x[0]) * (case.y[1] - case.y[0]))
+
+
 def test_dam_mask_holds_the_barrier_and_parameters_its_size(tiny):
     with _first_case(tiny / "dam") as case:
         p = case.params
@@ -74,10 +79,27 @@ def test_dam_mask_holds_the_barrier_and_parameters_its_size(tiny):
         x, y = np.meshgrid(case.x, case.y)
         barrier = (x > 0.5) & (x < 0.5 + p["barrier_width"]) & (y < p["barrier_height"])
         assert barrier.any() and not case.mask[barrier].any() and case.mask[~barrier].all()
+        assert _solid_area(case) == pytest.approx(p["barrier_width"] * p["barrier_height"], rel=1e-5)
+        assert np.array_equal(case.mask, case.fluid_fraction >= 0.5) and np.any((case.fluid_fraction % 1) > 0)
         u = case.read(["u"], slice(None))[:, 0]
         assert np.all(u[:, barrier] == 0)
         force = case.solver_field("body_force")
         assert force.shape == (case.n_frames, 2) and force[-1, 0] > 0
+
+
+def test_every_dam_barrier_width_of_the_paper_card_has_its_own_stored_mask():
+    """Barrier widths 0.01-0.10 m on 0.023 m stored cells: the cells the barrier covers alone gave 5
+    distinct masks for the 10 widths; the fluid fractions give 10, and hold each barrier's area."""
+    card = load_dataset_card("dam")
+    specs = [spec for spec in card.cases() if spec.subset == "geo" and spec.params["barrier_height"] == 0.11]
+    fractions = []
+    for case in card_cases(card, specs):
+        s = case.setup
+        fraction = s.fluid_fraction(np.linspace(0, s.length_x, 65), np.linspace(0, s.length_y, 65)).astype(np.float32)
+        solid = (1 - fraction.astype(np.float64)).sum() * (s.length_x / 64) * (s.length_y / 64)
+        assert solid == pytest.approx((s.block[1] - s.block[0]) * (s.block[3] - s.block[2]), rel=1e-5)
+        fractions.append(fraction.tobytes())
+    assert len(specs) == 10 and len(set(fractions)) == 10
 
 
 def test_cylinder_is_centred_at_the_origin_and_masked(tiny):
@@ -86,7 +108,8 @@ def test_cylinder_is_centred_at_the_origin_and_masked(tiny):
         assert case.x[0] < 0 < case.x[-1] and case.y[0] < 0 < case.y[-1]
         x, y = np.meshgrid(case.x, case.y)
         inside = x**2 + y**2 <= p["radius"] ** 2
-        assert inside.sum() > 5 and np.array_equal(~inside, case.mask)
+        assert inside.sum() > 5 and not case.mask[inside].any() and case.mask[np.hypot(x, y) > p["radius"] + 1e-3].all()
+        assert _solid_area(case) == pytest.approx(np.pi * p["radius"] ** 2, rel=1e-5)  # the disc's edge, in fractions
         assert case.solver_field("body_force")[-1, 0] > 0  # drag
 
 

@@ -8,7 +8,7 @@ import torch
 
 from cfdbench.cards import load_dataset_card, load_model_card
 from cfdbench.data.loader import AutoregressiveDataset
-from cfdbench.models.base import OperatorMeta, predict_batch
+from cfdbench.models.base import OperatorMeta, fluid_cells, predict_batch
 from cfdbench.models.registry import build_model, builtin_model_names, get_model_class, load_checkpoint, save_checkpoint
 from cfdbench.training.trainer import TrainConfig, masked_loss, train, validate
 
@@ -37,12 +37,17 @@ def from_card(name: str, meta: OperatorMeta, dataset: str):
 def random_batch(meta: OperatorMeta, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     shape = meta.grid_shape
-    mask = torch.ones(batch, 1, *shape)
-    mask[..., shape[0] // 3 : shape[0] // 2, shape[1] // 4 : shape[1] // 3] = 0  # a body
+    fraction = torch.ones(batch, 1, *shape)
+    rows, columns = slice(shape[0] // 3, shape[0] // 2), slice(shape[1] // 4, shape[1] // 3)
+    fraction[..., rows, columns] = 0  # a body
+    fraction[..., rows, columns.stop] = 0.7  # its right edge cuts a column of cells: fluid cells
+    fraction[..., rows, columns.start - 1] = 0.3  # and its left edge: solid cells
+    mask = fluid_cells(fraction)
     return {
         "input": torch.randn(batch, meta.input_frames * meta.n_fields, *shape, generator=g) * mask,
         "target": torch.randn(batch, meta.n_fields, *shape, generator=g) * mask,
         "mask": mask,
+        "fluid_fraction": fraction,
         "params": torch.randn(batch, meta.n_params, generator=g),
         "time": torch.rand(batch, generator=g),
     }
@@ -61,6 +66,21 @@ def test_builds_from_card_runs_forward_backward_and_masks(name, dataset):
         masked_loss(out, batch["target"], batch["mask"], "nmse").backward()
         grads = [p.grad for p in model.parameters() if p.requires_grad]
         assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", ["fno", "fno-cfdbench", "unet", "resnet", "auto-deeponet-cnn"])
+def test_image_models_see_a_body_edge_inside_a_cell(name):
+    """The fluid fraction is the models' geometry input: moving a body's edge inside a cell (its cells'
+    fractions) changes the prediction, with the same fluid cells."""
+    meta = dataset_meta("dam")
+    model = from_card(name, meta, "dam").eval()
+    batch = random_batch(meta)
+    thinner = dict(batch, fluid_fraction=batch["fluid_fraction"].clone())
+    thinner["fluid_fraction"][thinner["fluid_fraction"] == 0.7] = 0.9
+    assert torch.equal(fluid_cells(thinner["fluid_fraction"]), batch["mask"])
+    with torch.no_grad():
+        out, out_thinner = (predict_batch(model, b, torch.device("cpu")) for b in (batch, thinner))
+    assert not torch.equal(out, out_thinner)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -33,6 +33,7 @@ def window_batch(meta: OperatorMeta, batch: int = 2, seed: int = 0) -> dict[str,
         "input": torch.randn(batch, meta.input_frames * meta.n_fields, *meta.grid_shape, generator=g) * mask,
         "target": torch.randn(batch, meta.output_frames * meta.n_fields, *meta.grid_shape, generator=g) * mask,
         "mask": mask,
+        "fluid_fraction": mask,  # the body's edges on cell faces: its fluid fraction is the mask
         "params": torch.randn(batch, meta.n_params, generator=g),
         "time": torch.zeros(batch),
     }

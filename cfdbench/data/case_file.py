@@ -184,7 +184,7 @@ def _write_fields(writer: TreeWriter, record: CaseRecord) -> None:
     space = tuple(record.axes)  # The Well's order: x first
     components = [record.fields[name] for name in record.field_names if name != "p"]
     velocity = _reverse_space(np.stack(components, axis=-1), n, vector=True)[None]
-    mask = _reverse_space(record.mask.astype(np.float32), n)[None]
+    mask = _reverse_space(record.fluid_fraction, n)[None]
     has_pressure = "p" in record.fields
     writer.group("t0_fields", {"field_names": ["pressure", "mask"] if has_pressure else ["mask"]})
     if has_pressure:  # CFDBench's release has no pressure: such cases store velocity only
@@ -473,9 +473,15 @@ class CaseFile:
         return self._get("dimensions/z").astype(np.float64)
 
     @cached_property
+    def fluid_fraction(self) -> np.ndarray:
+        """Share of each cell (ny, nx) or (nz, ny, nx) outside every body, float32 in [0, 1]: the stored
+        mask (0 or 1 in datasets made before fractions were stored)."""
+        return np.ascontiguousarray(_reverse_space(self._get("t0_fields/mask", (0, Ellipsis)).astype(np.float32), self.n_dims))
+
+    @cached_property
     def mask(self) -> np.ndarray:
-        """Fluid mask (ny, nx) or (nz, ny, nx), True = fluid."""
-        return np.ascontiguousarray(_reverse_space(self._get("t0_fields/mask", (0, Ellipsis)) > 0.5, self.n_dims))
+        """Fluid cells (ny, nx) or (nz, ny, nx), True = fluid: those at least half fluid."""
+        return self.fluid_fraction >= 0.5
 
     @property
     def time(self) -> np.ndarray:
@@ -544,7 +550,7 @@ class CaseFile:
             y=self.y.copy(),
             z=self.z.copy() if self.n_dims == 3 else None,
             fields={name: np.ascontiguousarray(frames[:, i]) for i, name in enumerate(self.field_names)},
-            mask=self.mask.copy(),
+            mask=self.fluid_fraction.copy(),
             boundary_conditions=dict(self.boundary_conditions),
             attrs=dict(self.attrs),
             solver_fields=solver_fields,

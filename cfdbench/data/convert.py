@@ -56,7 +56,7 @@ def to_record(case: RawCase, card: DatasetCard, legacy: bool = False, dpot: bool
     fields = {"u": case.u, "v": case.v} | ({"p": case.p} if case.p is not None else {})
     fields = {name: values[::stride] for name, values in fields.items()}
     x, y = case.coordinates()
-    mask, params = case.mask(), case.params
+    mask, params = case.fluid_fraction(), case.params
     if legacy:
         frames = legacy_frames(case, fields)
         fields, mask, x, y, params = frames.fields, frames.mask, frames.x, frames.y, frames.params

@@ -188,14 +188,15 @@ def well_stats(ds: StoredDataset, fields: tuple[str, ...]) -> dict[str, dict]:
 
 
 def _mask_stats(ds: StoredDataset) -> dict[str, float]:
-    """Mean, std and rms of the 0/1 fluid mask over the training cases' cells (fluid fraction f:
-    mean f, std sqrt(f (1 - f)), rms sqrt(f))."""
-    fluid = cells = 0
+    """Mean, std and rms of the stored mask (each cell's fluid fraction, 0 or 1 away from body edges)
+    over the training cases' cells, in float64."""
+    total = squares = cells = 0.0
     for case_id in ds.split("train"):
         with ds.open_case(case_id) as case:
-            fluid, cells = fluid + int(case.mask.sum()), cells + case.mask.size
-    fraction = fluid / cells
-    return {"mean": fraction, "std": math.sqrt(fraction * (1 - fraction)), "rms": math.sqrt(fraction)}
+            fraction = case.fluid_fraction.astype(np.float64)
+            total, squares, cells = total + fraction.sum(), squares + (fraction**2).sum(), cells + fraction.size
+    mean, mean_square = float(total / cells), float(squares / cells)
+    return {"mean": mean, "std": math.sqrt(max(mean_square - mean**2, 0.0)), "rms": math.sqrt(mean_square)}
 
 
 def well_metadata(root: Path, ds: StoredDataset, fields: tuple[str, ...]) -> dict:

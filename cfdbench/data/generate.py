@@ -117,7 +117,7 @@ def simulate_records(
                 x=frames.x[b],
                 y=frames.y[b],
                 fields={"u": frames.u[b], "v": frames.v[b], "p": frames.p[b]},
-                mask=frames.mask[b],
+                mask=frames.fluid_fraction[b],
                 boundary_conditions=dict(flow.boundary_conditions),
                 attrs={
                     "reynolds": spec.reynolds,

@@ -130,8 +130,9 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
 
     ``dataset[i]`` gives one sample; ``dataset[[i, j, ...]]`` gives a batch gathered in one
     vectorised step (use :meth:`loader`, which hands index lists to ``__getitem__``).
-    Returned tensors: ``input`` (k*C, H, W), ``target`` (m*C, H, W) for m output frames, ``mask`` (1, H, W) (with a
-    leading D before H for 3D datasets, whose frame shape comes from the stored metadata),
+    Returned tensors: ``input`` (k*C, H, W), ``target`` (m*C, H, W) for m output frames, ``mask`` (1, H, W), 1 on
+    the fluid cells, and ``fluid_fraction`` (1, H, W), each cell's share outside every body, what a model
+    sees of the geometry (with a leading D before H for 3D datasets, whose frame shape comes from the stored metadata),
     ``params`` (P,), plus ``case`` and ``frame`` indices and ``time`` (of the first target frame, its
     index as a fraction of its case's trajectory); batches add a leading dimension.
     Fields are normalised and zero outside the fluid, exactly as a model's masked output.
@@ -192,16 +193,18 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
     def _index_cases(self) -> np.ndarray:
         """Per case: frame count and mask; per sample: (case, first input frame). Returns the
         (cases, P) physical parameters."""
-        n_frames, masks, params = [], [], []
+        n_frames, masks, fractions, params = [], [], [], []
         for case_id in self.case_ids:
             with self.dataset.open_case(case_id) as case:
                 n_frames.append(case.n_frames)
                 masks.append(torch.from_numpy(np.ascontiguousarray(case.mask, dtype=np.float32)))
+                fractions.append(torch.from_numpy(case.fluid_fraction))
                 params.append(list(case.params.values()))
                 self.frame_shape = case.shape
                 self.parameter_names = tuple(case.params)
         self.n_frames = torch.tensor(n_frames)
         self.masks = torch.stack(masks).unsqueeze(1)  # (cases, 1, H, W)
+        self.fluid_fractions = torch.stack(fractions).unsqueeze(1)
         self.frame_offset = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), self.n_frames[:-1]]), 0)
         self.total_frames = int(self.n_frames.sum())
         starts_per_case = (self.n_frames - self.window + 1).clamp(min=0)
@@ -266,6 +269,7 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
             "frames": frames,
             **self.window_views(frames),
             "mask": torch.empty((rows, *self.masks.shape[1:])),
+            "fluid_fraction": torch.empty((rows, *self.masks.shape[1:])),
             "params": torch.empty((rows, self.params.shape[1]), dtype=self.params.dtype),
             "case": torch.empty(rows, dtype=torch.long),
             "frame": torch.empty(rows, dtype=torch.long),
@@ -281,6 +285,7 @@ class AutoregressiveDataset(torch.utils.data.Dataset):
         case, frame_ids = self._frame_ids(index)
         first_target = frame_ids[:, self.input_frames]
         mask = torch.index_select(self.masks, 0, case, out=out["mask"][:rows])
+        torch.index_select(self.fluid_fractions, 0, case, out=out["fluid_fraction"][:rows])
         torch.index_select(self.params, 0, case, out=out["params"][:rows])
         out["case"][:rows].copy_(case)
         out["frame"][:rows].copy_(first_target)

@@ -36,6 +36,11 @@ class CaseRecord:
     """One case: frames ``fields[name]`` of shape (T, ny, nx), float32, on cell centres ``x``, ``y``
     (or (T, nz, ny, nx) with a ``z`` axis, and then a ``w`` velocity).
 
+    ``mask`` is given as booleans (True = fluid) or as each cell's fluid fraction in [0, 1], the share
+    of it outside every body; it is kept as both: ``fluid_fraction`` (float32, what is stored, so that
+    a barrier or disc edge inside a cell stays visible) and ``mask`` (bool: the fluid cells, those at
+    least half fluid, the cells that are predicted and scored).
+
     ``params`` keeps the card's parameter order; ``attrs`` holds extra scalar or string facts
     (Reynolds number, solver settings); ``solver_fields`` holds native solver-grid arrays of
     any shape, described by the optional ``solver_field_attrs[name]``.
@@ -54,6 +59,7 @@ class CaseRecord:
     solver_fields: dict[str, np.ndarray] = field(default_factory=dict)
     solver_field_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     z: np.ndarray | None = None
+    fluid_fraction: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._check_identity()
@@ -139,7 +145,11 @@ class CaseRecord:
         mask = np.asarray(self.mask)
         if mask.shape != self.shape:
             raise self._error(f"mask has shape {mask.shape}, expected {self.shape}")
-        self.mask = mask.astype(bool)
+        fraction = mask.astype(np.float32)
+        if not np.all((fraction >= 0) & (fraction <= 1)):
+            raise self._error("mask must be booleans or fluid fractions in [0, 1]")
+        self.fluid_fraction = fraction
+        self.mask = fraction >= 0.5
 
     def _check_boundary_conditions(self) -> None:
         for axis, kind in self.boundary_conditions.items():

@@ -123,7 +123,8 @@ class StoredDataset:
             data_vars: dict[str, Any] = {
                 name: (("t", *space), frames[:, channel], {"units": UNITS[name]}) for channel, name in enumerate(case.field_names)
             }
-            data_vars["mask"] = (space, case.mask, {"description": "True = fluid"})
+            data_vars["mask"] = (space, case.mask, {"description": "True = fluid (the cells at least half fluid)"})
+            data_vars["fluid_fraction"] = (space, case.fluid_fraction, {"description": "share of each cell outside every body"})
             attrs = {
                 "case_id": case.case_id,
                 "subset": case.subset,

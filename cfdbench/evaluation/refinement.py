@@ -75,7 +75,7 @@ def refine_test_cases(
         inputs = normalization.fields.normalize(physical[:, : task.input_frames], channel_dim=2).flatten(1, 2) * mask
         params = normalization.params.transform(cases.params).to(device)
         trained, refined, history = refine_window(
-            model, inputs.float(), mask.float(), params, lambda x: to_physical(x.double()), velocity, geometry, settings
+            model, inputs.float(), cases.fluid_fractions.to(device), params, lambda x: to_physical(x.double()), velocity, geometry, settings
         )
         truth = physical[:, task.input_frames - 1 :]  # the last input frame, then the window's true frames
         for name, prediction in (("nmse_before", trained), ("nmse_after", refined)):

@@ -135,7 +135,7 @@ def _curve(values: np.ndarray) -> dict[str, list[float | None]]:
 
 
 @torch.no_grad()
-def rollout(model: NeuralOperator, window: Tensor, mask: Tensor, params: Tensor, times: Tensor) -> Tensor:
+def rollout(model: NeuralOperator, window: Tensor, fluid_fraction: Tensor, params: Tensor, times: Tensor) -> Tensor:
     """Feed predictions back until every target time ``times`` (B, steps) has a frame; returns
     (B, steps, C, H, W) normalised predictions. A window model predicts m frames per call (the
     last of a call's frames past the horizon are dropped); a non-autoregressive model predicts each
@@ -143,7 +143,7 @@ def rollout(model: NeuralOperator, window: Tensor, mask: Tensor, params: Tensor,
     n_fields, steps = model.meta.n_fields, times.shape[1]
     predictions: list[Tensor] = []
     while len(predictions) < steps:
-        frames = model(window, mask, params, times[:, len(predictions)])  # (B, m*C, ...)
+        frames = model(window, fluid_fraction, params, times[:, len(predictions)])  # (B, m*C, ...)
         predictions.extend(frames.unflatten(1, (-1, n_fields)).unbind(1))
         window = torch.cat([window, frames], dim=1)[:, -window.shape[1] :]
     return torch.stack(predictions[:steps], dim=1)
@@ -292,11 +292,10 @@ def _predict(
     its calls took."""
     device = model.device
     times = torch.tensor(task.target_frame_ids, dtype=torch.float32)[None] / (cases.n_frames[:, None] - 1).clamp(min=1)
-    mask = cases.masks.to(device)
-    window = normalization.fields.normalize(inputs.to(device), channel_dim=2).flatten(1, 2) * mask
+    window = normalization.fields.normalize(inputs.to(device), channel_dim=2).flatten(1, 2) * cases.masks.to(device)
     scaled_params = normalization.params.transform(cases.params).to(device)
     started = time.perf_counter()
-    normalized = rollout(model, window, mask, scaled_params, times.to(device))
+    normalized = rollout(model, window, cases.fluid_fractions.to(device), scaled_params, times.to(device))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started  # the model's calls only
@@ -332,11 +331,13 @@ def _per_step_metrics(pred: Tensor, truth: Tensor, cases: "CaseBatch", velocity:
 
 @dataclass
 class CaseBatch:
-    """Physical frames (B, F, C, H, W), masks (B, 1, H, W), raw parameters (B, P), frame counts,
-    frame interval and grid spacing (B,) of some cases, and a probe reader for cylinder data."""
+    """Physical frames (B, F, C, H, W), fluid cells and fluid fractions (B, 1, H, W), raw parameters
+    (B, P), frame counts, frame interval and grid spacing (B,) of some cases, and a probe reader for
+    cylinder data."""
 
     frames: Tensor
     masks: Tensor
+    fluid_fractions: Tensor
     params: Tensor
     n_frames: Tensor
     dt: Tensor
@@ -357,7 +358,7 @@ def read_cases(
 ) -> CaseBatch:
     """Physical frames ``frame_ids`` of some cases, with what the metrics need of each; a case too
     short for ``task`` is refused with the frames it has and needs."""
-    frames, masks, params, n_frames, dt, dx, dy, probes, scales, geometry = [], [], [], [], [], [], [], [], [], []
+    frames, masks, fractions, params, n_frames, dt, dx, dy, probes, scales, geometry = ([] for _ in range(11))
     cylinder = dataset.metadata.problem == "cylinder" and "v" in fields
     channel = _is_channel(dataset, fields)
     for case_id in case_ids:
@@ -369,6 +370,7 @@ def read_cases(
                 )
             frames.append(torch.from_numpy(case.read(fields, np.asarray(frame_ids))))
             masks.append(torch.from_numpy(np.asarray(case.mask, dtype=np.float32))[None])
+            fractions.append(torch.from_numpy(case.fluid_fraction)[None])
             params.append(list(case.params.values()))
             n_frames.append(case.n_frames)
             dt.append(case.dt)
@@ -384,6 +386,7 @@ def read_cases(
     return CaseBatch(
         torch.stack(frames),
         torch.stack(masks),
+        torch.stack(fractions),
         torch.tensor(np.asarray(params)),
         torch.tensor(n_frames, dtype=torch.float32),
         as_tensor(dt),

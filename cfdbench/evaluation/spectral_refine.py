@@ -20,6 +20,7 @@ from torch import Tensor
 from cfdbench.errors import CfdbenchError
 from cfdbench.layers.spectral_conv_t import SpectralConvT
 from cfdbench.losses.navier_stokes_residual import residual_norm, vorticity_residual
+from cfdbench.models.base import fluid_cells
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def full_modes(height: int, width: int, model) -> tuple[int, int, int]:
 def refine_window(
     model,
     inputs: Tensor,
-    mask: Tensor,
+    fluid_fraction: Tensor,
     params: Tensor,
     to_physical: Callable[[Tensor], Tensor],
     velocity: list[int],
@@ -96,15 +97,16 @@ def refine_window(
 ) -> tuple[Tensor, Tensor, list[float]]:
     """Refine one trajectory's window: (trained window, refined window, residual norm per iteration,
     the first before any step). Windows are physical, (1, m, C, H, W); ``to_physical`` maps
-    normalised frames (1, n, C, H, W) to physical ones; ``velocity`` indexes u and v."""
+    normalised frames (1, n, C, H, W) to physical ones; ``velocity`` indexes u and v; the model sees
+    ``fluid_fraction`` (1, 1, H, W) as its mask, the window and the residual are taken on the fluid cells."""
     with torch.no_grad():  # the network stays as trained: only the new layer is optimised
-        latent = model.latent(inputs, mask, params).double()
+        latent = model.latent(inputs, fluid_fraction, params).double()
         fields = model.input_fields(inputs).double()
-    h, w = mask.shape[-2:]
+    h, w = fluid_fraction.shape[-2:]
     layer = widened_output(model.output, full_modes(h, w, model), settings.delta).to(inputs.device)
     groups = [(layer.biases, settings.bias_lr), (layer.weights, settings.weight_lr)]
     optimizer = torch.optim.Adam([{"params": list(group.parameters()), "lr": lr} for group, lr in groups])
-    mask64 = mask.double()
+    mask64 = fluid_cells(fluid_fraction).double()
 
     def physical_window(output: SpectralConvT | None) -> Tensor:
         window = model.window_from_latent(fields, latent, output).permute(0, 4, 1, 2, 3) * mask64[:, None]

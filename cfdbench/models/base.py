@@ -1,7 +1,7 @@
 """The operator contract every cfdbench model follows (documented in ``docs/operator-contract.md``).
 
 Two tasks, one call. An *autoregressive* model maps the last ``input_frames`` frames of a flow
-(normalised fields stacked along channels), the fluid mask and the case parameters to the next
+(normalised fields stacked along channels), the geometry (each cell's fluid fraction) and the case parameters to the next
 frame of the same fields. A *non-autoregressive* model maps (case parameters, time) to the
 frame at that time. Both are called as ``model(inputs, mask, params, time)`` and return a
 frame, so training, rollouts and metrics are the same code for every model. All sizes come
@@ -125,11 +125,13 @@ class NeuralOperator(nn.Module):
 
     ``forward(inputs, mask, params, time)``:
       - ``inputs``: (B, k*C, H, W) normalised input window, oldest frame first;
-      - ``mask``: (B, 1, H, W), 1 in the fluid, 0 in solids / outside;
+      - ``mask``: (B, 1, H, W), each cell's fluid fraction: 1 in the fluid, 0 in solids / outside,
+        in between where a body's edge crosses the cell (so a barrier or disc thinner than a cell
+        is visible); the fluid cells are those at least half fluid (:func:`fluid_cells`);
       - ``params``: (B, P) normalised case parameters;
       - ``time``: (B,) time of the frame to predict as a fraction of the stored trajectory
         (frame index / (frames - 1)); only non-autoregressive models use it;
-      returns (B, C, H, W), the normalised predicted frame, zero outside the fluid; a window model
+      returns (B, C, H, W), the normalised predicted frame, zero outside the fluid cells; a window model
       (``output_window``) returns the next ``meta.output_frames`` frames, (B, m*C, H, W), oldest first.
     Coordinates of the frame grid: :meth:`coordinates`; the physical size of the case's
     domain is in its parameters.
@@ -193,10 +195,10 @@ class NeuralOperator(nn.Module):
 
     def forward(self, inputs: Tensor, mask: Tensor, params: Tensor, time: Tensor | None = None) -> Tensor:
         if self.autoregressive:
-            return self.predict(inputs, mask, params) * mask
+            return self.predict(inputs, mask, params) * fluid_cells(mask)
         if time is None:
             raise ValueError(f"{type(self).__name__} is non-autoregressive: it needs the time of the frame to predict")
-        return self.predict_at(time, mask, params) * mask
+        return self.predict_at(time, mask, params) * fluid_cells(mask)
 
     def fit(self, train_data: Any) -> None:
         """Compute closed-form parts from the training split before any gradient step (a baseline's
@@ -236,6 +238,13 @@ def broadcast_params(params: Tensor, like: Tensor) -> Tensor:
     return params.reshape(*params.shape, *(1 for _ in spatial)).expand(-1, -1, *spatial)
 
 
+def fluid_cells(fluid_fraction: Tensor) -> Tensor:
+    """1 on the cells at least half fluid, the cells that are predicted and scored, else 0 (in the
+    fraction's dtype; a 0/1 mask gives itself back)."""
+    return (fluid_fraction >= 0.5).to(fluid_fraction.dtype)
+
+
 def predict_batch(model: NeuralOperator, batch: dict[str, Tensor], device: torch.device) -> Tensor:
-    """The model's prediction for a loader batch: the one place a batch becomes a model call."""
-    return model(*(batch[key].to(device) for key in ("input", "mask", "params", "time")))
+    """The model's prediction for a loader batch: the one place a batch becomes a model call (the
+    model sees the fluid fraction as its mask)."""
+    return model(*(batch[key].to(device) for key in ("input", "fluid_fraction", "params", "time")))

@@ -41,7 +41,8 @@ class FlowCase:
 @dataclass
 class SimulatedFrames:
     """Frames of one batch in SI units: u, v, p (B, T, ny, nx) on the frame grid, and per case the
-    frame coordinates, fluid mask, frame interval and (with bodies) the force history."""
+    frame coordinates, fluid mask and fluid fraction, frame interval and (with bodies) the force
+    history. A stored cell is fluid when at least half of it is (``fluid_fraction >= 0.5``)."""
 
     u: np.ndarray
     v: np.ndarray
@@ -50,6 +51,7 @@ class SimulatedFrames:
     y: list[np.ndarray]
     mask: list[np.ndarray]
     dt: np.ndarray
+    fluid_fraction: list[np.ndarray] = field(default_factory=list)  # (ny, nx) share of each cell outside bodies
     body_force: list[np.ndarray] = field(default_factory=list)  # (T, 2) N/m, fluid on body
     solver_fields: list[dict[str, np.ndarray]] = field(default_factory=list)
     steps: np.ndarray | None = None  # (B,) solver steps of each case
@@ -229,15 +231,15 @@ def _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, 
     stack = lambda i: torch.stack([f[i] for f in resampled], dim=1).double().cpu().numpy()  # noqa: E731
     u, v, p = stack(0) * vel, stack(1) * vel, stack(2) * pressure
     ny, nx = frame_shape
-    xs, ys, masks = [], [], []
+    xs, ys, fractions = [], [], []
     for b, case in enumerate(cases):
         s = case.setup
-        x_scaled = (np.arange(nx) + 0.5) * s.length_x / nx
-        y_scaled = (np.arange(ny) + 0.5) * s.length_y / ny
-        masks.append(~s.solid_at(x_scaled[None, :], y_scaled[:, None]))
+        edges_x, edges_y = np.linspace(0.0, s.length_x, nx + 1), np.linspace(0.0, s.length_y, ny + 1)
+        fractions.append(s.fluid_fraction(edges_x, edges_y).astype(np.float32))  # as stored
         x0, y0, width, height = s.window_si
         xs.append(x0 + (np.arange(nx) + 0.5) * width / nx)
         ys.append(y0 + (np.arange(ny) + 0.5) * height / ny)
+    masks = [fraction >= 0.5 for fraction in fractions]
     u, v, p = (np.where(np.stack(masks)[:, None], f, 0.0).astype(np.float32) for f in (u, v, p))
     body_force = []
     if forces:
@@ -255,4 +257,4 @@ def _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, 
             )
     dt = frame_interval * (length / velocity)
     steps = None if steps is None else steps.cpu().numpy()
-    return SimulatedFrames(u, v, p, xs, ys, masks, dt, body_force, solver_fields, steps)
+    return SimulatedFrames(u, v, p, xs, ys, masks, dt, fractions, body_force, solver_fields, steps)
