@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from cfdbench.errors import CfdbenchError
+from cfdbench.solvers.geometry import fluid_fraction
 from cfdbench.solvers.grid import StaggeredGrid
 
 
@@ -114,17 +115,6 @@ class GridAlignedObstacle(Obstacle):
         return ~self.solid
 
 
-def _fraction(grid: StaggeredGrid, points: tuple[Tensor, Tensor], inside, samples: int) -> Tensor:
-    """Share of each point's dx x dy control volume inside the body, by samples x samples sub-points."""
-    x, y = points
-    offsets = (torch.arange(samples, dtype=grid.dtype, device=grid.device) + 0.5) / samples - 0.5
-    total = torch.zeros_like(x)
-    for oy in offsets:
-        for ox in offsets:
-            total += inside(x + ox * grid.dx, y + oy * grid.dy).to(grid.dtype)
-    return total / samples**2
-
-
 class InterpolatedDisc(Obstacle):
     """Discs (centre and radius per case, each (B,)) by direct forcing with interpolation along the
     wall normal: a sharp, sub-cell boundary (Fadlun et al. 2000; Balaras 2004).
@@ -154,7 +144,7 @@ class InterpolatedDisc(Obstacle):
         self.discs = torch.stack([cx, cy, radius], dim=1).double().cpu().numpy()
         self._u = _NormalInterpolation(grid, grid.u_coordinates(), self.discs)
         self._v = _NormalInterpolation(grid, grid.v_coordinates(), self.discs)
-        self.fraction_cells = _fraction(grid, grid.cell_coordinates(), _inside_discs(cx, cy, radius), 8)
+        self._fluid = torch.as_tensor(np.stack([_disc_fluid_cells(grid, b, disc) for b, disc in enumerate(self.discs)]), device=grid.device)
         free_u, free_v = self._u.keep, self._v.keep
         self._continuity = torch.clamp(free_u[..., 1:] + free_u[..., :-1] + free_v[:, 1:] + free_v[:, :-1], max=1.0)
         closed = self._continuity == 0
@@ -186,7 +176,8 @@ class InterpolatedDisc(Obstacle):
         return self._v.apply(v)
 
     def fluid_cells(self) -> Tensor:
-        return self.fraction_cells < 0.5
+        """Cells at least half outside the disc, as the stored masks count them."""
+        return self._fluid
 
 
 def _outward_faces(closed: Tensor, dim: int) -> Tensor:
@@ -203,9 +194,11 @@ def _face_sum(on_u: Tensor, on_v: Tensor, grid: StaggeredGrid) -> Tensor:
     return on_u.sum(dim=-1).sum(dim=-1) * grid.dy.reshape(-1) + on_v.sum(dim=-1).sum(dim=-1) * grid.dx.reshape(-1)
 
 
-def _inside_discs(cx: Tensor, cy: Tensor, radius: Tensor):
-    shape = (-1, 1, 1)
-    return lambda x, y: (x - cx.reshape(shape)) ** 2 + (y - cy.reshape(shape)) ** 2 <= radius.reshape(shape) ** 2
+def _disc_fluid_cells(grid: StaggeredGrid, case: int, disc: np.ndarray) -> np.ndarray:
+    """(ny, nx) bool: the cells of case ``case`` at least half outside its disc (cx, cy, radius)."""
+    lx, ly = float(grid.lx.reshape(-1)[case]), float(grid.ly.reshape(-1)[case])
+    edges_x, edges_y = np.linspace(0.0, lx, grid.nx + 1), np.linspace(0.0, ly, grid.ny + 1)
+    return fluid_fraction(edges_x, edges_y, disc=tuple(disc)) >= 0.5
 
 
 class _NormalInterpolation:
