@@ -52,7 +52,7 @@ def assert_same_dataset(original, converted):
         with original.open_case(case_id) as a, converted.open_case(case_id) as b:
             ra, rb = a.to_record(include_solver_fields=False), b.to_record(include_solver_fields=False)
         assert ra.params == rb.params and ra.dt == rb.dt and ra.subset == rb.subset
-        np.testing.assert_array_equal(ra.mask, rb.mask)
+        np.testing.assert_array_equal(ra.fluid_fraction, rb.fluid_fraction)
         np.testing.assert_allclose(ra.x, rb.x, rtol=0, atol=1e-12)
         np.testing.assert_allclose(ra.y, rb.y, rtol=0, atol=1e-12)
         assert set(ra.fields) == set(rb.fields) == {"u", "v", "p"}
@@ -255,8 +255,8 @@ PROBE = Path(__file__).parent / "peer_scripts" / "the_well_probe.py"
 @pytest.mark.slow
 def test_the_well_package_reads_the_export(tiny_cylinder, tmp_path):
     """The Well's own WellDataset(path=...) opens the export (in a virtual environment of its own)
-    and returns cfdbench's values: channels [pressure, u, v] on The Well's (x, y) grid, the mask as
-    a constant field, the parameters as constant scalars; z-scores from stats.yaml; and its
+    and returns cfdbench's values: channels [pressure, u, v] on The Well's (x, y) grid, the mask (each
+    cell's fluid fraction) as a constant field, the parameters as constant scalars; z-scores from stats.yaml; and its
     catalogue-name constructors refuse a dataset outside its catalogue."""
     python = venv_python("the-well-1.2.0", THE_WELL)
     export_dataset(tiny_cylinder.path, tmp_path / "well", "the-well")
@@ -269,10 +269,10 @@ def test_the_well_package_reads_the_export(tiny_cylinder, tmp_path):
         assert list(probe[f"{split}/files"]) == [f"{c}.hdf5" for c in case_ids]
         with tiny_cylinder.open_case(case_ids[0]) as case:
             frames = case.read(("p", "u", "v"), slice(0, 2)).transpose(0, 3, 2, 1)  # (T, nx, ny, C): The Well's order
-            mask, params, x, y = case.mask.T, case.params, case.x, case.y
+            fraction, params, x, y = case.fluid_fraction.T, case.params, case.x, case.y
         np.testing.assert_array_equal(probe[f"{split}/input_fields"][0], frames[0])
         np.testing.assert_array_equal(probe[f"{split}/output_fields"][0], frames[1])
-        np.testing.assert_array_equal(probe[f"{split}/constant_fields"][..., 0], mask.astype(np.float32))
+        np.testing.assert_array_equal(probe[f"{split}/constant_fields"][..., 0], fraction)  # the stored fluid fractions
         np.testing.assert_array_equal(probe[f"{split}/constant_scalars"], np.float32(list(params.values())))
         grid = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1).astype(np.float32)
         np.testing.assert_array_equal(probe[f"{split}/space_grid"], grid)
