@@ -53,6 +53,7 @@ def measure_one(name: str, batch: int, device: str, repeats: int, precision_name
         "input": torch.randn(batch, 2, h, w, device=dev),
         "target": torch.randn(batch, 2, h, w, device=dev),
         "mask": torch.ones(batch, 1, h, w, device=dev),
+        "fluid_fraction": torch.ones(batch, 1, h, w, device=dev),
         "params": torch.randn(batch, meta.n_params, device=dev),
         "time": torch.rand(batch, device=dev),
     }
