@@ -160,3 +160,30 @@ def unstable_steps(monkeypatch):
 
     stable = NavierStokesSolver.stable_dt
     monkeypatch.setattr(NavierStokesSolver, "stable_dt", lambda self, state, cfl, reference_speed=1.0: 1000 * stable(self, state, cfl, reference_speed))
+
+
+CHANNEL_ENTRIES = Path(__file__).resolve().parents[1] / "leaderboard" / "entries" / "channel180-tiny"
+
+
+def channel_dns_bytes_differ_here() -> str | None:
+    """Why this machine cannot regenerate channel180-tiny's published bytes, or None when it can.
+
+    The channel DNS is turbulent: a last-bit difference anywhere grows until every frame differs. Its
+    float32 matrix products and FFTs run in MKL, whose code path follows the CPU's vendor and
+    instruction set: the published bytes (made on the CPU the committed channel entries record, an AMD
+    EPYC) came out differently on an Intel Xeon with each of MKL's paths tried (default, AVX2,
+    ``MKL_CBWR=COMPATIBLE``; 2026-12-08, docs/channel.md). The 2D flows are laminar and do
+    reproduce across these CPUs (their hashes are checked everywhere)."""
+    import json
+
+    from cfdbench.entries.entry import cpu_model
+
+    published = {json.loads(path.read_text())["hardware"]["cpu"] for path in CHANNEL_ENTRIES.glob("*.json")}
+
+    def vendor(name: str) -> str:
+        return next((v for v in ("AMD", "Intel") if v in name), name)
+
+    here = cpu_model()
+    if {vendor(name) for name in published} == {vendor(here)}:
+        return None
+    return f"channel180-tiny's bytes were published from {sorted(published)}; this CPU ({here}) takes another MKL code path"
