@@ -31,6 +31,7 @@ import numpy as np
 from cfdbench.data.schema import FIELD_NAMES, FIELD_NAMES_3D, SCHEMA_VERSION, UNITS, CaseRecord
 from cfdbench.errors import CfdbenchError, CorruptCaseError, UnknownNameError
 from cfdbench.io import atomic_path
+from cfdbench.solvers.geometry import is_fluid_cell
 
 WELL_GROUPS = ("dimensions", "boundary_conditions", "scalars", "t0_fields", "t1_fields", "t2_fields")
 # Where each record field lives on disk: (dataset path, vector component or None).
@@ -481,7 +482,7 @@ class CaseFile:
     @cached_property
     def mask(self) -> np.ndarray:
         """Fluid cells (ny, nx) or (nz, ny, nx), True = fluid: those at least half fluid."""
-        return self.fluid_fraction >= 0.5
+        return is_fluid_cell(self.fluid_fraction)
 
     @property
     def time(self) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from cfdbench.errors import CfdbenchError
+from cfdbench.solvers.geometry import is_fluid_cell
 
 SCHEMA_VERSION = "1.0"
 
@@ -149,7 +150,7 @@ class CaseRecord:
         if not np.all((fraction >= 0) & (fraction <= 1)):
             raise self._error("mask must be booleans or fluid fractions in [0, 1]")
         self.fluid_fraction = fraction
-        self.mask = fraction >= 0.5
+        self.mask = is_fluid_cell(fraction)
 
     def _check_boundary_conditions(self) -> None:
         for axis, kind in self.boundary_conditions.items():

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from cfdbench.errors import CfdbenchError
 from cfdbench.layers.mlp import grid_points
+from cfdbench.solvers.geometry import is_fluid_cell
 
 if TYPE_CHECKING:
     from cfdbench.data.metadata import DatasetMetadata
@@ -241,7 +242,7 @@ def broadcast_params(params: Tensor, like: Tensor) -> Tensor:
 def fluid_cells(fluid_fraction: Tensor) -> Tensor:
     """1 on the cells at least half fluid, the cells that are predicted and scored, else 0 (in the
     fraction's dtype; a 0/1 mask gives itself back)."""
-    return (fluid_fraction >= 0.5).to(fluid_fraction.dtype)
+    return is_fluid_cell(fluid_fraction).to(fluid_fraction.dtype)
 
 
 def predict_batch(model: NeuralOperator, batch: dict[str, Tensor], device: torch.device) -> Tensor:

@@ -42,10 +42,12 @@ class FlowSetup:
             inside |= (x - cx) ** 2 + (y - cy) ** 2 <= r**2
         return inside
 
-    def fluid_fraction(self, x_edges: np.ndarray, y_edges: np.ndarray) -> np.ndarray:
-        """(ny, nx) share of each cell [x_edges[i], x_edges[i+1]] x [y_edges[j], y_edges[j+1]] (scale
-        units) outside every body, exact (:func:`cfdbench.solvers.geometry.fluid_fraction`)."""
-        return fluid_fraction(x_edges, y_edges, block=self.block, disc=self.disc)
+    def fluid_fraction(self, shape: tuple[int, int]) -> np.ndarray:
+        """(ny, nx) share of each cell of the window cut into ``shape`` = (ny, nx) equal cells outside
+        every body, exact (:func:`cfdbench.solvers.geometry.fluid_fraction`), float32 as stored."""
+        ny, nx = shape
+        edges_x, edges_y = np.linspace(0.0, self.length_x, nx + 1), np.linspace(0.0, self.length_y, ny + 1)
+        return fluid_fraction(edges_x, edges_y, block=self.block, disc=self.disc).astype(np.float32)
 
 
 def _nu(p: dict[str, float], velocity_key: str, length: float) -> float:

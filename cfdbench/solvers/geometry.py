@@ -10,6 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+FLUID_CELL_SHARE = 0.5  # a cell at least this much fluid is a fluid cell: stored, predicted and scored
+
+
+def is_fluid_cell(fluid_fraction):
+    """True where a cell's fluid fraction (a NumPy array or a tensor) makes it a fluid cell: the one
+    rule for stored masks, the disc's solver cells and the cells a model predicts."""
+    return fluid_fraction >= FLUID_CELL_SHARE
+
 
 def fluid_fraction(
     x_edges: np.ndarray,

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from cfdbench.errors import CfdbenchError
-from cfdbench.solvers.geometry import fluid_fraction
+from cfdbench.solvers.geometry import fluid_fraction, is_fluid_cell
 from cfdbench.solvers.grid import StaggeredGrid
 
 
@@ -198,7 +198,7 @@ def _disc_fluid_cells(grid: StaggeredGrid, case: int, disc: np.ndarray) -> np.nd
     """(ny, nx) bool: the cells of case ``case`` at least half outside its disc (cx, cy, radius)."""
     lx, ly = float(grid.lx.reshape(-1)[case]), float(grid.ly.reshape(-1)[case])
     edges_x, edges_y = np.linspace(0.0, lx, grid.nx + 1), np.linspace(0.0, ly, grid.ny + 1)
-    return fluid_fraction(edges_x, edges_y, disc=tuple(disc)) >= 0.5
+    return is_fluid_cell(fluid_fraction(edges_x, edges_y, disc=tuple(disc)))
 
 
 class _NormalInterpolation:

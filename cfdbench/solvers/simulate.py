@@ -17,6 +17,7 @@ import torch
 
 from cfdbench.errors import CfdbenchError, SimulationDivergedError
 from cfdbench.solvers.flows import Flow, FlowSetup, get_flow
+from cfdbench.solvers.geometry import is_fluid_cell
 from cfdbench.solvers.grid import StaggeredGrid, WallVelocity
 from cfdbench.solvers.navier_stokes import FlowState, NavierStokesSolver
 from cfdbench.solvers.obstacles import GridAlignedObstacle, InterpolatedDisc
@@ -231,15 +232,13 @@ def _to_si(flow, cases, resampled, native, forces, frame_interval, frame_shape, 
     stack = lambda i: torch.stack([f[i] for f in resampled], dim=1).double().cpu().numpy()  # noqa: E731
     u, v, p = stack(0) * vel, stack(1) * vel, stack(2) * pressure
     ny, nx = frame_shape
-    xs, ys, fractions = [], [], []
-    for b, case in enumerate(cases):
-        s = case.setup
-        edges_x, edges_y = np.linspace(0.0, s.length_x, nx + 1), np.linspace(0.0, s.length_y, ny + 1)
-        fractions.append(s.fluid_fraction(edges_x, edges_y).astype(np.float32))  # as stored
-        x0, y0, width, height = s.window_si
+    xs, ys = [], []
+    for case in cases:
+        x0, y0, width, height = case.setup.window_si
         xs.append(x0 + (np.arange(nx) + 0.5) * width / nx)
         ys.append(y0 + (np.arange(ny) + 0.5) * height / ny)
-    masks = [fraction >= 0.5 for fraction in fractions]
+    fractions = [case.setup.fluid_fraction(frame_shape) for case in cases]
+    masks = [is_fluid_cell(fraction) for fraction in fractions]
     u, v, p = (np.where(np.stack(masks)[:, None], f, 0.0).astype(np.float32) for f in (u, v, p))
     body_force = []
     if forces:
